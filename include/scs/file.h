@@ -1,0 +1,49 @@
+/* scs/file.h - the content engine: random-access plaintext reads and writes
+ * on an encrypted object (format.h) through any back end.  No FUSE here.
+ *
+ * Thread-safe: one scs_file may be shared by every open of the same inode;
+ * reads run in parallel, writes are serialised per file.
+ * Writes go to the object in place (re-sealing only the touched chunks);
+ * the header (content_hash, file_version, signature) is rewritten by
+ * scs_file_flush / scs_file_sync / scs_file_close when anything changed.
+ * Authentication failures return -EBADMSG and log one line naming the
+ * file (its display name given at open). */
+#ifndef SCS_FILE_H
+#define SCS_FILE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "scs/backend.h"
+#include "scs/keyctx.h"
+
+typedef struct scs_file scs_file;
+
+/* Create a new empty file object at path (O_EXCL).  display names the file
+ * in log lines (a plaintext path); it is copied. */
+int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
+		    const scs_keyctx *k, const char *display, scs_file **out);
+/* Open an existing object; writable opens the object O_RDWR.  Verifies the
+ * header (signature, writer, epoch) and unwraps the file key. */
+int scs_file_open(scs_backend *be, const char *path, int writable,
+		  const scs_keyctx *k, const char *display, scs_file **out);
+
+ssize_t scs_file_pread(scs_file *f, void *buf, size_t n, uint64_t off);
+ssize_t scs_file_pwrite(scs_file *f, const void *buf, size_t n, uint64_t off);
+int scs_file_truncate(scs_file *f, uint64_t size);
+uint64_t scs_file_size(scs_file *f);
+int scs_file_flush(scs_file *f);                 /* re-sign if dirty */
+int scs_file_sync(scs_file *f, int datasync);    /* flush + backend fsync */
+int scs_file_close(scs_file *f);                 /* flush + free; returns flush error */
+/* Change the display name (after a rename). */
+void scs_file_set_display(scs_file *f, const char *display);
+uint32_t scs_file_epoch(scs_file *f);
+
+/* Authenticate a whole object: header, every record, content hash.
+ * 0, or -EBADMSG with the reason in err. */
+int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_err *err);
+
+/* Plaintext size of an object from its size (for getattr without opening).
+ * Returns 0 for objects too short to be valid (being created). */
+uint64_t scs_file_plain_size(uint64_t object_size);
+
+#endif

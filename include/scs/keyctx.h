@@ -1,0 +1,26 @@
+/* scs/keyctx.h - what the file engine needs from the group: the epoch to
+ * write in, epoch keys to read with, who may sign, and our signing key.
+ * scs_vault provides one (scs_vault_keyctx); unit tests provide fakes. */
+#ifndef SCS_KEYCTX_H
+#define SCS_KEYCTX_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "scs/format.h"
+
+typedef struct scs_keyctx {
+	void *arg;
+	/* Epoch new files (and rewritten headers) use. */
+	uint32_t (*write_epoch)(void *arg);
+	/* Key of an epoch; -ENOKEY if unknown, -EKEYREVOKED if retired. */
+	int (*epoch_key)(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN]);
+	/* Ed25519 public key of a writer who may sign files of this epoch;
+	 * -EPERM if that fingerprint is not (or no longer) an accepted writer. */
+	int (*writer_pub)(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epoch,
+			  uint8_t pub[SCS_ED25519_PUB_LEN]);
+	/* Our identity: fingerprint and signing key (NULL for read-only use). */
+	const uint8_t *self_fpr;
+	EVP_PKEY *sign_key;
+} scs_keyctx;
+
+#endif

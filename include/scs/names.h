@@ -1,0 +1,74 @@
+/* scs/names.h - encrypted file and directory names.
+ *
+ * enc = base64url(AES-256-SIV(name_key, AD = parent dir id, plaintext name))
+ * name_key = HKDF(epoch key, "scsfs v1 name key"), 64 bytes.
+ * An encoded name longer than SCS_NAME_MAX_ENC characters is stored as
+ * the "long" form: SCS_LONG_PREFIX + base64url(SHA-256(enc)) with the full
+ * enc in a side object named that + SCS_LONG_SUFFIX.
+ * Names a sync client or Drive mangled ("<enc> (1)", "<enc> (conflicted copy
+ * ...)") are decoded to readable plaintext names with the suffix kept. */
+#ifndef SCS_NAMES_H
+#define SCS_NAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "scs/crypto.h"
+
+#define SCS_DIR_ID_LEN    16
+#define SCS_NAME_MAX      255          /* plaintext bytes, as NAME_MAX */
+#define SCS_NAME_MAX_ENC  220          /* longest stored encoded name */
+#define SCS_LONG_PREFIX   "L~"
+#define SCS_LONG_SUFFIX   ".name"
+#define SCS_ENC_NAME_BUF  512          /* big enough for any encoded name */
+#define SCS_DIRID_FILE    ".scsdir"    /* inside each remote directory */
+#define SCS_META_DIR      ".scsfs"     /* group metadata at the root */
+
+int scs_name_key(const uint8_t epoch_key[SCS_KEY_LEN], uint8_t out[SCS_SIV_KEY_LEN]);
+
+/* Encrypt a plaintext name (1..SCS_NAME_MAX bytes, no '/', not "." or
+ * ".."; else -EINVAL / -ENAMETOOLONG).  Writes the full encoding to
+ * full[SCS_ENC_NAME_BUF] and the stored (possibly long-form) name to
+ * stored[SCS_ENC_NAME_BUF]; *is_long tells which. */
+int scs_name_encrypt(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SCS_DIR_ID_LEN],
+		     const char *name, char *full, char *stored, int *is_long);
+
+/* Decrypt a full encoding (not long form) into plain[SCS_NAME_MAX + 1]. */
+int scs_name_decrypt(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SCS_DIR_ID_LEN],
+		     const char *enc, size_t enclen, char *plain);
+
+/* Classify a stored remote name: returns SCS_NAME_PLAIN_ENC (pure
+ * base64url), SCS_NAME_LONG (long form), SCS_NAME_LONG_SIDE (a side object),
+ * SCS_NAME_RESERVED (.scsdir / .scsfs / temp files: hide), or
+ * SCS_NAME_FOREIGN (not ours).  For names a sync client decorated, *enc_len
+ * is the length of the encoded part and the rest is the decoration. */
+enum { SCS_NAME_PLAIN_ENC = 1, SCS_NAME_LONG, SCS_NAME_LONG_SIDE, SCS_NAME_RESERVED, SCS_NAME_FOREIGN };
+int scs_name_classify(const char *stored, size_t *enc_len);
+
+/* Build the readable plaintext name for a decorated entry: insert the
+ * decoration before the extension, e.g. "report.odt" + " (1)" ->
+ * "report (1).odt".  out[SCS_NAME_MAX + 1]; -ENAMETOOLONG if it cannot fit. */
+int scs_name_decorate(const char *plain, const char *decoration, size_t declen, char *out);
+
+#endif
+
+/* Symlink targets are stored as the target of a remote symlink (or a small
+ * object on back ends without symlinks):
+ *   "S1" + base64url(u32be(epoch) || nonce(12) || AES-256-GCM(target) || tag)
+ * key = HKDF(epoch key, "scsfs v1 symlink key"), AAD = "scsfs symlink" ||
+ * dir id of the parent || u32be(epoch).  target is 1..4095 bytes. */
+#define SCS_SYMLINK_MAX 4095
+#define SCS_SYMLINK_ENC_BUF 5600
+int scs_symlink_encrypt(const uint8_t epoch_key[SCS_KEY_LEN], uint32_t epoch,
+			const uint8_t dir_id[SCS_DIR_ID_LEN], const char *target,
+			char *out /* SCS_SYMLINK_ENC_BUF */);
+/* Read the epoch a stored target claims (to pick the key), then decrypt. */
+int scs_symlink_epoch(const char *stored, uint32_t *epoch);
+int scs_symlink_decrypt(const uint8_t epoch_key[SCS_KEY_LEN],
+			const uint8_t dir_id[SCS_DIR_ID_LEN], const char *stored,
+			char *target /* SCS_SYMLINK_MAX + 1 */);
+
+/* The .scsdir object inside every remote directory but the root: written
+ * once at mkdir, never rewritten:  "SCSD" || u16be(1) || dir_id(16). */
+#define SCS_DIRID_OBJ_LEN 22
+void scs_dirid_encode(const uint8_t dir_id[SCS_DIR_ID_LEN], uint8_t out[SCS_DIRID_OBJ_LEN]);
+int scs_dirid_decode(const uint8_t *in, size_t len, uint8_t dir_id[SCS_DIR_ID_LEN]);

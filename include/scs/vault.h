@@ -1,0 +1,44 @@
+/* scs/vault.h - an opened group folder: back end + verified keyring +
+ * unlocked identity + epoch keys.  What scsfs mounts and scsctl works on. */
+#ifndef SCS_VAULT_H
+#define SCS_VAULT_H
+
+#include <stdint.h>
+#include "scs/backend.h"
+#include "scs/keyctx.h"
+#include "scs/names.h"
+#include "scs/err.h"
+
+typedef struct scs_vault scs_vault;
+
+struct scs_vault_opts {
+	const char *passphrase_file;  /* NULL: $SCSFS_PASSPHRASE_FILE, else terminal */
+	int no_prompt;                /* never ask on the terminal (daemons, CI) */
+};
+
+/* Open REMOTE (NULL: the default from config).  Checks, in this order and
+ * with a one-line message each: the folder exists and is readable, it is an
+ * scsfs group (.scsfs/), this user has an identity, the keyring verifies
+ * against the pinned genesis, this identity is a member; only then asks
+ * for the passphrase and unwraps the epoch keys.  Nothing is written. */
+int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
+		   scs_vault **out, scs_err *err);
+void scs_vault_close(scs_vault *v);
+
+scs_backend *scs_vault_backend(scs_vault *v);
+const scs_keyctx *scs_vault_keyctx(scs_vault *v);
+/* Root directory id (derived from the group id) and the name key of the
+ * epoch new names are written in. */
+const uint8_t *scs_vault_root_dir_id(scs_vault *v);
+uint32_t scs_vault_epoch(scs_vault *v);
+/* Epoch keys of every epoch readable (newest first): for name lookup and
+ * symlink decryption.  Returns count; keys stay owned by the vault. */
+int scs_vault_name_keys(scs_vault *v, const uint8_t (**keys)[SCS_SIV_KEY_LEN], const uint32_t **epochs);
+int scs_vault_epoch_key(scs_vault *v, uint32_t epoch, uint8_t key[SCS_KEY_LEN]);
+/* Group fingerprint (hex, grouped for reading aloud). */
+const char *scs_vault_group_fpr(scs_vault *v);
+/* Re-read the keyring if it changed remotely (running mounts follow). 0 if
+ * unchanged or updated, negative if the new state was refused (old kept). */
+int scs_vault_refresh(scs_vault *v, scs_err *err);
+
+#endif

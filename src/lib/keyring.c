@@ -1,0 +1,1 @@
+/* keyring.c: being written */

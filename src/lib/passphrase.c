@@ -1,0 +1,1 @@
+/* passphrase.c: being written */
