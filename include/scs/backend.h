@@ -88,4 +88,67 @@ void scs_backend_close(scs_backend *be);
 /* Back end constructors (one per back end). */
 int scs_backend_local_open(const char *dir, scs_backend **out, scs_err *err);
 
+/* Temporary objects made by write_file/create_file are named
+ * "<path>" SCS_TMP_INFIX "<16 hex digits>" beside their target; a crash can
+ * leave one behind.  Listings hide them (scs_is_tmp_name). */
+#define SCS_TMP_INFIX ".tmp-"
+int scs_is_tmp_name(const char *name);
+
+/* Wrappers: call the back end, or return -ENOTSUP when it lacks the
+ * operation.  Use these instead of be->ops->x so optional operations need
+ * no NULL checks at the call sites. */
+#define SCS_BE_CALL(be, op, ...) \
+	((be)->ops->op ? (be)->ops->op(__VA_ARGS__) : -ENOTSUP)
+static inline int scs_be_stat(scs_backend *be, const char *p, struct scs_attr *a)
+{ return SCS_BE_CALL(be, stat, be, p, a); }
+static inline int scs_be_list(scs_backend *be, const char *d, scs_list_cb cb, void *arg)
+{ return SCS_BE_CALL(be, list, be, d, cb, arg); }
+static inline int scs_be_mkdir(scs_backend *be, const char *p, uint32_t mode)
+{ return SCS_BE_CALL(be, mkdir, be, p, mode); }
+static inline int scs_be_rmdir(scs_backend *be, const char *p)
+{ return SCS_BE_CALL(be, rmdir, be, p); }
+static inline int scs_be_unlink(scs_backend *be, const char *p)
+{ return SCS_BE_CALL(be, unlink, be, p); }
+static inline int scs_be_rename(scs_backend *be, const char *from, const char *to, unsigned flags)
+{ return SCS_BE_CALL(be, rename, be, from, to, flags); }
+static inline int scs_be_symlink(scs_backend *be, const char *target, const char *p)
+{ return SCS_BE_CALL(be, symlink, be, target, p); }
+/* Returns the target length; buf is NUL-terminated; -ENAMETOOLONG if it
+ * does not fit in size - 1 bytes. */
+static inline int scs_be_readlink(scs_backend *be, const char *p, char *buf, size_t size)
+{ return SCS_BE_CALL(be, readlink, be, p, buf, size); }
+static inline int scs_be_link(scs_backend *be, const char *from, const char *to)
+{ return SCS_BE_CALL(be, link, be, from, to); }
+static inline int scs_be_chmod(scs_backend *be, const char *p, uint32_t mode)
+{ return SCS_BE_CALL(be, chmod, be, p, mode); }
+static inline int scs_be_chown(scs_backend *be, const char *p, uint32_t uid, uint32_t gid)
+{ return SCS_BE_CALL(be, chown, be, p, uid, gid); }
+static inline int scs_be_utimens(scs_backend *be, const char *p, const struct timespec ts[2])
+{ return SCS_BE_CALL(be, utimens, be, p, ts); }
+static inline int scs_be_statfs(scs_backend *be, struct statvfs *st)
+{ return SCS_BE_CALL(be, statfs, be, st); }
+static inline int scs_be_open(scs_backend *be, const char *p, int flags, uint32_t mode, scs_obj **out)
+{ return SCS_BE_CALL(be, open, be, p, flags, mode, out); }
+static inline ssize_t scs_obj_pread(scs_obj *o, void *buf, size_t n, uint64_t off)
+{ return o->be->ops->pread(o, buf, n, off); }
+static inline ssize_t scs_obj_pwrite(scs_obj *o, const void *buf, size_t n, uint64_t off)
+{ return o->be->ops->pwrite(o, buf, n, off); }
+static inline int scs_obj_ftruncate(scs_obj *o, uint64_t size)
+{ return SCS_BE_CALL(o->be, ftruncate, o, size); }
+/* -ENOTSUP/-EOPNOTSUPP: no reservation possible; callers carry on. */
+static inline int scs_obj_fallocate(scs_obj *o, uint64_t off, uint64_t len)
+{ return SCS_BE_CALL(o->be, fallocate, o, off, len); }
+static inline int scs_obj_fsync(scs_obj *o, int datasync)
+{ return SCS_BE_CALL(o->be, fsync, o, datasync); }
+static inline int scs_obj_fstat(scs_obj *o, struct scs_attr *a)
+{ return SCS_BE_CALL(o->be, fstat, o, a); }
+static inline int scs_obj_close(scs_obj *o)
+{ return o->be->ops->obj_close(o); }
+static inline int scs_be_read_file(scs_backend *be, const char *p, size_t max, uint8_t **data, size_t *len)
+{ return SCS_BE_CALL(be, read_file, be, p, max, data, len); }
+static inline int scs_be_write_file(scs_backend *be, const char *p, const void *data, size_t len)
+{ return SCS_BE_CALL(be, write_file, be, p, data, len); }
+static inline int scs_be_create_file(scs_backend *be, const char *p, const void *data, size_t len)
+{ return SCS_BE_CALL(be, create_file, be, p, data, len); }
+
 #endif
