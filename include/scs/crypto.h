@@ -56,7 +56,8 @@ int scs_gcm_open1(const uint8_t key[SCS_KEY_LEN], const uint8_t nonce[SCS_GCM_NO
 		  const uint8_t tag[SCS_GCM_TAG_LEN], uint8_t *pt);
 
 /* AES-256-SIV (RFC 5297) with one associated-data string.  out = tag(16) ||
- * ciphertext(n), so outcap >= n + 16. */
+ * ciphertext(n), so outcap >= n + 16.  n >= 1 (-EINVAL for an empty
+ * message; open of a bare tag is -EBADMSG). */
 int scs_siv_seal(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t *ad, size_t adlen,
 		 const uint8_t *pt, size_t n, uint8_t *out);
 int scs_siv_open(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t *ad, size_t adlen,
@@ -69,7 +70,11 @@ int scs_ed25519_sign(EVP_PKEY *sk, const void *msg, size_t n, uint8_t sig[SCS_ED
 int scs_ed25519_verify(const uint8_t pub[SCS_ED25519_PUB_LEN], const void *msg, size_t n,
 		       const uint8_t sig[SCS_ED25519_SIG_LEN]); /* 0 or -EBADMSG */
 
-/* RSA (>= 3072 bits) with OAEP-SHA256 (MGF1-SHA256) and a label. */
+/* RSA (>= 3072 bits) with OAEP-SHA256 (MGF1-SHA256) and a label.
+ * *outlen is the capacity of out on entry and the length written on return
+ * (EVP convention); encrypt with out == NULL only sets *outlen to the size
+ * needed (the modulus size, 384 for 3072 bits).  Every decrypt failure,
+ * including a too-small out, is -EBADMSG. */
 #define SCS_RSA_BITS 3072
 int scs_rsa_generate(int bits, EVP_PKEY **out);
 int scs_rsa_oaep_encrypt(EVP_PKEY *pub, const void *label, size_t labellen,
