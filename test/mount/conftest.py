@@ -1,0 +1,655 @@
+"""Helpers for the pytest suites that mount scsfs for real.
+
+Programs come from $SCSFS_BUILD (default <repo>/build).  Users are simulated
+by separate HOME directories (XDG_CONFIG_HOME / XDG_DATA_HOME /
+XDG_CACHE_HOME under them) and SCSFS_PASSPHRASE_FILE pointing at a 0600 file.
+
+FUSE is required: without /dev/fuse or fusermount3 the tests fail when
+CI=true and are skipped otherwise (the check is in the `fuse` fixture).
+"""
+import errno
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("SCSFS_BUILD", REPO / "build")).resolve()
+SCSFS = BUILD / "src" / "scsfs" / "scsfs"
+SCSCTL = BUILD / "src" / "scsctl" / "scsctl"
+FUSERMOUNT = shutil.which("fusermount3") or "/usr/bin/fusermount3"
+
+CHUNK = 32768
+HEADER = 256
+RECORD = CHUNK + 28
+
+TEST_TIMEOUT = int(os.environ.get("SCSFS_TEST_TIMEOUT", "240"))
+
+
+def object_size(plain):
+    """Size of the encrypted object holding `plain` bytes (scsfs-format.5)."""
+    nrec = max(1, -(-plain // CHUNK))
+    return HEADER + nrec * 28 + plain
+
+
+# ---------------------------------------------------------------- mounts
+
+def _unescape_mountinfo(s):
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and i + 3 < len(s) and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_entries():
+    """(mountpoint, fstype, source) of every mount, without touching them
+    (os.path.ismount would stat the mountpoint and could hang on a stuck
+    daemon)."""
+    res = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            sep = parts.index("-")
+            res.append((_unescape_mountinfo(parts[4]), parts[sep + 1],
+                        _unescape_mountinfo(parts[sep + 2])))
+    return res
+
+
+def is_mounted(path):
+    path = os.path.realpath(str(path))
+    return any(mp == path for mp, _, _ in mount_entries())
+
+
+def fuse_mounts_under(prefix):
+    prefix = os.path.realpath(str(prefix))
+    return [mp for mp, fs, _ in mount_entries()
+            if fs.startswith("fuse") and (mp == prefix or mp.startswith(prefix + "/"))]
+
+
+def wait_for_mount(path, timeout=30, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_mounted(path):
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def daemon_pids(mnt):
+    """pids of scsfs processes whose argv names this mountpoint."""
+    mnt = str(mnt)
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"scsfs" and \
+                any(a.decode(errors="replace").rstrip("/") == mnt.rstrip("/") for a in argv[1:]):
+            pids.append(int(d))
+    return pids
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def fusermount_u(mnt, attempts=50):
+    """fusermount3 -u with retries (EBUSY right after a close is normal),
+    then a lazy unmount.  Returns True if the plain unmount worked."""
+    for _ in range(attempts):
+        if not is_mounted(mnt):
+            return True
+        r = subprocess.run([FUSERMOUNT, "-u", str(mnt)], capture_output=True, timeout=30)
+        if r.returncode == 0:
+            return True
+        time.sleep(0.1)
+    subprocess.run([FUSERMOUNT, "-uz", str(mnt)], capture_output=True, timeout=30)
+    return False
+
+
+# Every Vault that might have a mount, for the watchdog and the final check.
+_LIVE = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _emergency_abort():
+    """Kill every daemon of ours and lazily unmount: a test blocked in a FUSE
+    syscall then gets ENOTCONN and fails instead of hanging the suite."""
+    with _LIVE_LOCK:
+        vaults = list(_LIVE)
+    for v in vaults:
+        for pid in daemon_pids(v.mnt):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if v.proc is not None and v.proc.poll() is None:
+            v.proc.kill()
+        subprocess.run([FUSERMOUNT, "-uz", str(v.mnt)], capture_output=True, timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _watchdog(request):
+    marker = request.node.get_closest_marker("timeout")
+    limit = marker.args[0] if marker else TEST_TIMEOUT
+    fired = []
+
+    def fire():
+        fired.append(True)
+        _emergency_abort()
+    t = threading.Timer(limit, fire)
+    t.daemon = True
+    t.start()
+    yield
+    t.cancel()
+    if fired:
+        pytest.fail(f"test took longer than {limit} s: daemons killed, mounts lazily unmounted")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "timeout(seconds): watchdog limit for one test")
+
+
+# ---------------------------------------------------------------- users
+
+def _clean_env():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SCSFS_", "XDG_", "GIT_")) or k == "SCSFS_BUILD"}
+    env["LANG"] = env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+class User:
+    """One simulated person: a HOME with XDG dirs and a passphrase file."""
+
+    def __init__(self, home, name, passphrase=None):
+        self.home = Path(home)
+        self.name = name
+        self.passphrase = passphrase or f"correct horse {name} battery {secrets.token_hex(4)}"
+        for d in (".config", ".local/share", ".cache"):
+            (self.home / d).mkdir(parents=True, exist_ok=True)
+        self.passfile = self.home / "passphrase"
+        if not self.passfile.exists():
+            self.write_passfile(self.passphrase)
+        else:
+            self.passphrase = self.passfile.read_text().rstrip("\n")
+
+    def write_passfile(self, text, path=None):
+        path = Path(path or self.passfile)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    @property
+    def data_dir(self):
+        return self.home / ".local/share/scsfs"
+
+    @property
+    def config_dir(self):
+        return self.home / ".config/scsfs"
+
+    def env(self, passfile=True, **extra):
+        env = _clean_env()
+        env.update(HOME=str(self.home),
+                   XDG_CONFIG_HOME=str(self.home / ".config"),
+                   XDG_DATA_HOME=str(self.home / ".local/share"),
+                   XDG_CACHE_HOME=str(self.home / ".cache"))
+        if passfile:
+            env["SCSFS_PASSPHRASE_FILE"] = str(self.passfile)
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def run(self, argv, passfile=True, env=None, timeout=120, input=None):
+        """Run a program as this user: no terminal (new session, stdin from
+        /dev/null unless input is given), output captured."""
+        e = self.env(passfile=passfile)
+        if env:
+            e.update(env)
+        r = subprocess.run([str(a) for a in argv], env=e, capture_output=True, text=True,
+                           timeout=timeout, start_new_session=True,
+                           input=input, stdin=None if input is not None else subprocess.DEVNULL)
+        return r
+
+    def ctl(self, *args, check=True, **kw):
+        r = self.run([SCSCTL, *args], **kw)
+        if check:
+            assert r.returncode == 0, \
+                f"scsctl {' '.join(map(str, args))} exited {r.returncode}: {r.stderr.strip()!r}"
+        return r
+
+    def clone(self, home):
+        """A copy of this user (identity and all state) in another HOME."""
+        shutil.copytree(self.home, home, symlinks=True)
+        return User(home, self.name)
+
+
+def one_line(msg):
+    """A program's failure message: exactly one non-empty line."""
+    lines = [l for l in msg.split("\n") if l != ""]
+    assert len(lines) == 1, f"expected exactly one line on stderr, got {msg!r}"
+    assert lines[0].strip(), f"empty message: {msg!r}"
+    return lines[0]
+
+
+def _require_programs():
+    for p in (SCSFS, SCSCTL):
+        if not os.access(p, os.X_OK):
+            pytest.fail(f"{p} not built: run `meson setup {BUILD} && ninja -C {BUILD}` "
+                        f"or set SCSFS_BUILD")
+
+
+@pytest.fixture(scope="session")
+def fuse():
+    """FUSE is needed: fail under CI, skip elsewhere."""
+    missing = []
+    if not os.path.exists("/dev/fuse"):
+        missing.append("/dev/fuse")
+    if not os.access(FUSERMOUNT, os.X_OK):
+        missing.append("fusermount3")
+    if missing:
+        msg = f"FUSE not available ({', '.join(missing)} missing)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg + ": required under CI")
+        pytest.skip(msg)
+    return True
+
+
+@pytest.fixture(scope="session")
+def programs():
+    _require_programs()
+    return SCSFS, SCSCTL
+
+
+def make_user(home, name):
+    _require_programs()
+    u = User(home, name)
+    u.ctl("id", "new", name)
+    return u
+
+
+@pytest.fixture(scope="session")
+def alice_template(tmp_path_factory):
+    return make_user(tmp_path_factory.mktemp("tmpl") / "alice", "alice")
+
+
+@pytest.fixture(scope="session")
+def mallory_template(tmp_path_factory):
+    return make_user(tmp_path_factory.mktemp("tmpl") / "mallory", "mallory")
+
+
+@pytest.fixture
+def alice(alice_template, tmp_path):
+    """A fresh copy of alice (her identity, no group yet)."""
+    return alice_template.clone(tmp_path / "home-alice")
+
+
+@pytest.fixture
+def mallory(mallory_template, tmp_path):
+    return mallory_template.clone(tmp_path / "home-mallory")
+
+
+# ---------------------------------------------------------------- vaults
+
+class Vault:
+    """A group folder (local: back end) of one user and a mountpoint."""
+
+    def __init__(self, user, cloud, mnt):
+        self.user = user
+        self.cloud = Path(cloud)
+        self.mnt = Path(mnt)
+        self.cloud.mkdir(parents=True, exist_ok=True)
+        self.mnt.mkdir(parents=True, exist_ok=True)
+        self.proc = None           # foreground daemon (Popen)
+        self.pids = []             # daemonized scsfs pids
+        self.log_path = None       # stderr of a foreground daemon
+        self._log_fh = None
+        self.nlog = 0
+        self.fingerprint = None
+
+    @property
+    def remote(self):
+        return f"local:{self.cloud}"
+
+    def init(self):
+        r = self.user.ctl("init", self.remote)
+        self.init_output = r.stdout + r.stderr
+        return r
+
+    def path(self, rel=""):
+        return self.mnt / rel
+
+    def mount(self, foreground=False, args=(), remote=True, env=None, passfile=True):
+        """Mount (daemonized by default; foreground=True keeps the process as a
+        child and captures its stderr in self.log_path)."""
+        assert not is_mounted(self.mnt), f"{self.mnt} already mounted"
+        argv = [SCSFS, *args]
+        if remote:
+            argv.append(self.remote)
+        argv.append(self.mnt)
+        e = self.user.env(passfile=passfile)
+        if env:
+            e.update(env)
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        if foreground:
+            self.nlog += 1
+            self.log_path = self.mnt.parent / f"{self.mnt.name}-scsfs-{self.nlog}.log"
+            self._log_fh = open(self.log_path, "wb")
+            self.proc = subprocess.Popen([str(a) for a in argv[:1]] + ["-f"] + [str(a) for a in argv[1:]],
+                                         env=e, stdin=subprocess.DEVNULL, stdout=self._log_fh,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+            if not wait_for_mount(self.mnt, proc=self.proc):
+                rc = self.proc.poll()
+                if rc is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self.proc = None
+                pytest.fail(f"scsfs -f did not mount {self.mnt} (exit {rc}): {self.log()!r}")
+        else:
+            out = self.mnt.parent / f"{self.mnt.name}-daemon.out"
+            with open(out, "w+") as fh:
+                r = subprocess.run([str(a) for a in argv], env=e, stdin=subprocess.DEVNULL,
+                                   stdout=fh, stderr=fh, timeout=90, start_new_session=True)
+                fh.seek(0)
+                text = fh.read()
+            assert r.returncode == 0, f"scsfs exited {r.returncode}: {text!r}"
+            # scsfs returns once mounted: the mount must be there right away.
+            assert wait_for_mount(self.mnt, timeout=5), \
+                f"scsfs exited 0 but {self.mnt} is not mounted: {text!r}"
+            self.pids = daemon_pids(self.mnt)
+            assert self.pids, "no scsfs daemon process left running after it daemonized"
+        return self
+
+    def log(self):
+        if self.log_path is None:
+            return ""
+        if self._log_fh:
+            self._log_fh.flush()
+        return Path(self.log_path).read_text(errors="replace")
+
+    def unmount(self, check=True):
+        """fusermount3 -u (retries, then lazy) and check the daemon exits."""
+        clean = fusermount_u(self.mnt)
+        problems = []
+        if not clean:
+            problems.append("needed a lazy unmount (fusermount3 -u kept failing)")
+        if self.proc is not None:
+            try:
+                rc = self.proc.wait(timeout=20)
+                if rc != 0:
+                    problems.append(f"scsfs -f exited {rc} after unmount: {self.log()[-2000:]!r}")
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                problems.append("scsfs -f did not exit within 20 s of the unmount")
+            self.proc = None
+            self._log_fh.close()
+            self._log_fh = None
+        else:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and any(pid_alive(p) for p in self.pids):
+                time.sleep(0.05)
+            alive = [p for p in self.pids if pid_alive(p)]
+            for p in alive:
+                os.kill(p, signal.SIGKILL)
+            if alive:
+                problems.append(f"scsfs daemon {alive} did not exit within 20 s of the unmount")
+            self.pids = []
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
+        if check:
+            assert not problems, "; ".join(problems)
+        return problems
+
+    def remount(self, **kw):
+        self.unmount()
+        return self.mount(**kw)
+
+    def drop_caches(self):
+        """Unmount and mount again so no kernel or daemon cache hides the
+        backing folder's state."""
+        fg = self.proc is not None
+        self.unmount()
+        self.mount(foreground=fg)
+
+    def cleanup(self):
+        if is_mounted(self.mnt) or self.proc is not None or self.pids:
+            self.unmount(check=False)
+        if self._log_fh:
+            self._log_fh.close()
+
+
+@pytest.fixture
+def vault(fuse, alice, tmp_path):
+    """alice's freshly initialised group folder, not mounted."""
+    v = Vault(alice, tmp_path / "cloud", tmp_path / "mnt")
+    v.init()
+    yield v
+    v.cleanup()
+
+
+@pytest.fixture
+def mounted(vault):
+    """alice's group, mounted by the daemonizing `scsfs REMOTE MOUNTPOINT`."""
+    vault.mount()
+    yield vault
+    problems = vault.unmount(check=False)
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def mounted_fg(vault):
+    """Like mounted, but `scsfs -f` as a child whose stderr is vault.log()."""
+    vault.mount(foreground=True)
+    yield vault
+    problems = vault.unmount(check=False)
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_mounts(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    yield
+    left = fuse_mounts_under(base)
+    for mp in left:
+        subprocess.run([FUSERMOUNT, "-uz", mp], capture_output=True)
+    assert not left, f"FUSE mounts left behind: {left}"
+
+
+# ---------------------------------------------------------------- trees
+
+def snapshot(root, content=True):
+    """{relpath: (type, mode bits, size, sha256 or symlink target)} of a tree."""
+    root = Path(root)
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for n in sorted(dirnames) + sorted(filenames):
+            p = Path(dirpath) / n
+            rel = str(p.relative_to(root))
+            st = os.lstat(p)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("l", None, None, os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("d", mode, None, None)
+            elif stat.S_ISREG(st.st_mode):
+                h = None
+                if content:
+                    h = hashlib.sha256(p.read_bytes()).hexdigest()
+                out[rel] = ("f", mode, st.st_size, h)
+            else:
+                out[rel] = ("?", mode, None, None)
+    return out
+
+
+def assert_same_tree(a, b):
+    sa, sb = snapshot(a), snapshot(b)
+    only_a = sorted(set(sa) - set(sb))
+    only_b = sorted(set(sb) - set(sa))
+    diff = [(k, sa[k], sb[k]) for k in sorted(set(sa) & set(sb)) if sa[k] != sb[k]]
+    assert not only_a and not only_b and not diff, \
+        f"trees differ: only in {a}: {only_a[:10]}, only in {b}: {only_b[:10]}, " \
+        f"different: {diff[:10]}"
+
+
+class Shadow:
+    """Apply the same operation to the mount and to a plain directory;
+    outcomes (return value or errno) must match, and so must the trees."""
+
+    def __init__(self, mnt, plain):
+        self.roots = (Path(mnt), Path(plain))
+        self.roots[1].mkdir(parents=True, exist_ok=True)
+
+    def do(self, fn, *rels):
+        """fn(*paths) is called once per root with rels resolved in it."""
+        results = []
+        for root in self.roots:
+            try:
+                results.append(("ok", fn(*[root / r for r in rels])))
+            except OSError as e:
+                results.append(("err", errno.errorcode.get(e.errno, e.errno)))
+        assert results[0] == results[1], \
+            f"{getattr(fn, '__name__', fn)}{rels}: mount gave {results[0]}, plain dir gave {results[1]}"
+        return results[0]
+
+    def compare(self):
+        assert_same_tree(*self.roots)
+
+
+@pytest.fixture
+def shadow(mounted, tmp_path):
+    return Shadow(mounted.mnt, tmp_path / "shadow")
+
+
+# ---------------------------------------------------------------- secrecy
+
+def marker(n=24):
+    """A random, printable content marker that cannot occur by chance."""
+    return ("MK" + secrets.token_hex(n)).encode()
+
+
+def assert_no_plaintext(cloud_dir, names=(), contents=()):
+    """No plaintext name (nor a distinctive 8+ character piece of one) in any
+    path or symlink target or file of the backing folder, and no content
+    marker in any file's bytes."""
+    cloud_dir = Path(cloud_dir)
+    needles_names = set()
+    for n in names:
+        n = n.encode() if isinstance(n, str) else n
+        if len(n) >= 8:
+            for i in range(0, len(n) - 7):
+                needles_names.add(n[i:i + 8])
+        else:
+            needles_names.add(n)
+    contents = [c.encode() if isinstance(c, str) else c for c in contents]
+    for c in contents:
+        assert len(c) >= 16, "content markers must be 16+ bytes"
+    nfiles = 0
+    for dirpath, dirnames, filenames in os.walk(cloud_dir):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            rel = str(p.relative_to(cloud_dir)).encode()
+            for nd in needles_names:
+                assert nd not in rel, f"plaintext name piece {nd!r} visible in backing path {rel!r}"
+            if p.is_symlink():
+                t = os.readlink(p).encode()
+                for nd in needles_names:
+                    assert nd not in t, f"plaintext name piece {nd!r} in symlink target {t!r}"
+                continue
+            if p.is_file():
+                nfiles += 1
+                data = p.read_bytes()
+                for c in contents:
+                    assert c not in data, f"plaintext content marker found in {rel!r}"
+                    assert c[:16] not in data, f"plaintext content piece found in {rel!r}"
+                for nd in needles_names:
+                    if len(nd) >= 8:
+                        assert nd not in data, f"plaintext name piece {nd!r} inside {rel!r}"
+    return nfiles
+
+
+def backing_files(cloud, include_meta=False):
+    """Regular files of the backing folder (relative paths), without .scsfs/."""
+    cloud = Path(cloud)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(cloud):
+        rel_dir = Path(dirpath).relative_to(cloud)
+        if not include_meta and rel_dir.parts[:1] == (".scsfs",):
+            continue
+        for n in filenames:
+            p = Path(dirpath) / n
+            if not p.is_symlink():
+                out.append(p)
+    return out
+
+
+def find_object(cloud, plain_size):
+    """The one backing object whose size says it holds plain_size bytes
+    (tests give files distinctive sizes to find them without the keys)."""
+    want = object_size(plain_size)
+    hits = [p for p in backing_files(cloud) if p.stat().st_size == want]
+    assert len(hits) == 1, f"expected one object of {want} bytes (plaintext {plain_size}), found {hits}"
+    return hits[0]
+
+
+def tree_listing(root):
+    """Every path (files, dirs, symlinks) under root, with type and size."""
+    root = Path(root)
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            st = os.lstat(p)
+            out[str(p.relative_to(root))] = (stat.S_IFMT(st.st_mode), st.st_size if stat.S_ISREG(st.st_mode) else 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shared(fuse, alice_template, tmp_path_factory):
+    """One mounted group per test module (mounting costs a passphrase
+    derivation); tests work in their own subdirectory through `here`."""
+    base = tmp_path_factory.mktemp("shared")
+    user = alice_template.clone(base / "home-alice")
+    v = Vault(user, base / "cloud", base / "mnt")
+    v.init()
+    v.mount()
+    yield v
+    problems = v.unmount(check=False)
+    v.cleanup()
+    assert not problems, "; ".join(problems)
+
+
+@pytest.fixture
+def here(shared, request):
+    """A fresh directory for this test inside the shared mount."""
+    if not is_mounted(shared.mnt):      # a failed test may have left it down
+        shared.mount()
+    d = shared.mnt / request.node.name.replace("/", "_")[:100]
+    d.mkdir()
+    return d

@@ -1,0 +1,253 @@
+"""Refusals: every failure is one line on stderr, a non-zero exit, no
+mount left behind and nothing new in the backing folder."""
+import errno
+import os
+import random
+import subprocess
+
+import pytest
+
+from conftest import (SCSCTL, SCSFS, User, Vault, fuse_mounts_under, is_mounted, one_line,
+                      snapshot)
+
+
+def scsfs(user, *args, env=None, passfile=True):
+    return user.run([SCSFS, *args], env=env, passfile=passfile, timeout=90)
+
+
+def refused(r, mnt=None, *words):
+    """Check a refusal: non-zero exit, one line on stderr naming one of
+    the words (case-insensitive), no mount."""
+    assert r.returncode != 0, f"expected a refusal, exit 0: {r.stdout!r} {r.stderr!r}"
+    line = one_line(r.stderr)
+    if words:
+        assert any(w.lower() in line.lower() for w in words), \
+            f"message should mention one of {words}: {line!r}"
+    if mnt is not None:
+        assert not is_mounted(mnt), f"{mnt} is mounted after a refusal"
+    return line
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount small tmpfs file systems; unmounted at the end."""
+    made = []
+
+    def make(name, size="2m", ro=False):
+        d = tmp_path / name
+        d.mkdir()
+        opts = f"size={size}" + (",ro" if ro else "")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(d)], check=True)
+        made.append(d)
+        return d
+    yield make
+    for d in reversed(made):
+        subprocess.run(["umount", str(d)], capture_output=True)
+        if is_mounted(d):
+            subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_non_member(fuse, vault, mallory, tmp_path):
+    before = snapshot(vault.cloud)
+    mnt = tmp_path / "mmnt"
+    mnt.mkdir()
+    r = scsfs(mallory, vault.remote, mnt)
+    refused(r, mnt, "not a member")
+    assert snapshot(vault.cloud) == before
+    assert not fuse_mounts_under(tmp_path)
+
+
+def test_wrong_passphrase(fuse, vault, tmp_path):
+    before = snapshot(vault.cloud)
+    wrong = vault.user.write_passfile("not the passphrase", tmp_path / "wrong")
+    r = scsfs(vault.user, vault.remote, vault.mnt, env={"SCSFS_PASSPHRASE_FILE": str(wrong)})
+    refused(r, vault.mnt, "passphrase")
+    r = scsfs(vault.user, "--passphrase-file", wrong, vault.remote, vault.mnt)
+    refused(r, vault.mnt, "passphrase")
+    # an empty passphrase file
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    os.chmod(empty, 0o600)
+    r = scsfs(vault.user, vault.remote, vault.mnt, env={"SCSFS_PASSPHRASE_FILE": str(empty)})
+    refused(r, vault.mnt, "passphrase")
+    assert snapshot(vault.cloud) == before
+
+
+def test_missing_passphrase_file_and_no_terminal(fuse, vault, tmp_path):
+    missing = tmp_path / "no-such-file"
+    r = scsfs(vault.user, vault.remote, vault.mnt, env={"SCSFS_PASSPHRASE_FILE": str(missing)})
+    line = refused(r, vault.mnt)
+    assert "no-such-file" in line or "passphrase" in line.lower(), line
+    # no file and no terminal: say how to give one
+    r = scsfs(vault.user, vault.remote, vault.mnt, passfile=False)
+    refused(r, vault.mnt, "SCSFS_PASSPHRASE_FILE", "--passphrase-file", "passphrase")
+
+
+def test_missing_folder(fuse, alice, tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    gone = tmp_path / "does-not-exist"
+    r = scsfs(alice, f"local:{gone}", mnt)
+    line = refused(r, mnt)
+    assert "does-not-exist" in line, f"message should name the folder: {line!r}"
+    assert not gone.exists()
+
+
+def test_missing_mountpoint(fuse, vault, tmp_path):
+    r = scsfs(vault.user, vault.remote, tmp_path / "no-mnt")
+    line = refused(r)
+    assert "no-mnt" in line, line
+
+
+def test_no_identity(fuse, vault, tmp_path):
+    nobody = User(tmp_path / "home-nobody", "nobody")
+    r = scsfs(nobody, vault.remote, vault.mnt)
+    refused(r, vault.mnt, "scsctl id new", "identity")
+
+
+def foreign_tree(d):
+    (d / "holiday.jpg").write_bytes(random.Random(1).randbytes(5000))
+    (d / "notes").mkdir()
+    (d / "notes" / "todo.txt").write_text("buy milk\n")
+    os.symlink("notes/todo.txt", d / "link")
+
+
+def test_init_refuses_non_empty_foreign_folder(fuse, alice, tmp_path):
+    cloud = tmp_path / "foreign"
+    cloud.mkdir()
+    foreign_tree(cloud)
+    before = snapshot(cloud)
+    st_before = {p: os.lstat(p).st_mtime_ns for p in cloud.rglob("*")}
+    r = alice.ctl("init", f"local:{cloud}", check=False)
+    refused(r)
+    assert snapshot(cloud) == before
+    assert {p: os.lstat(p).st_mtime_ns for p in cloud.rglob("*")} == st_before
+    assert not (cloud / ".scsfs").exists()
+
+
+def test_init_twice_refused(fuse, vault):
+    before = snapshot(vault.cloud)
+    r = vault.user.ctl("init", vault.remote, check=False)
+    refused(r)
+    assert snapshot(vault.cloud) == before
+
+
+@pytest.mark.parametrize("kind", ["empty", "foreign"])
+def test_mount_refuses_non_group(fuse, alice, tmp_path, kind):
+    cloud = tmp_path / "notagroup"
+    cloud.mkdir()
+    if kind == "foreign":
+        foreign_tree(cloud)
+    before = snapshot(cloud)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = scsfs(alice, f"local:{cloud}", mnt)
+    refused(r, mnt, "scsfs", "group", "scsctl init")
+    assert snapshot(cloud) == before
+
+
+def test_unwritable_folder(fuse, alice, tmp_path, tmpfs):
+    cloud = tmpfs("ro", size="4m")
+    v = Vault(alice, cloud, tmp_path / "mnt")
+    v.init()
+    v.mount()
+    (v.mnt / "kept.txt").write_bytes(b"written while writable\n" * 100)
+    (v.mnt / "dir").mkdir()
+    v.unmount()
+    subprocess.run(["mount", "-o", "remount,ro", str(cloud)], check=True)
+    before = snapshot(cloud)
+    # init on a read-only folder is refused in one line
+    empty_ro = tmpfs("ro2", ro=True)
+    r = alice.ctl("init", f"local:{empty_ro}", check=False)
+    refused(r)
+    assert os.listdir(empty_ro) == []
+    # mounting either refuses in one line, or mounts with reads working
+    # and writes failing cleanly
+    r = scsfs(alice, v.remote, v.mnt)
+    try:
+        if r.returncode != 0:
+            refused(r, v.mnt)
+        else:
+            from conftest import daemon_pids
+            v.pids = daemon_pids(v.mnt)
+            assert (v.mnt / "kept.txt").read_bytes() == b"written while writable\n" * 100
+            with pytest.raises(OSError) as ei:
+                with open(v.mnt / "new.txt", "wb") as f:
+                    f.write(b"x")
+            assert ei.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM), repr(ei.value)
+            with pytest.raises(OSError) as ei:
+                with open(v.mnt / "kept.txt", "r+b") as f:
+                    f.write(b"changed")
+                    f.flush()
+                    os.fsync(f.fileno())
+            assert ei.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM), repr(ei.value)
+            with pytest.raises(OSError):
+                os.mkdir(v.mnt / "newdir")
+            v.unmount()
+    finally:
+        v.cleanup()
+    assert snapshot(cloud) == before
+    assert not fuse_mounts_under(tmp_path)
+
+
+def test_full_disk(fuse, alice, tmp_path, tmpfs):
+    cloud = tmpfs("small", size="2m")
+    v = Vault(alice, cloud, tmp_path / "mnt")
+    v.init()
+    v.mount()
+    try:
+        early = random.Random(3).randbytes(100000)
+        (v.mnt / "early.bin").write_bytes(early)
+        (v.mnt / "d").mkdir()
+        (v.mnt / "d" / "small").write_bytes(b"small")
+        names_before = sorted(str(p.relative_to(cloud)) for p in cloud.rglob("*"))
+        # fill it up: the error must surface as ENOSPC on write, fsync or close
+        err = None
+        fd = os.open(v.mnt / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+        block = random.Random(4).randbytes(65536)
+        try:
+            for _ in range(200):          # 12.5 MiB > 2 MiB
+                os.write(fd, block)
+            os.fsync(fd)
+        except OSError as e:
+            err = e
+        try:
+            os.close(fd)
+        except OSError as e:
+            err = err or e
+        assert err is not None, "writing 12 MiB into a 2 MiB folder did not fail"
+        assert err.errno == errno.ENOSPC, f"expected ENOSPC, got {err!r}"
+        # an overwrite of an existing file that does not fit
+        try:
+            with open(v.mnt / "early.bin", "r+b") as f:
+                f.seek(0, 2)
+                for _ in range(200):
+                    f.write(block)
+            pytest.fail("growing a file past a full disk did not fail")
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, repr(e)
+        # the partial file can be removed, freeing the space
+        os.unlink(v.mnt / "big.bin")
+        os.truncate(v.mnt / "early.bin", len(early))
+        v.remount()
+        assert (v.mnt / "early.bin").read_bytes() == early
+        assert (v.mnt / "d" / "small").read_bytes() == b"small"
+        assert sorted(os.listdir(v.mnt)) == ["d", "early.bin"]
+        v.unmount()
+        names_after = sorted(str(p.relative_to(cloud)) for p in cloud.rglob("*"))
+        assert names_after == names_before, "stray files left in the backing folder"
+        r = alice.ctl("verify", check=False, timeout=120)
+        assert r.returncode == 0, f"verify after a full disk: {r.stdout!r} {r.stderr!r}"
+    finally:
+        v.cleanup()
+
+
+def test_bad_options(fuse, vault):
+    r = scsfs(vault.user, "-o", "no_such_option_xyz", vault.remote, vault.mnt)
+    refused(r, vault.mnt)
+    r = scsfs(vault.user)
+    refused(r)
+    r = vault.user.run([SCSCTL, "no-such-subcommand"])
+    refused(r)
+    r = scsfs(vault.user, "gopher:/x", vault.mnt)
+    refused(r, vault.mnt)

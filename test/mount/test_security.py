@@ -1,0 +1,349 @@
+"""What the backing folder (the cloud) sees, and tamper evidence."""
+import errno
+import os
+import random
+import secrets
+
+import pytest
+
+from conftest import (CHUNK, HEADER, RECORD, assert_no_plaintext, backing_files,
+                      find_object, marker)
+
+
+def rnd(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def read_all(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def expect_eio(fn, *a):
+    with pytest.raises(OSError) as ei:
+        fn(*a)
+    assert ei.value.errno == errno.EIO, f"expected EIO, got {ei.value!r}"
+
+
+def pread_at(p, off, n):
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        return os.pread(fd, n, off)
+    finally:
+        os.close(fd)
+
+
+def test_no_plaintext_in_backing_folder(mounted, tmp_path):
+    m = mounted.mnt
+    tag = secrets.token_hex(6)
+    names = [f"secretplan{tag}", f"budgetdir{tag}", f"innerfile{tag}.txt", f"linkname{tag}",
+             f"renamedto{tag}", f"L{'o' * 240}{tag}", f"unicodé{tag}", f"hardlinked{tag}"]
+    contents = [marker() for _ in range(6)]
+    (m / names[1]).mkdir()
+    (m / names[1] / names[2]).write_bytes(contents[0] * 3)
+    (m / names[0]).write_bytes(contents[1] + rnd(100000, 1) + contents[2])
+    os.symlink(f"../target{tag}/{names[0]}", m / names[3])
+    (m / "tmp").write_bytes(contents[3])
+    os.rename(m / "tmp", m / names[4])
+    (m / names[5]).write_bytes(contents[4])
+    (m / names[6]).mkdir()
+    # a file written at an offset, truncated, rewritten
+    with open(m / names[6] / "f", "wb") as f:
+        f.seek(CHUNK - 10)
+        f.write(contents[5])
+    os.truncate(m / names[6] / "f", CHUNK + 5)
+    try:
+        os.link(m / names[4], m / names[7])
+    except OSError:
+        pass
+    # sqlite writes lots of small scattered pages
+    import sqlite3
+    con = sqlite3.connect(m / names[6] / "db")
+    with con:
+        con.execute("CREATE TABLE t (v)")
+        con.executemany("INSERT INTO t VALUES (?)", [(contents[0].decode(),) for _ in range(50)])
+    con.close()
+    mounted.unmount()
+    n = assert_no_plaintext(mounted.cloud, names + [f"target{tag}"], contents)
+    assert n >= 6
+    # every object under the root but .scsfs is ciphertext-sized
+    for p in backing_files(mounted.cloud):
+        if p.name == ".scsdir" or p.name.endswith(".name"):
+            continue
+        assert p.stat().st_size >= HEADER + 28, f"{p} is too small to be an object"
+        assert read_all(p)[:4] == b"SCSF", f"{p} is not an scsfs object"
+    mounted.mount()
+    assert (m / names[1] / names[2]).read_bytes() == contents[0] * 3
+
+
+# ---------------------------------------------------------------- tampering
+
+@pytest.fixture
+def damaged(vault):
+    """Two directories with files of distinctive sizes, written through the
+    mount, then unmounted so the test can edit the backing folder."""
+    m = vault.mnt
+    vault.mount()
+    files = {
+        "victim.bin": rnd(3 * CHUNK + 1000, 1),
+        "other.bin": rnd(3 * CHUNK + 2000, 2),
+        "small.txt": b"small file that must stay readable\n",
+        "d1/one.dat": rnd(50001, 3),
+        "d2/two.dat": rnd(50002, 4),
+        "twinA": rnd(2 * CHUNK + 7, 5),
+        "twinB": rnd(2 * CHUNK + 8, 6),
+    }
+    (m / "d1").mkdir()
+    (m / "d2").mkdir()
+    for k, v in files.items():
+        (m / k).write_bytes(v)
+    vault.unmount()
+    vault.files = files
+    vault.obj = lambda name: find_object(vault.cloud, len(files[name]))
+    return vault
+
+
+def mount_fg(v):
+    v.mount(foreground=True)
+    return v
+
+
+def log_lines_naming(v, name):
+    return [l for l in v.log().splitlines() if name in l]
+
+
+def check_others_fine(v, *except_):
+    for k, data in v.files.items():
+        if k in except_:
+            continue
+        assert (v.mnt / k).read_bytes() == data, f"{k} changed or unreadable"
+
+
+def check_verify(v, bad):
+    """scsctl verify names exactly the damaged files and exits non-zero."""
+    if is_mounted_any(v):
+        v.unmount()
+    r = v.user.ctl("verify", check=False, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, f"scsctl verify exited 0 on a damaged folder: {out!r}"
+    for b in bad:
+        lines = [l for l in out.splitlines() if os.path.basename(b) in l]
+        assert len(lines) == 1, f"scsctl verify should name {b} on one line: {out!r}"
+    for k in v.files:
+        if k not in bad:
+            assert os.path.basename(k) not in out, f"scsctl verify names undamaged {k}: {out!r}"
+
+
+def is_mounted_any(v):
+    from conftest import is_mounted
+    return is_mounted(v.mnt)
+
+
+def flip(path, off):
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+def test_verify_clean_folder(damaged):
+    r = damaged.user.ctl("verify", check=False, timeout=300)
+    assert r.returncode == 0, f"verify on a clean folder: {r.stdout!r} {r.stderr!r}"
+
+
+@pytest.mark.parametrize("where", ["record1_body", "record0_tag", "last_record", "header_sig",
+                                   "header_wrapped_key", "nonce"])
+def test_flip_one_byte(damaged, where):
+    v = damaged
+    obj = v.obj("victim.bin")
+    size = obj.stat().st_size
+    off = {"record1_body": HEADER + RECORD + 12 + 500,
+           "record0_tag": HEADER + RECORD - 3,
+           "last_record": size - 30,
+           "header_sig": HEADER - 10,
+           "header_wrapped_key": 4 + 2 + 4 + 16 + 8 + 32 + 12 + 5,
+           "nonce": HEADER + 2 * RECORD + 3}[where]
+    flip(obj, off)
+    mount_fg(v)
+    p = v.mnt / "victim.bin"
+    if where.startswith("header"):
+        # a bad header makes the whole file unreadable (open or read fail)
+        expect_eio(read_all, p)
+    else:
+        rec = (off - HEADER) // RECORD
+        expect_eio(pread_at, p, rec * CHUNK + 10, 100)
+        expect_eio(read_all, p)
+        # records that were not touched still read fine
+        other = 0 if rec != 0 else 1
+        assert pread_at(p, other * CHUNK, 100) == v.files["victim.bin"][other * CHUNK:other * CHUNK + 100]
+    lines = log_lines_naming(v, "victim.bin")
+    assert lines, f"no log line names the damaged file: {v.log()!r}"
+    assert all("other.bin" not in l and "small.txt" not in l for l in v.log().splitlines())
+    check_others_fine(v, "victim.bin")
+    v.unmount()
+    check_verify(v, ["victim.bin"])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_truncate_at_record_boundary(damaged, k):
+    v = damaged
+    obj = v.obj("victim.bin")
+    os.truncate(obj, HEADER + k * RECORD)
+    mount_fg(v)
+    p = v.mnt / "victim.bin"
+    # the plaintext size now looks like exactly k full chunks
+    expect_eio(read_all, p)
+    assert log_lines_naming(v, "victim.bin"), v.log()
+    check_others_fine(v, "victim.bin")
+    v.unmount()
+    check_verify(v, ["victim.bin"])
+
+
+@pytest.mark.parametrize("extra", [1, 28, RECORD, RECORD + 100])
+def test_append_bytes(damaged, extra):
+    v = damaged
+    obj = v.obj("victim.bin")
+    with open(obj, "ab") as f:
+        f.write(os.urandom(extra))
+    mount_fg(v)
+    p = v.mnt / "victim.bin"
+    try:
+        data = read_all(p)
+    except OSError as e:
+        assert e.errno == errno.EIO, repr(e)
+    else:
+        pytest.fail(f"appending {extra} bytes to the object went unnoticed: read {len(data)} bytes")
+    check_others_fine(v, "victim.bin")
+    v.unmount()
+    check_verify(v, ["victim.bin"])
+
+
+def test_swap_record_between_files(damaged):
+    v = damaged
+    a, b = v.obj("victim.bin"), v.obj("other.bin")
+    off = HEADER + RECORD      # record 1 of both: full records, same index
+    ra = a.read_bytes()[off:off + RECORD]
+    rb = b.read_bytes()[off:off + RECORD]
+    with open(a, "r+b") as f:
+        f.seek(off)
+        f.write(rb)
+    with open(b, "r+b") as f:
+        f.seek(off)
+        f.write(ra)
+    mount_fg(v)
+    for name in ("victim.bin", "other.bin"):
+        p = v.mnt / name
+        expect_eio(pread_at, p, CHUNK + 5, 10)
+        assert pread_at(p, 0, 10) == v.files[name][:10]
+    check_others_fine(v, "victim.bin", "other.bin")
+    v.unmount()
+    check_verify(v, ["victim.bin", "other.bin"])
+
+
+def test_reorder_records_within_file(damaged):
+    v = damaged
+    a = v.obj("victim.bin")
+    data = bytearray(a.read_bytes())
+    r0 = data[HEADER:HEADER + RECORD]
+    r1 = data[HEADER + RECORD:HEADER + 2 * RECORD]
+    data[HEADER:HEADER + RECORD] = r1
+    data[HEADER + RECORD:HEADER + 2 * RECORD] = r0
+    a.write_bytes(bytes(data))
+    mount_fg(v)
+    expect_eio(pread_at, v.mnt / "victim.bin", 0, 10)
+    expect_eio(pread_at, v.mnt / "victim.bin", CHUNK, 10)
+    v.unmount()
+    check_verify(v, ["victim.bin"])
+
+
+def test_swap_headers(damaged):
+    v = damaged
+    a, b = v.obj("twinA"), v.obj("twinB")
+    ha, hb = a.read_bytes()[:HEADER], b.read_bytes()[:HEADER]
+    with open(a, "r+b") as f:
+        f.write(hb)
+    with open(b, "r+b") as f:
+        f.write(ha)
+    mount_fg(v)
+    for name in ("twinA", "twinB"):
+        expect_eio(read_all, v.mnt / name)
+    check_others_fine(v, "twinA", "twinB")
+    v.unmount()
+    check_verify(v, ["twinA", "twinB"])
+
+
+def test_old_record_under_new_header(damaged):
+    """Splice a genuine record of an older version of the same file under
+    the current header (what an ex-member holding the file key could do):
+    GCM alone accepts it, the content hash in the signed header does not."""
+    v = damaged
+    obj = v.obj("victim.bin")
+    old = obj.read_bytes()
+    mount_fg(v)
+    new0 = rnd(CHUNK, 99)
+    with open(v.mnt / "victim.bin", "r+b") as f:
+        f.write(new0)                 # changes record 0 only
+    v.unmount()
+    cur = bytearray(obj.read_bytes())
+    assert cur[:HEADER] != old[:HEADER], "header was not re-signed after a write"
+    assert cur[HEADER:HEADER + RECORD] != old[HEADER:HEADER + RECORD]
+    cur[HEADER:HEADER + RECORD] = old[HEADER:HEADER + RECORD]
+    obj.write_bytes(bytes(cur))
+    mount_fg(v)
+    try:
+        got = read_all(v.mnt / "victim.bin")
+    except OSError as e:
+        assert e.errno == errno.EIO
+    else:
+        # a mount that only checks GCM tags may return the old record, but
+        # never anything that was not once written
+        assert got[:CHUNK] == v.files["victim.bin"][:CHUNK]
+        assert got[CHUNK:] == v.files["victim.bin"][CHUNK:]
+    v.unmount()
+    check_verify(v, ["victim.bin"])
+
+
+def test_swap_objects_between_directories(damaged):
+    v = damaged
+    one, two = v.obj("d1/one.dat"), v.obj("d2/two.dat")
+    assert one.parent != two.parent
+    tmp = one.parent / "swap.tmp"
+    os.rename(one, tmp)
+    os.rename(two, one.parent / two.name)
+    os.rename(tmp, two.parent / one.name)
+    mount_fg(v)
+    for d, wrong in (("d1", "d2/two.dat"), ("d2", "d1/one.dat")):
+        try:
+            entries = os.listdir(v.mnt / d)
+        except OSError as e:
+            assert e.errno == errno.EIO
+            continue
+        assert os.path.basename(wrong) not in entries, \
+            f"{wrong} shows up in {d} after its object was moved there"
+        for e in entries:
+            try:
+                data = (v.mnt / d / e).read_bytes()
+            except OSError:
+                continue
+            assert data != v.files[wrong], f"{d}/{e} shows the content of {wrong}"
+    for name in ("d1/one.dat", "d2/two.dat"):
+        with pytest.raises(OSError):
+            (v.mnt / name).read_bytes()
+    check_others_fine(v, "d1/one.dat", "d2/two.dat")
+    v.unmount()
+    r = v.user.ctl("verify", check=False, timeout=300)
+    assert r.returncode != 0, f"verify accepted objects moved between directories: {r.stdout!r}"
+
+
+def test_deleted_object_and_garbage(damaged):
+    """A foreign file dropped into the folder and a deleted object: the
+    rest stays readable, no crash, verify reports."""
+    v = damaged
+    v.obj("small.txt").unlink()
+    (v.cloud / "d1" / "notours.txt").write_bytes(b"dropped by someone")
+    (v.cloud / "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").write_bytes(os.urandom(5000))
+    mount_fg(v)
+    assert "small.txt" not in os.listdir(v.mnt)
+    check_others_fine(v, "small.txt")
+    v.unmount()
