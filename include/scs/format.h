@@ -26,6 +26,9 @@
 #define SCS_RECORD_SIZE     (SCS_CHUNK_SIZE + SCS_RECORD_OVERHEAD)
 #define SCS_FILE_ID_LEN     16
 #define SCS_FPR_LEN         32  /* member fingerprint: SHA-256 */
+/* Largest plaintext size the format represents (4 EiB): object sizes and
+ * offsets then fit in off_t.  scs_object_size() returns UINT64_MAX above. */
+#define SCS_PLAIN_SIZE_MAX  (UINT64_C(1) << 62)
 
 typedef struct scs_header {
 	uint16_t version;                    /* SCS_FORMAT_VERSION */
