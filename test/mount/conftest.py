@@ -256,6 +256,23 @@ def one_line(msg):
     return lines[0]
 
 
+def refused(r, mnt=None, *words):
+    """Check a refusal: non-zero exit, one line on stderr naming one of
+    the words (case-insensitive), no mount."""
+    if mnt is not None and is_mounted(mnt):
+        fusermount_u(mnt)
+        pytest.fail(f"{mnt} was mounted although it should have been refused "
+                    f"(exit {r.returncode}): {r.stderr!r}")
+    assert r.returncode != 0, f"expected a refusal, exit 0: {r.stdout!r} {r.stderr!r}"
+    line = one_line(r.stderr)
+    if words:
+        assert any(w.lower() in line.lower() for w in words), \
+            f"message should mention one of {words}: {line!r}"
+    if mnt is not None:
+        assert not is_mounted(mnt), f"{mnt} is mounted after a refusal"
+    return line
+
+
 def _require_programs():
     for p in (SCSFS, SCSCTL):
         if not os.access(p, os.X_OK):

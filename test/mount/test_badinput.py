@@ -7,25 +7,12 @@ import subprocess
 
 import pytest
 
-from conftest import (SCSCTL, SCSFS, User, Vault, fuse_mounts_under, is_mounted, one_line,
+from conftest import (SCSCTL, SCSFS, User, Vault, fuse_mounts_under, is_mounted, refused,
                       snapshot)
 
 
 def scsfs(user, *args, env=None, passfile=True):
     return user.run([SCSFS, *args], env=env, passfile=passfile, timeout=90)
-
-
-def refused(r, mnt=None, *words):
-    """Check a refusal: non-zero exit, one line on stderr naming one of
-    the words (case-insensitive), no mount."""
-    assert r.returncode != 0, f"expected a refusal, exit 0: {r.stdout!r} {r.stderr!r}"
-    line = one_line(r.stderr)
-    if words:
-        assert any(w.lower() in line.lower() for w in words), \
-            f"message should mention one of {words}: {line!r}"
-    if mnt is not None:
-        assert not is_mounted(mnt), f"{mnt} is mounted after a refusal"
-    return line
 
 
 @pytest.fixture

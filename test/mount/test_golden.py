@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import sys
 from pathlib import Path
 
