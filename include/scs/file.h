@@ -39,7 +39,9 @@ void scs_file_set_display(scs_file *f, const char *display);
 uint32_t scs_file_epoch(scs_file *f);
 
 /* Authenticate a whole object: header, every record, content hash.
- * 0, or -EBADMSG with the reason in err. */
+ * 0, or -EBADMSG with the reason in err (-EACCES: epoch key unknown or
+ * retired).  err->msg does not name the file: prefix your plaintext path.
+ * Logs nothing. */
 int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_err *err);
 
 /* Plaintext size of an object from its size (for getattr without opening).

@@ -37,6 +37,7 @@ struct scs_file {
 	char *display;
 	int writable;
 	int no_falloc;               /* back end cannot reserve space */
+	int quiet;                   /* scs_file_verify: report in err, log nothing */
 
 	pthread_rwlock_t lock;
 	scs_header h;
@@ -148,6 +149,8 @@ uint64_t scs_file_plain_size(uint64_t object_size)
 
 static void auth_fail(const scs_file *f, const char *what)
 {
+	if (f->quiet)
+		return;
 	scs_log(SCS_LOG_ERR, "%s: authentication failed (%s); the file was altered or damaged",
 		f->display, what);
 }
@@ -309,15 +312,16 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 {
 	*out = NULL;
 	if (writable && (!k->sign_key || !k->self_fpr))
-		return scs_err_set(err, -EROFS, "%s: read-only: no signing key", display);
+		return scs_err_set(err, -EROFS, "read-only: no signing key");
 	scs_file *f = file_alloc(be, k, display ? display : path);
 	if (!f)
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	f->writable = writable;
+	f->quiet = !log;
 	const char *what = NULL;
 	int r = scs_be_open(be, path, writable ? O_RDWR : O_RDONLY, 0, &f->obj);
 	if (r < 0) {
-		scs_err_set(err, r, "%s: cannot open: %s", f->display, strerror(-r));
+		scs_err_set(err, r, "cannot open: %s", strerror(-r));
 		file_free(f);
 		return r;
 	}
@@ -327,7 +331,7 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 	uint8_t ek[SCS_KEY_LEN];
 	r = scs_obj_fstat(f->obj, &a);
 	if (r < 0) {
-		scs_err_set(err, r, "%s: cannot stat: %s", f->display, strerror(-r));
+		scs_err_set(err, r, "cannot stat: %s", strerror(-r));
 		goto fail;
 	}
 	if (scs_plain_size(a.size, &f->size) < 0) {
@@ -337,7 +341,7 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 	ssize_t n = scs_obj_pread(f->obj, hb, sizeof hb, 0);
 	if (n < 0) {
 		r = (int)n;
-		scs_err_set(err, r, "%s: cannot read: %s", f->display, strerror(-r));
+		scs_err_set(err, r, "cannot read: %s", strerror(-r));
 		goto fail;
 	}
 	if (n != (ssize_t)sizeof hb || scs_header_decode(hb, sizeof hb, &f->h) < 0) {
@@ -360,8 +364,8 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 			scs_log(SCS_LOG_ERR, "%s: written in epoch %" PRIu32 ", whose key this "
 				"member does not have or that was retired; ask an admin",
 				f->display, f->h.epoch);
-		scs_err_set(err, r, "%s: written in epoch %" PRIu32 ", whose key this member "
-			    "does not have or that was retired", f->display, f->h.epoch);
+		scs_err_set(err, r, "written in epoch %" PRIu32 ", whose key this member "
+			    "does not have or that was retired", f->h.epoch);
 		goto fail;
 	}
 	r = scs_filekey_unwrap(ek, &f->h, f->key);
@@ -376,8 +380,7 @@ bad:
 	r = -EBADMSG;
 	if (log)
 		auth_fail(f, what);
-	scs_err_set(err, r, "%s: authentication failed (%s); the file was altered or damaged",
-		    f->display, what);
+	scs_err_set(err, r, "authentication failed (%s); the file was altered or damaged", what);
 fail:
 	scs_obj_close(f->obj);
 	file_free(f);
@@ -816,8 +819,12 @@ int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_
 		uint64_t last = first + BATCH_RECS - 1 < lastrec ? first + BATCH_RECS - 1 : lastrec;
 		uint8_t *ct = read_records(f, t, f->size, first, last, &r);
 		if (!ct) {
-			scs_err_set(err, r, "%s: cannot read record %" PRIu64 ": %s", path, first,
-				    strerror(-r));
+			if (r == -EBADMSG)
+				scs_err_set(err, r, "authentication failed (the object is shorter "
+					    "than its records)");
+			else
+				scs_err_set(err, r, "cannot read record %" PRIu64 ": %s", first,
+					    strerror(-r));
 			goto out;
 		}
 		for (uint64_t i = first; i <= last; i++) {
@@ -826,9 +833,9 @@ int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_
 					   ct + (i - first) * SCS_RECORD_SIZE, plen + OVH, t->pt);
 			scs_cleanse(t->pt, plen);
 			if (r < 0) {
-				scs_err_set(err, -EBADMSG, "%s: authentication failed (record %"
+				scs_err_set(err, -EBADMSG, "authentication failed (record %"
 					    PRIu64 " of %" PRIu64 "); the file was altered or damaged",
-					    path, i, lastrec + 1);
+					    i, lastrec + 1);
 				r = -EBADMSG;
 				goto out;
 			}
@@ -843,9 +850,9 @@ int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_
 		goto out;
 	}
 	if (!scs_ct_equal(hash, f->h.content_hash, sizeof hash)) {
-		r = scs_err_set(err, -EBADMSG, "%s: authentication failed (content hash: the "
+		r = scs_err_set(err, -EBADMSG, "authentication failed (content hash: the "
 				"records are not the ones the writer signed); the file was altered "
-				"or damaged", path);
+				"or damaged");
 		goto out;
 	}
 	r = 0;
