@@ -49,6 +49,24 @@ int scs_name_classify(const char *stored, size_t *enc_len);
  * "report (1).odt".  out[SCS_NAME_MAX + 1]; -ENAMETOOLONG if it cannot fit. */
 int scs_name_decorate(const char *plain, const char *decoration, size_t declen, char *out);
 
+/* The inverse, for lookups of a name the user saw: if shown is some plain
+ * name decorated (" (1)", " (... conflicted copy ...)", ".sync-conflict-..."),
+ * write that plain name to plain[SCS_NAME_MAX + 1], set the decoration to
+ * shown[*dec_off .. *dec_off + *declen) and return 1; else return 0.
+ * (Several readings may exist for odd names; this returns the one with the
+ * rightmost extension point, matching scs_name_decorate.) */
+int scs_name_undecorate(const char *shown, char *plain, size_t *dec_off, size_t *declen);
+
+/* Long names: stored = SCS_LONG_PREFIX + base64url(SHA-256(full)), 45 chars
+ * + NUL.  long_check returns 0 if a side object's content `full` belongs to
+ * the stored long name (check this before decrypting), else -EBADMSG. */
+int scs_name_long_form(const char *full, size_t fulllen, char *stored);
+int scs_name_long_check(const char *stored, size_t storedlen, const char *full, size_t fulllen);
+
+/* Root directory id: first 16 bytes of SHA-256("scsfs v1 root dir id" ||
+ * group id), group id being the 32-byte SHA-256 of the genesis entry. */
+void scs_root_dir_id(const uint8_t group_id[SCS_SHA256_LEN], uint8_t out[SCS_DIR_ID_LEN]);
+
 #endif
 
 /* Symlink targets are stored as the target of a remote symlink (or a small
