@@ -3,6 +3,7 @@ mount left behind and nothing new in the backing folder."""
 import errno
 import os
 import random
+import shutil
 import subprocess
 
 import pytest
@@ -34,14 +35,38 @@ def tmpfs(tmp_path):
             subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
+def pin_like(user, owner, remote):
+    """Have `user` pin the group `owner` created, as `scsctl join` does
+    after comparing the fingerprint out of band.  Without a join command,
+    copy the owner's pinned group state (genesis hash + high-water mark)."""
+    st = owner.ctl("status").stdout
+    fpr = [l for l in st.splitlines() if l.startswith("group fingerprint: ")][0].split(": ", 1)[1]
+    r = user.ctl("join", remote, "--fingerprint", fpr, check=False)
+    if r.returncode == 0 or "not a member" in r.stderr:
+        return r
+    groups = owner.data_dir / "groups"
+    assert groups.is_dir() and list(groups.iterdir()), f"no pinned group state in {groups}"
+    shutil.copytree(groups, user.data_dir / "groups", dirs_exist_ok=True)
+    return None
+
+
 def test_non_member(fuse, vault, mallory, tmp_path):
     before = snapshot(vault.cloud)
     mnt = tmp_path / "mmnt"
     mnt.mkdir()
+    pin_like(mallory, vault.user, vault.remote)
     r = scsfs(mallory, vault.remote, mnt)
     refused(r, mnt, "not a member")
     assert snapshot(vault.cloud) == before
     assert not fuse_mounts_under(tmp_path)
+
+
+def test_not_pinned(fuse, vault, mallory, tmp_path):
+    """A group this machine never pinned is refused (no trust on first use)."""
+    mnt = tmp_path / "mmnt"
+    mnt.mkdir()
+    r = scsfs(mallory, vault.remote, mnt)
+    refused(r, mnt, "pin", "join", "not a member")
 
 
 def test_wrong_passphrase(fuse, vault, tmp_path):
@@ -129,7 +154,7 @@ def test_mount_refuses_non_group(fuse, alice, tmp_path, kind):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     r = scsfs(alice, f"local:{cloud}", mnt)
-    refused(r, mnt, "scsfs", "group", "scsctl init")
+    refused(r, mnt, "group", "scsctl init", "not an scsfs", "no scsfs")
     assert snapshot(cloud) == before
 
 
