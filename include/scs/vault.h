@@ -14,6 +14,8 @@ typedef struct scs_vault scs_vault;
 struct scs_vault_opts {
 	const char *passphrase_file;  /* NULL: $SCSFS_PASSPHRASE_FILE, else terminal */
 	int no_prompt;                /* never ask on the terminal (daemons, CI) */
+	int public_only;              /* no passphrase, no keys: for status and
+				       * membership checks (keyctx unusable) */
 };
 
 /* Open REMOTE (NULL: the default from config).  Checks, in this order and
@@ -40,5 +42,17 @@ const char *scs_vault_group_fpr(scs_vault *v);
 /* Re-read the keyring if it changed remotely (running mounts follow). 0 if
  * unchanged or updated, negative if the new state was refused (old kept). */
 int scs_vault_refresh(scs_vault *v, scs_err *err);
+
+/* For scsctl: the REMOTE string, this user's identity (unlocked unless
+ * public_only) and the verified keyring (valid until the next refresh). */
+struct scs_identity;
+struct scs_keyring;
+const char *scs_vault_remote(scs_vault *v);
+struct scs_identity *scs_vault_identity(scs_vault *v);
+const struct scs_keyring *scs_vault_keyring(scs_vault *v);
+
+/* The remote to use: remote if given, else default_remote from the config
+ * (-ENOENT with a hint to run `scsctl init`). out[SCS_PATH_MAX]. */
+int scs_vault_resolve_remote(const char *remote, char *out, size_t cap, scs_err *err);
 
 #endif

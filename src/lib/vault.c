@@ -1,1 +1,361 @@
-/* vault.c: being written */
+/* vault.c - an opened group folder: back end, verified keyring, unlocked
+ * identity, epoch keys, and the scs_keyctx the file engine uses.
+ *
+ * Thread-safety: the keyctx callbacks run on every FUSE thread while
+ * scs_vault_refresh may install a new keyring; state is swapped under a
+ * rwlock, and arrays handed out by scs_vault_name_keys stay valid until
+ * scs_vault_close (old generations are kept, they are small). */
+#include "scs/vault.h"
+#include "scs/config.h"
+#include "scs/identity.h"
+#include "scs/keyring.h"
+#include "scs/passphrase.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOT_MEMBER_MSG "you are not a member of this group; ask an admin to run " \
+	"`scsctl member add` with the file from `scsctl id export`"
+
+/* One generation of keyring-derived state. */
+struct vstate {
+	scs_keyring *kr;
+	uint8_t (*keys)[SCS_KEY_LEN];           /* epoch i+1 at [i] */
+	uint32_t nkeys;
+	uint8_t (*name_keys)[SCS_SIV_KEY_LEN];  /* newest first */
+	uint32_t *epochs;                       /* newest first */
+	struct vstate *older;                   /* kept until close */
+};
+
+struct scs_vault {
+	scs_backend *be;
+	scs_identity *id;
+	struct vstate *st;
+	int public_only;
+	uint8_t root_id[SCS_DIR_ID_LEN];
+	char group_fpr[SCS_FPR_TEXT_LEN];
+	scs_keyctx kc;
+	pthread_rwlock_t lock;
+};
+
+static void vstate_free(struct vstate *s)
+{
+	while (s) {
+		struct vstate *o = s->older;
+		scs_keyring_free(s->kr);
+		scs_keyring_keys_free(s->keys, s->nkeys);
+		if (s->name_keys) {
+			scs_cleanse(s->name_keys, (size_t)s->nkeys * SCS_SIV_KEY_LEN);
+			free(s->name_keys);
+		}
+		free(s->epochs);
+		free(s);
+		s = o;
+	}
+}
+
+/* ---- keyctx callbacks ---- */
+
+static uint32_t kc_write_epoch(void *arg)
+{
+	scs_vault *v = arg;
+	pthread_rwlock_rdlock(&v->lock);
+	uint32_t e = v->st->kr->epoch;
+	pthread_rwlock_unlock(&v->lock);
+	return e;
+}
+
+static int kc_epoch_key(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
+{
+	scs_vault *v = arg;
+	int rc = -ENOKEY;
+	pthread_rwlock_rdlock(&v->lock);
+	if (v->st->keys && epoch >= 1 && epoch <= v->st->nkeys) {
+		memcpy(key, v->st->keys[epoch - 1], SCS_KEY_LEN);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return rc;
+}
+
+static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epoch,
+			 uint8_t pub[SCS_ED25519_PUB_LEN])
+{
+	scs_vault *v = arg;
+	int rc = -EPERM;
+	pthread_rwlock_rdlock(&v->lock);
+	const struct scs_member *m = scs_keyring_writer(v->st->kr, fpr, epoch);
+	if (m) {
+		memcpy(pub, m->ed25519, SCS_ED25519_PUB_LEN);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return rc;
+}
+
+/* ---- opening ---- */
+
+int scs_vault_resolve_remote(const char *remote, char *out, size_t cap, scs_err *err)
+{
+	if (remote && *remote) {
+		if (strlen(remote) >= cap)
+			return scs_err_set(err, -ENAMETOOLONG, "remote %s is too long", remote);
+		strcpy(out, remote);
+		return 0;
+	}
+	int rc = scs_config_get(SCS_CONFIG_DEFAULT_REMOTE, out, cap, err);
+	if (rc == -ENOENT)
+		return scs_err_set(err, -ENOENT, "no remote given and no default remote set; give "
+				   "REMOTE (local:/path) or run `scsctl init REMOTE`");
+	return rc;
+}
+
+/* The folder path of a local remote, for messages. */
+static const char *remote_path(const char *remote)
+{
+	return strncmp(remote, "local:", 6) == 0 ? remote + 6 : remote;
+}
+
+static int derive_state(struct vstate *s, const scs_identity *id, scs_err *err)
+{
+	int rc = scs_keyring_unlock(s->kr, id, &s->keys, &s->nkeys, err);
+	if (rc < 0)
+		return rc;
+	s->name_keys = calloc(s->nkeys, SCS_SIV_KEY_LEN);
+	s->epochs = calloc(s->nkeys, sizeof *s->epochs);
+	if (!s->name_keys || !s->epochs)
+		return scs_err_set(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < s->nkeys; i++) {
+		uint32_t ep = s->nkeys - i;
+		s->epochs[i] = ep;
+		rc = scs_name_key(s->keys[ep - 1], s->name_keys[i]);
+		if (rc < 0)
+			return scs_err_set(err, rc, "cannot derive the name keys");
+	}
+	return 0;
+}
+
+/* Load, verify against the pin, check membership. */
+static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **out, scs_err *err)
+{
+	scs_keyring *kr;
+	int rc = scs_keyring_load(be, &kr, err);
+	if (rc < 0)
+		return rc;
+	rc = scs_keyring_pin_check(kr, 1, err);
+	if (rc == 0 && !scs_keyring_member(kr, id->fpr))
+		rc = scs_err_set(err, -EACCES, NOT_MEMBER_MSG);
+	if (rc < 0) {
+		scs_keyring_free(kr);
+		return rc;
+	}
+	*out = kr;
+	return 0;
+}
+
+static int unlock_identity(scs_identity *id, const struct scs_vault_opts *o, scs_err *err)
+{
+	char prompt[SCS_NAME_LEN_MAX + 64];
+	snprintf(prompt, sizeof prompt, "Passphrase for identity %s: ", id->name);
+	const char *file = o ? o->passphrase_file : NULL;
+	int flags = o && o->no_prompt ? SCS_PASS_NO_PROMPT : 0;
+	for (int attempt = 0; ; attempt++) {
+		struct scs_passphrase pp;
+		int rc = scs_passphrase_get(file, prompt, flags, &pp, err);
+		if (rc < 0)
+			return rc;
+		rc = scs_identity_unlock(id, pp.buf, pp.len, err);
+		scs_passphrase_clear(&pp);
+		/* Only the terminal gets another try; a file would say the same. */
+		int from_file = (file && *file) || (getenv(SCS_PASSPHRASE_ENV) &&
+						    *getenv(SCS_PASSPHRASE_ENV));
+		if (rc != -EACCES || from_file || attempt == 2)
+			return rc;
+		fprintf(stderr, "%s\n", err ? err->msg : "wrong passphrase");
+	}
+}
+
+int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
+		   scs_vault **out, scs_err *err)
+{
+	char rem[SCS_PATH_MAX];
+	*out = NULL;
+	scs_err_clear(err);
+	int rc = scs_vault_resolve_remote(remote, rem, sizeof rem, err);
+	if (rc < 0)
+		return rc;
+	scs_vault *v = calloc(1, sizeof *v);
+	if (!v)
+		return scs_err_set(err, -ENOMEM, "out of memory");
+	pthread_rwlock_init(&v->lock, NULL);
+	v->public_only = o && o->public_only;
+
+	/* 1. the folder exists and is readable */
+	rc = scs_backend_open(rem, &v->be, err);
+	if (rc == -ENOENT)
+		rc = scs_err_set(err, -ENOENT, "folder %s does not exist; check the path or run "
+				 "`scsctl init local:%s`", remote_path(rem), remote_path(rem));
+	if (rc < 0)
+		goto fail;
+	/* 2. it is an scsfs group */
+	struct scs_attr a;
+	rc = scs_be_stat(v->be, ".scsfs", &a);
+	if (rc == -ENOENT || (rc == 0 && (a.mode & 0170000) != 0040000)) {
+		rc = scs_err_set(err, -ENOENT, "%s is not an scsfs folder (no .scsfs/); run `scsctl "
+				 "init` on an empty folder", remote_path(rem));
+		goto fail;
+	}
+	if (rc < 0) {
+		scs_err_set(err, rc, "cannot read %s/.scsfs: %s", remote_path(rem), strerror(-rc));
+		goto fail;
+	}
+	/* 3. this user has an identity */
+	rc = scs_identity_load(&v->id, err);
+	if (rc < 0)
+		goto fail;
+	/* 4. the keyring verifies against the pin; 5. we are a member */
+	v->st = calloc(1, sizeof *v->st);
+	if (!v->st) {
+		rc = scs_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = load_keyring(v->be, v->id, &v->st->kr, err);
+	if (rc < 0)
+		goto fail;
+	scs_group_fpr(v->st->kr, v->group_fpr);
+	scs_root_dir_id(v->st->kr->group_id, v->root_id);
+	/* only then the passphrase and the epoch keys */
+	if (!v->public_only) {
+		rc = unlock_identity(v->id, o, err);
+		if (rc < 0)
+			goto fail;
+		rc = derive_state(v->st, v->id, err);
+		if (rc < 0)
+			goto fail;
+	}
+	v->kc.arg = v;
+	v->kc.write_epoch = kc_write_epoch;
+	v->kc.epoch_key = kc_epoch_key;
+	v->kc.writer_pub = kc_writer_pub;
+	v->kc.self_fpr = v->id->fpr;
+	v->kc.sign_key = v->public_only ? NULL : v->id->ed25519;
+	*out = v;
+	return 0;
+fail:
+	scs_vault_close(v);
+	return rc;
+}
+
+void scs_vault_close(scs_vault *v)
+{
+	if (!v)
+		return;
+	vstate_free(v->st);
+	scs_identity_free(v->id);
+	scs_backend_close(v->be);
+	pthread_rwlock_destroy(&v->lock);
+	free(v);
+}
+
+int scs_vault_refresh(scs_vault *v, scs_err *err)
+{
+	char next[64];
+	struct scs_attr a;
+	scs_err_clear(err);
+	/* Cheap test first: is there an entry after the one we have? */
+	pthread_rwlock_rdlock(&v->lock);
+	uint32_t seq = v->st->kr->seq;
+	const uint8_t *head = v->st->kr->head;
+	uint8_t oldhead[SCS_SHA256_LEN];
+	memcpy(oldhead, head, sizeof oldhead);
+	pthread_rwlock_unlock(&v->lock);
+	scs_keyring_entry_path(seq + 1, next);
+	int rc = scs_be_stat(v->be, next, &a);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return scs_err_set(err, rc, "cannot check the keyring: %s", strerror(-rc));
+
+	struct vstate *ns = calloc(1, sizeof *ns);
+	if (!ns)
+		return scs_err_set(err, -ENOMEM, "out of memory");
+	rc = load_keyring(v->be, v->id, &ns->kr, err);
+	if (rc == 0 && (ns->kr->seq < seq || memcmp(ns->kr->entries[seq].hash, oldhead,
+						    sizeof oldhead) != 0))
+		rc = scs_err_set(err, -EBADMSG, "the keyring changed under this mount in a way that "
+				 "rewrites history (entry %u differs); refused", seq);
+	if (rc == 0 && !v->public_only)
+		rc = derive_state(ns, v->id, err);
+	if (rc < 0) {
+		vstate_free(ns);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&v->lock);
+	ns->older = v->st;
+	v->st = ns;
+	pthread_rwlock_unlock(&v->lock);
+	return 0;
+}
+
+/* ---- accessors ---- */
+
+scs_backend *scs_vault_backend(scs_vault *v)
+{
+	return v->be;
+}
+
+const scs_keyctx *scs_vault_keyctx(scs_vault *v)
+{
+	return &v->kc;
+}
+
+const uint8_t *scs_vault_root_dir_id(scs_vault *v)
+{
+	return v->root_id;
+}
+
+uint32_t scs_vault_epoch(scs_vault *v)
+{
+	return kc_write_epoch(v);
+}
+
+int scs_vault_name_keys(scs_vault *v, const uint8_t (**keys)[SCS_SIV_KEY_LEN], const uint32_t **epochs)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	*keys = (const uint8_t (*)[SCS_SIV_KEY_LEN])v->st->name_keys;
+	*epochs = v->st->epochs;
+	int n = v->st->name_keys ? (int)v->st->nkeys : 0;
+	pthread_rwlock_unlock(&v->lock);
+	return n;
+}
+
+int scs_vault_epoch_key(scs_vault *v, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
+{
+	return kc_epoch_key(v, epoch, key);
+}
+
+const char *scs_vault_group_fpr(scs_vault *v)
+{
+	return v->group_fpr;
+}
+
+const char *scs_vault_remote(scs_vault *v)
+{
+	return v->be->remote;
+}
+
+struct scs_identity *scs_vault_identity(scs_vault *v)
+{
+	return v->id;
+}
+
+const struct scs_keyring *scs_vault_keyring(scs_vault *v)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	const scs_keyring *kr = v->st->kr;
+	pthread_rwlock_unlock(&v->lock);
+	return kr;
+}

@@ -1,0 +1,23 @@
+/* scsctl.h - shared bits of the scsctl subcommands. */
+#ifndef SCSCTL_H
+#define SCSCTL_H
+
+#include "scs/err.h"
+
+struct scsctl_opts {
+	const char *passphrase_file;   /* --passphrase-file, NULL if not given */
+};
+extern struct scsctl_opts scsctl;
+
+/* Print "scsctl: <message>" and return 1 (the exit status). */
+int scsctl_fail(const scs_err *e);
+int scsctl_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print a usage line for a subcommand to stderr and return 1. */
+int scsctl_usage(const char *line);
+
+int id_main(int argc, char **argv);
+int init_main(int argc, char **argv);
+int status_main(int argc, char **argv);
+int verify_main(int argc, char **argv);
+
+#endif

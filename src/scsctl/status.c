@@ -1,0 +1,32 @@
+/* status.c - scsctl status [REMOTE]: the group as this machine sees it.
+ * Needs no passphrase: everything shown is in the verified keyring. */
+#include "scsctl.h"
+#include "scs/identity.h"
+#include "scs/keyring.h"
+#include "scs/vault.h"
+
+#include <stdio.h>
+
+int status_main(int argc, char **argv)
+{
+	scs_err err = { 0 };
+	scs_vault *v;
+	if (argc > 2)
+		return scsctl_usage("status [REMOTE]");
+	struct scs_vault_opts o = { .passphrase_file = scsctl.passphrase_file, .public_only = 1 };
+	if (scs_vault_open(argc == 2 ? argv[1] : NULL, &o, &v, &err) < 0)
+		return scsctl_fail(&err);
+	const scs_keyring *kr = scs_vault_keyring(v);
+	const scs_identity *id = scs_vault_identity(v);
+	const struct scs_member *me = scs_keyring_member(kr, id->fpr);
+	size_t n;
+	scs_keyring_members(kr, &n);
+	printf("remote: %s\n", scs_vault_remote(v));
+	printf("group fingerprint: %s\n", scs_vault_group_fpr(v));
+	printf("epoch: %u\n", kr->epoch);
+	printf("members: %zu\n", n);
+	printf("keyring entries: %u\n", kr->seq + 1);
+	printf("you: %s (%s)\n", me->name, scs_role_name(me->role));
+	scs_vault_close(v);
+	return fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");
+}
