@@ -12,7 +12,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import REPO, User, Vault, is_mounted, snapshot  # noqa: E402
