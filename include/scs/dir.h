@@ -77,7 +77,10 @@ int scs_dir_list(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_
 /* The remote path a new entry `name` in (dpath, dir_id) gets, for create,
  * rename's target, link and symlink.  Writes the long-name side object
  * when the encoding is too long (so call it right before creating the
- * entry, and scs_dir_drop_name if the creation then fails). */
+ * entry, and scs_dir_drop_name if the creation then fails -- but not when
+ * it failed with EEXIST: the side object then belongs to that entry).
+ * Rename: src = the rpath lookup gave, dst = prepare_name's; after the
+ * back-end rename succeeds, scs_dir_drop_name(src) unless src == dst. */
 int scs_dir_prepare_name(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
 			 const char *name, char *rpath, size_t cap);
 /* After the entry at rpath was removed (unlink, rmdir, renamed away):
@@ -99,7 +102,10 @@ int scs_dir_rmdir(scs_dirctx *d, const char *rpath);
 
 /* Symlinks: the target is encrypted with the write epoch and the parent's
  * dir id.  symlink creates the entry (name prepared as above) and returns
- * its remote path; readlink returns the target length, target NUL-ended. */
+ * its remote path; readlink returns the target length, target NUL-ended;
+ * -EBADMSG for a target that does not authenticate (altered, or moved
+ * from another directory: log it, the caller knows the plaintext path),
+ * -EACCES when the epoch's key is unknown or retired. */
 int scs_dir_symlink(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
 		    const char *name, const char *target, char *rpath, size_t cap);
 int scs_dir_readlink(scs_dirctx *d, const char *rpath, const uint8_t parent_id[SCS_DIR_ID_LEN],
