@@ -69,6 +69,11 @@ int scs_identity_load(scs_identity **out, scs_err *err);
 /* Decrypt the private keys; checks they match the public identity.
  * A wrong passphrase: -EACCES "wrong passphrase for identity NAME; try again". */
 int scs_identity_unlock(scs_identity *id, const char *pass, size_t passlen, scs_err *err);
+/* Get the passphrase (scs_passphrase_get: passphrase_file, else
+ * $SCSFS_PASSPHRASE_FILE, else the terminal unless no_prompt) and unlock;
+ * on the terminal a wrong passphrase is asked again, three times at most. */
+int scs_identity_unlock_prompt(scs_identity *id, const char *passphrase_file, int no_prompt,
+			       scs_err *err);
 
 /* The public identity JSON (NUL-terminated, ends with "\n"); free(). */
 int scs_identity_export(const scs_identity *id, char **json, size_t *len);

@@ -3,6 +3,7 @@
 #include "scs/identity.h"
 #include "scs/b64.h"
 #include "scs/config.h"
+#include "scs/passphrase.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -510,4 +511,26 @@ out:
 	EVP_PKEY_free(ed);
 	scs_identity_free(id);
 	return rc;
+}
+
+int scs_identity_unlock_prompt(scs_identity *id, const char *passphrase_file, int no_prompt,
+			       scs_err *err)
+{
+	char prompt[SCS_NAME_LEN_MAX + 64];
+	const char *env = getenv(SCS_PASSPHRASE_ENV);
+	int from_file = (passphrase_file && *passphrase_file) || (env && *env);
+	snprintf(prompt, sizeof prompt, "Passphrase for identity %s: ", id->name);
+	for (int attempt = 0; ; attempt++) {
+		struct scs_passphrase pp;
+		int rc = scs_passphrase_get(passphrase_file, prompt, no_prompt ? SCS_PASS_NO_PROMPT : 0,
+					    &pp, err);
+		if (rc < 0)
+			return rc;
+		rc = scs_identity_unlock(id, pp.buf, pp.len, err);
+		scs_passphrase_clear(&pp);
+		/* Only the terminal gets another try; a file would say the same. */
+		if (rc != -EACCES || from_file || attempt == 2)
+			return rc;
+		fprintf(stderr, "%s\n", err ? err->msg : "wrong passphrase");
+	}
 }

@@ -9,7 +9,6 @@
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
-#include "scs/passphrase.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -156,28 +155,6 @@ static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **o
 	return 0;
 }
 
-static int unlock_identity(scs_identity *id, const struct scs_vault_opts *o, scs_err *err)
-{
-	char prompt[SCS_NAME_LEN_MAX + 64];
-	snprintf(prompt, sizeof prompt, "Passphrase for identity %s: ", id->name);
-	const char *file = o ? o->passphrase_file : NULL;
-	int flags = o && o->no_prompt ? SCS_PASS_NO_PROMPT : 0;
-	for (int attempt = 0; ; attempt++) {
-		struct scs_passphrase pp;
-		int rc = scs_passphrase_get(file, prompt, flags, &pp, err);
-		if (rc < 0)
-			return rc;
-		rc = scs_identity_unlock(id, pp.buf, pp.len, err);
-		scs_passphrase_clear(&pp);
-		/* Only the terminal gets another try; a file would say the same. */
-		int from_file = (file && *file) || (getenv(SCS_PASSPHRASE_ENV) &&
-						    *getenv(SCS_PASSPHRASE_ENV));
-		if (rc != -EACCES || from_file || attempt == 2)
-			return rc;
-		fprintf(stderr, "%s\n", err ? err->msg : "wrong passphrase");
-	}
-}
-
 int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 		   scs_vault **out, scs_err *err)
 {
@@ -229,7 +206,8 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 	scs_root_dir_id(v->st->kr->group_id, v->root_id);
 	/* only then the passphrase and the epoch keys */
 	if (!v->public_only) {
-		rc = unlock_identity(v->id, o, err);
+		rc = scs_identity_unlock_prompt(v->id, o ? o->passphrase_file : NULL,
+						 o && o->no_prompt, err);
 		if (rc < 0)
 			goto fail;
 		rc = derive_state(v->st, v->id, err);

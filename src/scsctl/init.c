@@ -8,7 +8,6 @@
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
-#include "scs/passphrase.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,23 +97,9 @@ int init_main(int argc, char **argv)
 		scsctl_fail(&err);
 		goto out;
 	}
-	char prompt[SCS_NAME_LEN_MAX + 64];
-	snprintf(prompt, sizeof prompt, "Passphrase for identity %s: ", id->name);
-	for (int attempt = 0; ; attempt++) {
-		struct scs_passphrase pp;
-		if (scs_passphrase_get(scsctl.passphrase_file, prompt, 0, &pp, &err) < 0) {
-			scsctl_fail(&err);
-			goto out;
-		}
-		rc = scs_identity_unlock(id, pp.buf, pp.len, &err);
-		scs_passphrase_clear(&pp);
-		if (rc == 0)
-			break;
-		if (rc != -EACCES || scsctl.passphrase_file || getenv(SCS_PASSPHRASE_ENV) || attempt == 2) {
-			scsctl_fail(&err);
-			goto out;
-		}
-		fprintf(stderr, "%s\n", err.msg);
+	if (scs_identity_unlock_prompt(id, scsctl.passphrase_file, 0, &err) < 0) {
+		scsctl_fail(&err);
+		goto out;
 	}
 	if (scs_keyring_make_genesis(id, epoch_key, &entry, &len, &err) < 0) {
 		scsctl_fail(&err);
