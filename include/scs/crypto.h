@@ -69,6 +69,10 @@ int scs_ed25519_public(EVP_PKEY *k, uint8_t pub[SCS_ED25519_PUB_LEN]);
 int scs_ed25519_sign(EVP_PKEY *sk, const void *msg, size_t n, uint8_t sig[SCS_ED25519_SIG_LEN]);
 int scs_ed25519_verify(const uint8_t pub[SCS_ED25519_PUB_LEN], const void *msg, size_t n,
 		       const uint8_t sig[SCS_ED25519_SIG_LEN]); /* 0 or -EBADMSG */
+/* 1 if pub is not one of the small-order points (which OpenSSL would let
+ * anyone "sign" for, e.g. all-zero key + all-zero signature); verify
+ * refuses them, and identity/keyring parsers should reject them upfront. */
+int scs_ed25519_pub_ok(const uint8_t pub[SCS_ED25519_PUB_LEN]);
 
 /* RSA (>= 3072 bits) with OAEP-SHA256 (MGF1-SHA256) and a label.
  * *outlen is the capacity of out on entry and the length written on return

@@ -249,6 +249,22 @@ static void test_ed25519(void)
 	}
 	CHECK_EQ(accepted, 0);
 	CHECK_EQ(scs_ed25519_verify(pub, m, sizeof m, sig), 0);
+	/* Small-order public keys: OpenSSL alone accepts the all-zero
+	 * signature under the all-zero key; we refuse every such key. */
+	uint8_t zpub[32] = { 0 }, zsig[64] = { 0 };
+	CHECK(!scs_ed25519_pub_ok(zpub));
+	CHECK_EQ(scs_ed25519_verify(zpub, "anything", 8, zsig), -EBADMSG);
+	zpub[31] = 0x80;
+	CHECK(!scs_ed25519_pub_ok(zpub));
+	zpub[31] = 0;
+	zpub[0] = 1;
+	CHECK(!scs_ed25519_pub_ok(zpub));
+	unit_unhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa", zpub, 32);
+	CHECK(!scs_ed25519_pub_ok(zpub));
+	unit_unhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", zpub, 32);
+	CHECK(!scs_ed25519_pub_ok(zpub));
+	CHECK(scs_ed25519_pub_ok(pub));
+	CHECK(scs_ed25519_pub_ok(want_pub));
 	/* Wrong key type is refused. */
 	EVP_PKEY *rsa = NULL;
 	CHECK_EQ(scs_rsa_generate(1024, &rsa), -EINVAL);
