@@ -613,6 +613,8 @@ class Store:
         self.index_path = os.path.join(root, "index.json")
         self.journal_path = os.path.join(root, "journal.jsonl")
         self.t = {name: {} for name in self.TABLES}
+        self.defaults = dict(DEFAULT_SETTINGS)  # command-line options adjust these
+        self.settings = {}  # set through /__control; not persisted
         self.load()
         self.journal = open(self.journal_path, "a", encoding="utf-8")
         self.journal_records = 0
@@ -777,15 +779,23 @@ class Store:
 
     # -- settings
     def setting(self, name):
-        return self.t["misc"].get("settings", {}).get(name, DEFAULT_SETTINGS[name])
+        return self.settings.get(name, self.defaults[name])
 
     def set_settings(self, values):
-        settings = dict(self.t["misc"].get("settings", {}))
-        for k, v in values.items():
+        for k in values:
             if k not in DEFAULT_SETTINGS:
                 raise ValueError("unknown setting %r" % k)
-            settings[k] = v
-        self.put("misc", "settings", settings)
+        self.settings.update(values)
+
+
+def listed_view(meta, now):
+    """What listings show of a file: during a delayed-visibility window the state
+    before the last change (None for a file that is not listed yet)."""
+    if meta is None:
+        return None
+    if meta.get("_listed_until", 0) > now:
+        return meta.get("_listed")
+    return meta
 
 
 def public_meta(meta):
@@ -1019,17 +1029,18 @@ def empty_response(status=204, headers=None):
 # --------------------------------------------------------------------------- the emulator
 
 class Emulator:
-    def __init__(self, root, latency_ms=0):
+    def __init__(self, root, latency_ms=0, token_lifetime=None):
         self.clock = Clock()
         self.store = Store(root, self.clock)
+        self.store.defaults["latency_ms"] = latency_ms
+        if token_lifetime is not None:
+            self.store.defaults["token_lifetime"] = token_lifetime
         self.faults = Faults()
         self.log = []
         self.log_lock = threading.Lock()
         self.page_tokens = {}
         self.page_epoch = secrets.token_hex(4)
         self.base_url = None
-        if latency_ms:
-            self.store.set_settings({"latency_ms": latency_ms})
 
     # -------------------------------------------------------------- routing
     ROUTES = [
@@ -1408,10 +1419,11 @@ class Emulator:
         result = {"kind": "drive#fileList", "incompleteSearch": False}
         with self.store.lock:
             files = []
+            now = self.clock.now()
             for fid in page_ids:
-                meta = self.store.t["files"].get(fid)
-                if meta is not None:
-                    files.append(public_meta(meta))
+                view = listed_view(self.store.t["files"].get(fid), now)
+                if view is not None:
+                    files.append(public_meta(view))
             if offset + take < len(ids):
                 tok = secrets.token_urlsafe(24)
                 self.page_tokens[tok] = {"ids": ids, "offset": offset + take,
@@ -1431,12 +1443,8 @@ class Emulator:
             for meta in self.store.t["files"].values():
                 if meta.get("_root") or not req.can_see(meta):
                     continue
-                view = meta
-                if meta.get("_listed_until", 0) > now:
-                    view = meta.get("_listed")
-                    if view is None:
-                        continue  # not yet visible in listings
-                if pred(view, req):
+                view = listed_view(meta, now)
+                if view is not None and pred(view, req):
                     matches.append(view)
             matches.sort(key=order)
             return [m["id"] for m in matches]
@@ -1589,12 +1597,12 @@ class Emulator:
         store = self.store
         fid = body.get("id")
         if fid is not None:
+            if isinstance(fid, str) and fid in store.t["files"]:
+                raise DriveError(409, "duplicate", "A file already exists with the provided "
+                                 "ID.", location="file.id")
             if not isinstance(fid, str) or fid not in store.t["generated"]:
                 raise bad_request("The provided file ID is not usable.", location="file.id",
                                   reason="invalid")
-            if fid in store.t["files"]:
-                raise DriveError(409, "duplicate", "A file already exists with the provided "
-                                 "ID.", location="file.id")
         else:
             fid = new_id()
         parents = body.get("parents")
@@ -2069,6 +2077,11 @@ class Emulator:
             self.faults.add(rule)
         elif action == "clear_faults":
             self.faults.clear()
+        elif action == "reset":
+            # Faults, settings and the clock back to defaults (stored files stay).
+            self.faults.clear()
+            store.settings.clear()
+            self.clock.offset = 0.0
         elif action == "expire_tokens":
             with store.lock:
                 for tok, rec in list(store.t["access"].items()):
@@ -2152,11 +2165,13 @@ def parse_range(header, size):
             return "unsatisfiable"
         return max(0, size - n), size - 1
     first = int(m.group(1))
-    last = int(m.group(2)) if m.group(2) else size - 1
-    if last < first:
-        return None
+    last = int(m.group(2)) if m.group(2) else None
+    if last is not None and last < first:
+        return None  # syntactically invalid: ignored
     if first >= size:
         return "unsatisfiable"
+    if last is None:
+        last = size - 1
     return first, min(last, size - 1)
 
 
@@ -2426,9 +2441,7 @@ def main(argv=None):
                     help="access token lifetime in seconds (default 3599)")
     args = ap.parse_args(argv)
     os.makedirs(args.root, exist_ok=True)
-    emu = Emulator(args.root, args.latency_ms)
-    if args.token_lifetime is not None:
-        emu.store.set_settings({"token_lifetime": args.token_lifetime})
+    emu = Emulator(args.root, args.latency_ms, args.token_lifetime)
     server = Server(("127.0.0.1", args.port), Handler)
     server.emu = emu
     port = server.server_address[1]
