@@ -233,9 +233,11 @@ int scs_config_get(const char *key, char *out, size_t cap, scs_err *err)
 		return rc;
 	rc = -ENOENT;
 	unsigned lineno = 0;
-	for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = text, *next; line; line = next) {
 		char *k, *v;
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		lineno++;
 		int t = parse_line(line, &k, &v);
 		if (t < 0) {
