@@ -1,1 +1,357 @@
-int main(void) { return 1; }
+/* main.c - scsfs: mount an scsfs group folder with FUSE.
+ *
+ *   scsfs [-f] [-o OPT[,OPT...]] [REMOTE] MOUNTPOINT
+ *
+ * Order matters: the mount point is checked, the vault opened and the
+ * passphrase checked (on the terminal if need be) before anything is
+ * mounted, so every failure is one line and exit status 1 with nothing
+ * mounted.  Only after fuse_session_mount succeeded do we daemonize (the
+ * parent exits 0 with the mount in place). */
+#include "fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "scs/log.h"
+
+#ifndef SCSFS_VERSION
+#define SCSFS_VERSION "0.1.0"
+#endif
+
+struct opts {
+	int foreground;
+	int debug;
+	int single;
+	int help;
+	int version;
+	int allow_other;
+	int ro;
+	int writeback;
+	char *passfile;
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+	unsigned max_idle;
+	unsigned max_threads;
+	char *pos[3];
+	int npos;
+};
+
+enum { KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER, KEY_RO,
+       KEY_WB, KEY_NO_WB };
+
+#define OPT(t, f) { t, offsetof(struct opts, f), 0 }
+static const struct fuse_opt opt_spec[] = {
+	OPT("passphrase_file=%s", passfile),
+	OPT("entry_timeout=%lf", entry_timeout),
+	OPT("attr_timeout=%lf", attr_timeout),
+	OPT("negative_timeout=%lf", negative_timeout),
+	OPT("max_idle_threads=%u", max_idle),
+	OPT("max_threads=%u", max_threads),
+	FUSE_OPT_KEY("-f", KEY_FG),
+	FUSE_OPT_KEY("--foreground", KEY_FG),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("writeback_cache", KEY_WB),
+	FUSE_OPT_KEY("no_writeback_cache", KEY_NO_WB),
+	FUSE_OPT_END
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct opts *o = data;
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (o->npos < 3)
+			o->pos[o->npos] = strdup(arg);
+		o->npos++;
+		return 0;
+	case KEY_FG:
+		o->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = o->foreground = 1;
+		return 1;           /* libfuse prints the requests */
+	case KEY_SINGLE:
+		o->single = 1;
+		return 0;
+	case KEY_HELP:
+		o->help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->version = 1;
+		return 0;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
+	case KEY_RO:
+		o->ro = 1;
+		return 1;
+	case KEY_WB:
+		o->writeback = 1;
+		return 0;
+	case KEY_NO_WB:
+		o->writeback = 0;
+		return 0;
+	default:
+		return 1;           /* FUSE and mount options: libfuse checks them */
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: scsfs [-f] [-o OPT[,OPT...]] [REMOTE] MOUNTPOINT\n"
+"\n"
+"Mount the end-to-end encrypted group folder REMOTE (local:/path; default:\n"
+"the default_remote of ~/.config/scsfs/config) at MOUNTPOINT.\n"
+"Unmount with: fusermount3 -u MOUNTPOINT\n"
+"\n"
+"options:\n"
+"  -f, --foreground          stay in the foreground, log to stderr\n"
+"  -d, -o debug              foreground, and print every FUSE request\n"
+"  -s                        single-threaded\n"
+"  -h, --help                this help\n"
+"  -V, --version             version\n"
+"  -o passphrase_file=FILE   read the identity passphrase from FILE\n"
+"                            (also $SCSFS_PASSPHRASE_FILE; else the terminal)\n"
+"  -o ro                     read-only\n"
+"  -o allow_other            let other users use the mount (needs user_allow_other\n"
+"                            in /etc/fuse.conf; implies default_permissions)\n"
+"  -o default_permissions    let the kernel check permissions\n"
+"  -o entry_timeout=SECS     cache names for SECS (default 1)\n"
+"  -o attr_timeout=SECS      cache attributes for SECS (default 1)\n"
+"  -o negative_timeout=SECS  cache missing names for SECS (default: entry_timeout)\n"
+"  -o writeback_cache        let the kernel cache writes (default)\n"
+"  -o no_writeback_cache     send every write to scsfs at once\n"
+"  -o max_idle_threads=N     idle worker threads kept (default 10)\n"
+"  -o max_threads=N          worker threads at most (default 16)\n"
+"other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
+}
+
+static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	vsnprintf(line, sizeof line, fmt, ap);
+	size_t l = strlen(line);
+	while (l && (line[l - 1] == '\n' || line[l - 1] == ' '))
+		line[--l] = '\0';
+	if (!l)
+		return;
+	enum scs_log_level lv = level <= FUSE_LOG_ERR ? SCS_LOG_ERR :
+		level == FUSE_LOG_WARNING ? SCS_LOG_WARN :
+		level <= FUSE_LOG_INFO ? SCS_LOG_INFO : SCS_LOG_DEBUG;
+	scs_log(lv, "%s", line);
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "scsfs: %s\n", line);
+	return 1;
+}
+
+static int check_mountpoint(const char *mnt, char *abs, size_t cap)
+{
+	struct stat st;
+	if (stat(mnt, &st) < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			return fail("mount point %s does not exist; create it first (mkdir -p %s)", mnt, mnt);
+		if (e == ENOTCONN)
+			return fail("mount point %s is a dead mount; run fusermount3 -u %s first", mnt, mnt);
+		return fail("cannot use mount point %s: %s", mnt, strerror(e));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return fail("mount point %s is not a directory; give a directory", mnt);
+	if (access(mnt, W_OK | X_OK) < 0 && getuid() != 0)
+		return fail("mount point %s is not writable by you; use a directory you own", mnt);
+	char *rp = realpath(mnt, NULL);
+	if (!rp || strlen(rp) >= cap) {
+		free(rp);
+		return fail("cannot resolve mount point %s: %s", mnt, strerror(errno));
+	}
+	strcpy(abs, rp);
+	free(rp);
+	return 0;
+}
+
+static int is_stop_signal(int r)
+{
+	return r == SIGTERM || r == SIGINT || r == SIGHUP;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct opts o;
+	memset(&o, 0, sizeof o);
+	o.entry_timeout = 1.0;
+	o.attr_timeout = 1.0;
+	o.negative_timeout = -1.0;
+	o.writeback = 1;
+	o.max_idle = 10;
+	o.max_threads = 16;
+
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
+		return fail("invalid options; see scsfs --help");
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("scsfs %s (FUSE library %s)\n", SCSFS_VERSION, fuse_pkgversion());
+		return 0;
+	}
+	if (o.npos < 1 || o.npos > 2) {
+		fprintf(stderr, "scsfs: %s; usage: scsfs [-f] [-o OPT[,OPT...]] [REMOTE] MOUNTPOINT\n",
+			o.npos < 1 ? "no mount point given" : "too many arguments");
+		return 1;
+	}
+	if (o.entry_timeout < 0 || o.attr_timeout < 0)
+		return fail("entry_timeout and attr_timeout must be >= 0 seconds");
+	if (o.negative_timeout < 0)
+		o.negative_timeout = o.entry_timeout;
+	const char *remote = o.npos == 2 ? o.pos[0] : NULL;
+	const char *mnt_arg = o.pos[o.npos - 1];
+	char mnt[PATH_MAX];
+	if (check_mountpoint(mnt_arg, mnt, sizeof mnt))
+		return 1;
+
+	fuse_set_log_func(fuse_log_adapter);
+
+	/* The vault: folder, membership, passphrase, keys.  Nothing mounted yet. */
+	struct fs fs;
+	memset(&fs, 0, sizeof fs);
+	struct scs_vault_opts vo = { .passphrase_file = o.passfile, .no_prompt = 0 };
+	scs_err err;
+	scs_err_clear(&err);
+	int r = scs_vault_open(remote, &vo, &fs.vault, &err);
+	if (r) {
+		if (err.msg[0])
+			return fail("%s", err.msg);
+		return fail("cannot open %s: %s", remote ? remote : "the default folder", strerror(-r));
+	}
+	fs.be = scs_vault_backend(fs.vault);
+	fs.k = scs_vault_keyctx(fs.vault);
+	fs.entry_timeout = o.entry_timeout;
+	fs.attr_timeout = o.attr_timeout;
+	fs.negative_timeout = o.negative_timeout;
+	fs.writeback = o.writeback && !o.ro;
+	fs.readonly = o.ro;
+	fs.foreground = o.foreground;
+	r = scs_dir_new(fs.be, fs.k, scs_vault_root_dir_id(fs.vault), &fs.d);
+	if (r) {
+		scs_vault_close(fs.vault);
+		return fail("cannot set up the folder: %s", strerror(-r));
+	}
+	struct scs_attr ra;
+	r = scs_be_stat(fs.be, "", &ra);
+	if (!r)
+		r = fs_nodes_init(&fs, &ra);
+	if (r) {
+		scs_dir_free(fs.d);
+		scs_vault_close(fs.vault);
+		return fail("cannot read the folder: %s", strerror(-r));
+	}
+
+	/* Mount options of our own. */
+	char *fsopts = NULL;
+	const char *rname = fs.be->remote ? fs.be->remote : "scsfs";
+	char *fsname = malloc(strlen(rname) + sizeof "fsname=");
+	int bad = !fsname;
+	if (fsname) {
+		sprintf(fsname, "fsname=%s", rname);
+		bad |= fuse_opt_add_opt_escaped(&fsopts, fsname) != 0;
+		free(fsname);
+	}
+	bad |= fuse_opt_add_opt(&fsopts, "subtype=scsfs") != 0;
+	if (o.allow_other)
+		bad |= fuse_opt_add_opt(&fsopts, "default_permissions") != 0;
+	/* Ours first: an explicit -o fsname= given by the user comes later and wins. */
+	if (!bad) {
+		bad |= fuse_opt_insert_arg(&args, 1, "-o") != 0;
+		bad |= fuse_opt_insert_arg(&args, 2, fsopts) != 0;
+	}
+	free(fsopts);
+	if (bad)
+		return fail("out of memory");
+
+	int ret = 1;
+	umask(0);    /* the kernel already applied the caller's umask */
+	struct fuse_session *se = fuse_session_new(&args, &scsfs_ops, sizeof scsfs_ops, &fs);
+	if (!se) {
+		fail("invalid FUSE options (see the message above and scsfs --help)");
+		goto out_fs;
+	}
+	fs.se = se;
+	if (fuse_set_signal_handlers(se) != 0) {
+		fail("cannot set signal handlers");
+		goto out_se;
+	}
+	if (fuse_session_mount(se, mnt) != 0) {
+		fail("cannot mount on %s (see the message above); is it already mounted?", mnt);
+		goto out_sig;
+	}
+	if (fuse_daemonize(o.foreground) != 0) {
+		fail("cannot go to the background");
+		goto out_unmount;
+	}
+	if (!o.foreground)
+		scs_log_to_syslog("scsfs");
+	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
+
+	if (o.single) {
+		r = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+		if (!cfg) {
+			scs_log(SCS_LOG_ERR, "out of memory");
+			goto out_unmount;
+		}
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		fuse_loop_cfg_set_idle_threads(cfg, o.max_idle);
+		fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
+		r = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	ret = (r == 0 || is_stop_signal(r)) ? 0 : 1;
+	if (ret)
+		scs_log(SCS_LOG_ERR, "the FUSE loop failed: %s", r < 0 ? strerror(-r) : "error");
+out_unmount:
+	fuse_session_unmount(se);
+	fs_close_all(&fs);
+out_sig:
+	fuse_remove_signal_handlers(se);
+out_se:
+	fuse_session_destroy(se);
+out_fs:
+	fs_nodes_destroy(&fs);
+	scs_dir_free(fs.d);
+	scs_vault_close(fs.vault);
+	fuse_opt_free_args(&args);
+	for (int i = 0; i < o.npos && i < 3; i++)
+		free(o.pos[i]);
+	free(o.passfile);
+	return ret;
+}

@@ -1,0 +1,133 @@
+/* fs.h - internals of the scsfs daemon: the mounted file system state and
+ * the inode table shared by the FUSE operations (ops.c) and main.c.
+ *
+ * Inodes.  The kernel's node id is the address of a struct node; nodes are
+ * found by the back end's inode number (scs_attr.ino) in a hash table, so
+ * every hard link of a file is one node.  A node remembers where it lives
+ * as links: (parent node, stored remote name, plaintext name); its remote
+ * path is rebuilt by walking the parents, so renaming a directory is O(1)
+ * and never touches its children.  Regular files usually have one link;
+ * hard links add more; directories have exactly one.
+ *
+ * Locking (in this order; none held across back-end I/O except node->mu):
+ *   fs->tl    the table: hash, nlookup, refs, links, cached attributes
+ *   node->mu  open/release of the node's shared scs_file, dir id loading
+ *   node->frw shared while an operation uses node->file, exclusive while
+ *             node->file is replaced (taken with node->mu held). */
+#ifndef SCSFS_FS_H
+#define SCSFS_FS_H
+
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+#include <fuse_lowlevel.h>
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "scs/backend.h"
+#include "scs/dir.h"
+#include "scs/file.h"
+#include "scs/keyctx.h"
+#include "scs/names.h"
+#include "scs/vault.h"
+
+struct node;
+
+struct nlink {
+	struct node *parent;
+	char *stored;                /* remote name inside the parent */
+	char *plain;                 /* plaintext name (log lines) */
+};
+
+#define NODE_MAX_LINKS 8
+
+struct node {
+	uint64_t bino;               /* back-end inode number */
+	uint32_t type;               /* S_IFMT bits */
+	/* fs->tl: */
+	uint64_t nlookup;            /* kernel references */
+	uint64_t refs;               /* links of other nodes naming this as parent */
+	struct node *hnext;
+	int hashed;
+	struct nlink links[NODE_MAX_LINKS];
+	int nlinks;                  /* 0: unlinked (only open handles reach it) */
+	struct scs_attr attr;        /* last attributes seen */
+	int have_attr;
+	/* node->mu: */
+	pthread_mutex_t mu;
+	int have_id;
+	uint8_t dir_id[SCS_DIR_ID_LEN];
+	int opens;                   /* open handles sharing file */
+	int writable;                /* file was opened for writing */
+	uint64_t seen_size;          /* object size and mtime after the last release, */
+	struct timespec seen_mtime;  /*   to decide keep_cache at the next open */
+	int seen;
+	/* node->frw (pointer) */
+	pthread_rwlock_t frw;
+	scs_file *file;
+};
+
+struct fs {
+	scs_vault *vault;
+	scs_backend *be;
+	const scs_keyctx *k;
+	scs_dirctx *d;
+	struct fuse_session *se;
+
+	double entry_timeout;
+	double attr_timeout;
+	double negative_timeout;
+	int writeback;               /* kernel writeback cache */
+	int readonly;
+	int foreground;
+
+	pthread_mutex_t tl;
+	struct node **hash;
+	size_t hcap, hcount;
+	struct node root;
+};
+
+/* node.c */
+int fs_nodes_init(struct fs *fs, const struct scs_attr *root_attr);
+void fs_nodes_destroy(struct fs *fs);
+struct node *node_of(struct fs *fs, fuse_ino_t ino);
+static inline fuse_ino_t node_ino(struct fs *fs, struct node *n)
+{
+	return n == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
+}
+/* Remote path of n (its first link), or -ENOENT if n was unlinked. */
+int node_rpath(struct fs *fs, struct node *n, char *out, size_t cap);
+/* Plaintext path of n for log lines ("/a/b"); "(unlinked)" if unlinked. */
+void node_display(struct fs *fs, struct node *n, char *out, size_t cap);
+/* Display path of a new child name of parent. */
+void node_child_display(struct fs *fs, struct node *parent, const char *name, char *out, size_t cap);
+/* Find or make the node for the entry (parent, stored name) with attributes
+ * a; takes one kernel reference (nlookup). */
+struct node *node_get(struct fs *fs, struct node *parent, const char *stored,
+		      const char *plain, const struct scs_attr *a);
+void node_forget(struct fs *fs, struct node *n, uint64_t nlookup);
+/* The entry (parent, stored) of back-end inode bino went away; gone: the
+ * object is gone too (last link), so its inode number may be reused. */
+void node_unlinked(struct fs *fs, struct node *parent, const char *stored, uint64_t bino, int gone);
+/* The entry (op, ostored) of bino is now (np, nstored, nplain). */
+void node_renamed(struct fs *fs, uint64_t bino, struct node *op, const char *ostored,
+		  struct node *np, const char *nstored, const char *nplain);
+/* bino changed (a symlink re-created by a rename across directories). */
+void node_rehash(struct fs *fs, uint64_t old_bino, uint64_t new_bino);
+/* Remember/read the last attributes of n. */
+void node_set_attr(struct fs *fs, struct node *n, const struct scs_attr *a);
+int node_get_attr(struct fs *fs, struct node *n, struct scs_attr *a);
+/* First parent of n (NULL for the root or an unlinked node), with a
+ * reference that node_put drops. */
+struct node *node_parent(struct fs *fs, struct node *n);
+void node_put(struct fs *fs, struct node *n);
+/* The dir id of directory node n (read from .scsdir once). */
+int node_dir_id(struct fs *fs, struct node *n, uint8_t id[SCS_DIR_ID_LEN]);
+/* Remote path and dir id of a directory node in one call. */
+int node_dir(struct fs *fs, struct node *n, char *rpath, size_t cap, uint8_t id[SCS_DIR_ID_LEN]);
+
+/* ops.c */
+extern const struct fuse_lowlevel_ops scsfs_ops;
+/* Close every still open file (after the loop ended). */
+void fs_close_all(struct fs *fs);
+
+#endif

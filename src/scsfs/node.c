@@ -1,0 +1,455 @@
+/* node.c - the inode table of the scsfs daemon (see fs.h for the model and
+ * the locking rules). */
+#include "fs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "scs/log.h"
+
+#define HASH_INIT 4096
+
+static size_t hslot(const struct fs *fs, uint64_t bino)
+{
+	uint64_t h = bino * UINT64_C(0x9E3779B97F4A7C15);
+	return (size_t)(h >> 20) & (fs->hcap - 1);
+}
+
+static void hash_insert(struct fs *fs, struct node *n)
+{
+	if (fs->hcount + 1 > fs->hcap) {
+		size_t ncap = fs->hcap * 2;
+		struct node **nh = calloc(ncap, sizeof *nh);
+		if (nh) {
+			struct node **old = fs->hash;
+			size_t ocap = fs->hcap;
+			fs->hash = nh;
+			fs->hcap = ncap;
+			for (size_t i = 0; i < ocap; i++) {
+				struct node *p = old[i];
+				while (p) {
+					struct node *next = p->hnext;
+					size_t s = hslot(fs, p->bino);
+					p->hnext = fs->hash[s];
+					fs->hash[s] = p;
+					p = next;
+				}
+			}
+			free(old);
+		}       /* else: keep the longer chains */
+	}
+	size_t s = hslot(fs, n->bino);
+	n->hnext = fs->hash[s];
+	fs->hash[s] = n;
+	n->hashed = 1;
+	fs->hcount++;
+}
+
+static void hash_remove(struct fs *fs, struct node *n)
+{
+	if (!n->hashed)
+		return;
+	struct node **pp = &fs->hash[hslot(fs, n->bino)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = n->hnext;
+	n->hnext = NULL;
+	n->hashed = 0;
+	fs->hcount--;
+}
+
+static struct node *hash_find(struct fs *fs, uint64_t bino)
+{
+	for (struct node *p = fs->hash[hslot(fs, bino)]; p; p = p->hnext)
+		if (p->bino == bino)
+			return p;
+	return NULL;
+}
+
+static void node_init_locks(struct node *n)
+{
+	pthread_mutex_init(&n->mu, NULL);
+	pthread_rwlock_init(&n->frw, NULL);
+}
+
+int fs_nodes_init(struct fs *fs, const struct scs_attr *root_attr)
+{
+	pthread_mutex_init(&fs->tl, NULL);
+	fs->hcap = HASH_INIT;
+	fs->hash = calloc(fs->hcap, sizeof *fs->hash);
+	if (!fs->hash)
+		return -ENOMEM;
+	memset(&fs->root, 0, sizeof fs->root);
+	node_init_locks(&fs->root);
+	fs->root.bino = root_attr->ino;
+	fs->root.type = S_IFDIR;
+	fs->root.nlookup = 1;
+	fs->root.attr = *root_attr;
+	fs->root.have_attr = 1;
+	return 0;
+}
+
+static void maybe_free(struct fs *fs, struct node *n);
+
+static void link_clear(struct fs *fs, struct nlink *l)
+{
+	struct node *p = l->parent;
+	free(l->stored);
+	free(l->plain);
+	l->stored = l->plain = NULL;
+	l->parent = NULL;
+	if (p) {
+		p->refs--;
+		maybe_free(fs, p);
+	}
+}
+
+static void link_remove_at(struct fs *fs, struct node *n, int i)
+{
+	struct nlink old = n->links[i];
+	memmove(&n->links[i], &n->links[i + 1], (size_t)(n->nlinks - i - 1) * sizeof n->links[0]);
+	n->nlinks--;
+	memset(&n->links[n->nlinks], 0, sizeof n->links[0]);
+	link_clear(fs, &old);
+}
+
+static void node_free(struct node *n)
+{
+	pthread_mutex_destroy(&n->mu);
+	pthread_rwlock_destroy(&n->frw);
+	free(n);
+}
+
+/* Free n if nobody refers to it any more.  tl held. */
+static void maybe_free(struct fs *fs, struct node *n)
+{
+	if (n == &fs->root || n->nlookup || n->refs)
+		return;
+	hash_remove(fs, n);
+	while (n->nlinks)
+		link_remove_at(fs, n, n->nlinks - 1);
+	if (n->file) {            /* cannot happen: open handles hold a lookup */
+		scs_log(SCS_LOG_WARN, "internal: freeing an inode with an open file");
+		scs_file_close(n->file);
+	}
+	node_free(n);
+}
+
+void fs_nodes_destroy(struct fs *fs)
+{
+	/* Unmounted: the kernel holds nothing any more. */
+	pthread_mutex_lock(&fs->tl);
+	for (size_t i = 0; i < fs->hcap; i++) {
+		struct node *p = fs->hash[i];
+		while (p) {
+			struct node *next = p->hnext;
+			p->hashed = 0;
+			p->hnext = NULL;
+			for (int j = 0; j < p->nlinks; j++) {
+				free(p->links[j].stored);
+				free(p->links[j].plain);
+			}
+			node_free(p);
+			p = next;
+		}
+		fs->hash[i] = NULL;
+	}
+	free(fs->hash);
+	fs->hash = NULL;
+	pthread_mutex_unlock(&fs->tl);
+	/* Unhashed nodes still referenced at unmount leak here; the process exits. */
+}
+
+struct node *node_of(struct fs *fs, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &fs->root : (struct node *)(uintptr_t)ino;
+}
+
+/* Build the path of n from link[0] names (stored or plain).  tl held. */
+static int build_path(struct fs *fs, struct node *n, int plain, char *out, size_t cap)
+{
+	const char *parts[512];
+	int np = 0;
+	size_t len = 0;
+	for (struct node *p = n; p != &fs->root; p = p->links[0].parent) {
+		if (!p->nlinks)
+			return -ENOENT;
+		if (np == (int)(sizeof parts / sizeof parts[0]))
+			return -ENAMETOOLONG;
+		parts[np] = plain ? p->links[0].plain : p->links[0].stored;
+		len += strlen(parts[np]) + 1;
+		np++;
+	}
+	if (len + 1 > cap)
+		return -ENAMETOOLONG;
+	char *o = out;
+	for (int i = np - 1; i >= 0; i--) {
+		if (plain || i != np - 1)
+			*o++ = '/';
+		size_t l = strlen(parts[i]);
+		memcpy(o, parts[i], l);
+		o += l;
+	}
+	if (plain && np == 0)
+		*o++ = '/';
+	*o = '\0';
+	return 0;
+}
+
+int node_rpath(struct fs *fs, struct node *n, char *out, size_t cap)
+{
+	pthread_mutex_lock(&fs->tl);
+	int r = build_path(fs, n, 0, out, cap);
+	pthread_mutex_unlock(&fs->tl);
+	return r;
+}
+
+void node_display(struct fs *fs, struct node *n, char *out, size_t cap)
+{
+	pthread_mutex_lock(&fs->tl);
+	int r = build_path(fs, n, 1, out, cap);
+	pthread_mutex_unlock(&fs->tl);
+	if (r)
+		snprintf(out, cap, "(unlinked file)");
+}
+
+void node_child_display(struct fs *fs, struct node *parent, const char *name, char *out, size_t cap)
+{
+	node_display(fs, parent, out, cap);
+	size_t l = strlen(out);
+	snprintf(out + l, cap - l, "%s%s", (l && out[l - 1] == '/') ? "" : "/", name);
+}
+
+static int link_set(struct nlink *l, struct node *parent, const char *stored, const char *plain)
+{
+	char *s = strdup(stored), *p = strdup(plain);
+	if (!s || !p) {
+		free(s);
+		free(p);
+		return -ENOMEM;
+	}
+	l->parent = parent;
+	l->stored = s;
+	l->plain = p;
+	parent->refs++;
+	return 0;
+}
+
+static int link_find(struct node *n, struct node *parent, const char *stored)
+{
+	for (int i = 0; i < n->nlinks; i++)
+		if (n->links[i].parent == parent && !strcmp(n->links[i].stored, stored))
+			return i;
+	return -1;
+}
+
+/* Record that n is (also) reachable as (parent, stored).  tl held. */
+static void node_add_link(struct fs *fs, struct node *n, struct node *parent, const char *stored,
+			  const char *plain, uint32_t nlink)
+{
+	int i = link_find(n, parent, stored);
+	if (i >= 0) {
+		if (strcmp(n->links[i].plain, plain)) {
+			char *p = strdup(plain);
+			if (p) {
+				free(n->links[i].plain);
+				n->links[i].plain = p;
+			}
+		}
+		return;
+	}
+	/* Directories and single-link files live at one place: the new name
+	 * replaces the old ones (renamed behind our back). */
+	if (S_ISDIR(n->type) || nlink <= 1) {
+		struct nlink nl;
+		if (link_set(&nl, parent, stored, plain))
+			return;
+		while (n->nlinks)
+			link_remove_at(fs, n, n->nlinks - 1);
+		n->links[0] = nl;
+		n->nlinks = 1;
+		return;
+	}
+	if (n->nlinks == NODE_MAX_LINKS)
+		link_remove_at(fs, n, NODE_MAX_LINKS - 1);
+	if (link_set(&n->links[n->nlinks], parent, stored, plain) == 0)
+		n->nlinks++;
+}
+
+struct node *node_get(struct fs *fs, struct node *parent, const char *stored,
+		      const char *plain, const struct scs_attr *a)
+{
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = hash_find(fs, a->ino);
+	if (n && (n->type != (a->mode & S_IFMT))) {
+		/* The inode number was reused for another kind of object. */
+		hash_remove(fs, n);
+		n = NULL;
+	}
+	if (!n) {
+		n = calloc(1, sizeof *n);
+		if (!n) {
+			pthread_mutex_unlock(&fs->tl);
+			return NULL;
+		}
+		node_init_locks(n);
+		n->bino = a->ino;
+		n->type = a->mode & S_IFMT;
+		hash_insert(fs, n);
+	}
+	n->nlookup++;
+	node_add_link(fs, n, parent, stored, plain, a->nlink);
+	n->attr = *a;
+	n->have_attr = 1;
+	pthread_mutex_unlock(&fs->tl);
+	return n;
+}
+
+void node_forget(struct fs *fs, struct node *n, uint64_t nlookup)
+{
+	if (n == &fs->root)
+		return;
+	pthread_mutex_lock(&fs->tl);
+	n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
+	maybe_free(fs, n);
+	pthread_mutex_unlock(&fs->tl);
+}
+
+void node_unlinked(struct fs *fs, struct node *parent, const char *stored, uint64_t bino, int gone)
+{
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = hash_find(fs, bino);
+	if (n) {
+		n->refs++;                 /* keep n while we edit it */
+		int i = link_find(n, parent, stored);
+		if (i >= 0)
+			link_remove_at(fs, n, i);
+		if (gone) {
+			while (n->nlinks)
+				link_remove_at(fs, n, n->nlinks - 1);
+			hash_remove(fs, n);
+			n->attr.nlink = 0;
+		} else if (n->attr.nlink > 1) {
+			n->attr.nlink--;
+		}
+		n->refs--;
+		maybe_free(fs, n);
+	}
+	pthread_mutex_unlock(&fs->tl);
+}
+
+void node_renamed(struct fs *fs, uint64_t bino, struct node *op, const char *ostored,
+		  struct node *np, const char *nstored, const char *nplain)
+{
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = hash_find(fs, bino);
+	if (n) {
+		int i = link_find(n, op, ostored);
+		struct nlink nl;
+		if (link_set(&nl, np, nstored, nplain) == 0) {
+			n->refs++;
+			if (i >= 0) {
+				struct nlink old = n->links[i];
+				n->links[i] = nl;
+				link_clear(fs, &old);
+			} else if (S_ISDIR(n->type) || n->nlinks == 0) {
+				while (n->nlinks)
+					link_remove_at(fs, n, n->nlinks - 1);
+				n->links[0] = nl;
+				n->nlinks = 1;
+			} else if (n->nlinks < NODE_MAX_LINKS) {
+				n->links[n->nlinks++] = nl;
+			} else {
+				link_clear(fs, &nl);
+			}
+			n->refs--;
+			maybe_free(fs, n);
+		}
+	}
+	pthread_mutex_unlock(&fs->tl);
+}
+
+void node_rehash(struct fs *fs, uint64_t old_bino, uint64_t new_bino)
+{
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = hash_find(fs, old_bino);
+	if (n) {
+		hash_remove(fs, n);
+		struct node *other = hash_find(fs, new_bino);
+		if (other)
+			hash_remove(fs, other);
+		n->bino = new_bino;
+		hash_insert(fs, n);
+	}
+	pthread_mutex_unlock(&fs->tl);
+}
+
+void node_set_attr(struct fs *fs, struct node *n, const struct scs_attr *a)
+{
+	pthread_mutex_lock(&fs->tl);
+	n->attr = *a;
+	n->have_attr = 1;
+	pthread_mutex_unlock(&fs->tl);
+}
+
+int node_get_attr(struct fs *fs, struct node *n, struct scs_attr *a)
+{
+	pthread_mutex_lock(&fs->tl);
+	int r = n->have_attr ? 0 : -ENOENT;
+	if (!r)
+		*a = n->attr;
+	pthread_mutex_unlock(&fs->tl);
+	return r;
+}
+
+struct node *node_parent(struct fs *fs, struct node *n)
+{
+	pthread_mutex_lock(&fs->tl);
+	struct node *p = n->nlinks ? n->links[0].parent : NULL;
+	if (p)
+		p->refs++;
+	pthread_mutex_unlock(&fs->tl);
+	return p;
+}
+
+void node_put(struct fs *fs, struct node *n)
+{
+	pthread_mutex_lock(&fs->tl);
+	n->refs--;
+	maybe_free(fs, n);
+	pthread_mutex_unlock(&fs->tl);
+}
+
+int node_dir_id(struct fs *fs, struct node *n, uint8_t id[SCS_DIR_ID_LEN])
+{
+	if (n == &fs->root)
+		return scs_dir_read_id(fs->d, "", id);
+	pthread_mutex_lock(&n->mu);
+	int r = 0;
+	if (!n->have_id) {
+		char rpath[SCS_RPATH_MAX];
+		r = node_rpath(fs, n, rpath, sizeof rpath);
+		if (!r)
+			r = scs_dir_read_id(fs->d, rpath, n->dir_id);
+		if (!r)
+			n->have_id = 1;
+	}
+	if (!r)
+		memcpy(id, n->dir_id, SCS_DIR_ID_LEN);
+	pthread_mutex_unlock(&n->mu);
+	return r;
+}
+
+int node_dir(struct fs *fs, struct node *n, char *rpath, size_t cap, uint8_t id[SCS_DIR_ID_LEN])
+{
+	if (!S_ISDIR(n->type))
+		return -ENOTDIR;
+	int r = node_rpath(fs, n, rpath, cap);
+	if (!r)
+		r = node_dir_id(fs, n, id);
+	return r;
+}
