@@ -48,6 +48,12 @@ struct scs_file {
 	EVP_MD_CTX *hctx;
 	uint64_t hashed;
 
+	/* Plaintext of the last record (writable files): appends and
+	 * truncates re-seal it without reading and decrypting it again. */
+	uint8_t *tail_mem, *tail, *tail2;
+	uint64_t tail_idx;
+	int tail_ok, tail2_set;
+
 	pthread_mutex_t pool_lock;
 	scs_gcm *pool[GCM_POOL];
 	int npool;
@@ -193,6 +199,11 @@ static scs_file *file_alloc(scs_backend *be, const scs_keyctx *k, const char *di
 
 static void file_free(scs_file *f)
 {
+	if (f->tail) {
+		scs_cleanse(f->tail, SCS_CHUNK_SIZE);
+		scs_cleanse(f->tail2, SCS_CHUNK_SIZE);
+		free(f->tail_mem);
+	}
 	for (int i = 0; i < f->npool; i++)
 		scs_gcm_free(f->pool[i]);
 	scs_cleanse(f->key, sizeof f->key);
@@ -486,6 +497,10 @@ static int read_old(scs_file *f, struct tls *t, scs_gcm *g, uint64_t old_size, u
 		    uint8_t *pt)
 {
 	uint64_t plen = plain_len(old_size, idx);
+	if (f->tail_ok && idx == f->tail_idx) {
+		memcpy(pt, f->tail, plen);
+		return 0;
+	}
 	ssize_t n = scs_obj_pread(f->obj, t->rec, plen + OVH, scs_record_offset(idx));
 	if (n < 0)
 		return (int)n;
@@ -542,6 +557,10 @@ static int64_t seal_batch(scs_file *f, struct tls *t, scs_gcm *g, uint8_t *ct,
 			}
 			pt = t->pt;
 		}
+		if (i == new_last && f->tail) {
+			memcpy(f->tail2, pt, plen);
+			f->tail2_set = 1;
+		}
 		int r = scs_chunk_seal(g, f->h.file_id, i, i == new_last, pt, plen, ct + pos);
 		if (pt == t->pt)
 			scs_cleanse(t->pt, plen);
@@ -554,10 +573,35 @@ static int64_t seal_batch(scs_file *f, struct tls *t, scs_gcm *g, uint8_t *ct,
 
 /* Write [off, off+n) (src NULL: zeros), growing the file as needed.  Caller
  * holds the write lock; n > 0. */
+static int tail_alloc(scs_file *f)
+{
+	if (!f->tail_mem) {
+		f->tail_mem = malloc(2 * SCS_CHUNK_SIZE);
+		if (!f->tail_mem)
+			return -ENOMEM;
+		f->tail = f->tail_mem;
+		f->tail2 = f->tail_mem + SCS_CHUNK_SIZE;
+	}
+	return 0;
+}
+
+/* The staged tail (tail2) becomes the plaintext of last record idx. */
+static void tail_commit(scs_file *f, uint64_t idx)
+{
+	if (!f->tail2_set)
+		return;
+	uint8_t *x = f->tail;
+	f->tail = f->tail2;
+	f->tail2 = x;
+	f->tail_idx = idx;
+	f->tail_ok = 1;
+	f->tail2_set = 0;
+}
+
 static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t off)
 {
 	struct tls *t = tls_get();
-	if (!t)
+	if (!t || tail_alloc(f))
 		return -ENOMEM;
 	uint64_t old_size = f->size, end = off + n;
 	if (end < off || end > SCS_PLAIN_SIZE_MAX)
@@ -565,6 +609,7 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 	uint64_t new_size = end > old_size ? end : old_size;
 	uint64_t old_nrec = scs_nrecords(old_size);
 	uint64_t new_nrec = scs_nrecords(new_size);
+	uint64_t new_last_idx = new_nrec - 1;
 	uint64_t r0 = off / C, r1 = (end - 1) / C;
 	/* Growing: the old last record is re-sealed (it stops being last, or
 	 * takes the zeros of the gap). */
@@ -586,6 +631,9 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 	scs_gcm *g = gcm_get(f);
 	if (!g)
 		return -ENOMEM;
+	/* seal_batch stages the new last record's plaintext in tail2 (the
+	 * old one in tail may still be needed by an earlier batch). */
+	f->tail2_set = 0;
 	/* Batches from the end backwards: records past the old end go first,
 	 * so a failure before the old records are touched can be undone by
 	 * cutting the object back. */
@@ -605,6 +653,7 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 		}
 		if (w < 0) {
 			gcm_put(f, g);
+			f->tail_ok = 0;
 			if (!touched_old) {
 				/* Nothing old was overwritten: put the object back. */
 				if (new_obj > old_obj)
@@ -620,6 +669,7 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 	gcm_put(f, g);
 	f->size = new_size;
 	f->dirty = 1;
+	tail_commit(f, new_last_idx);
 	/* content_hash bookkeeping: ct holds records [r0, min(r1, r0+BATCH-1)]. */
 	if (r0 < f->hashed) {
 		hash_reset(f);
@@ -670,6 +720,12 @@ int scs_file_truncate(scs_file *f, uint64_t size)
 			r = read_old(f, t, g, old, last, t->pt);
 		if (!r)
 			r = scs_chunk_seal(g, f->h.file_id, last, 1, t->pt, plen, rec);
+		f->tail_ok = 0;
+		f->tail2_set = 0;
+		if (!r && !tail_alloc(f)) {
+			memcpy(f->tail2, t->pt, plen);
+			f->tail2_set = 1;
+		}
 		scs_cleanse(t->pt, plen);
 		gcm_put(f, g);
 		if (r < 0)
@@ -688,6 +744,7 @@ int scs_file_truncate(scs_file *f, uint64_t size)
 		}
 		f->size = size;
 		f->dirty = 1;
+		tail_commit(f, last);
 		if (last < f->hashed)
 			hash_reset(f);
 	}
