@@ -111,4 +111,26 @@ int scs_dir_symlink(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_D
 int scs_dir_readlink(scs_dirctx *d, const char *rpath, const uint8_t parent_id[SCS_DIR_ID_LEN],
 		     char target[SCS_SYMLINK_MAX + 1]);
 
+/* Walk the tree below the remote directory (rpath, id), depth first, for
+ * `scsctl verify` and the re-key pass.  The callback sees every entry:
+ * files, symlinks and directories (before their contents), and entries
+ * that cannot be read (bad != 0: a name that does not decrypt, -EBADMSG;
+ * no key for it, -ENOKEY; a directory whose .scsdir is missing or
+ * malformed, -EBADMSG, not descended into).  path is the plaintext path
+ * below `display` ("" for the start: "docs/a.txt" when display is ""), or
+ * for an unreadable name the directory's path + "/" + the stored name.
+ * Return non-zero from the callback to stop the walk (returned). */
+struct scs_walk_entry {
+	const char *path;
+	const char *rpath;
+	const struct scs_attr *attr;
+	const uint8_t *parent_id;     /* the id its name and symlink target are bound to */
+	const uint8_t *dir_id;        /* directories: their own id, NULL if unreadable */
+	uint32_t name_epoch;
+	int bad;
+};
+typedef int (*scs_walk_cb)(void *arg, const struct scs_walk_entry *e);
+int scs_dir_walk(scs_dirctx *d, const char *rpath, const uint8_t id[SCS_DIR_ID_LEN],
+		 const char *display, scs_walk_cb cb, void *arg);
+
 #endif

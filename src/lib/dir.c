@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "scs/b64.h"
 #include "scs/crypto.h"
@@ -623,4 +624,112 @@ int scs_dir_readlink(scs_dirctx *d, const char *rpath, const uint8_t parent_id[S
 	}
 	free(enc);
 	return r;
+}
+
+/* ---- walk ---- */
+
+struct walk_item {
+	char *stored;
+	char *name;                      /* NULL: unreadable */
+	struct scs_attr attr;
+	uint32_t epoch;
+	int bad;
+};
+
+struct walk_list {
+	struct walk_item *v;
+	size_t n, cap;
+	int err;
+};
+
+static int walk_collect(void *arg, const struct scs_dirent *e)
+{
+	struct walk_list *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 32;
+		struct walk_item *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return l->err = -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	struct walk_item *it = &l->v[l->n];
+	it->stored = strdup(e->stored);
+	it->name = e->name ? strdup(e->name) : NULL;
+	if (!it->stored || (e->name && !it->name)) {
+		free(it->stored);
+		free(it->name);
+		return l->err = -ENOMEM;
+	}
+	it->attr = *e->attr;
+	it->epoch = e->epoch;
+	it->bad = e->bad;
+	l->n++;
+	return 0;
+}
+
+static void walk_list_free(struct walk_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].stored);
+		free(l->v[i].name);
+	}
+	free(l->v);
+}
+
+static int walk_dir(scs_dirctx *d, const char *rpath, const uint8_t id[SCS_DIR_ID_LEN],
+		    const char *display, scs_walk_cb cb, void *arg, int depth)
+{
+	if (depth > 256)
+		return -ELOOP;
+	struct walk_list l = { 0 };
+	int r = scs_dir_list(d, rpath, id, display, SCS_DIR_LIST_BAD, walk_collect, &l);
+	if (!r)
+		r = l.err;
+	char *crp = malloc(SCS_RPATH_MAX), *cpath = malloc(SCS_RPATH_MAX);
+	if (!crp || !cpath)
+		r = -ENOMEM;
+	for (size_t i = 0; !r && i < l.n; i++) {
+		struct walk_item *it = &l.v[i];
+		const char *shown = it->name ? it->name : it->stored;
+		r = scs_path_join(crp, SCS_RPATH_MAX, rpath, it->stored);
+		if (!r)
+			r = scs_path_join(cpath, SCS_RPATH_MAX, display, shown);
+		if (r < 0)
+			break;
+		uint8_t cid[SCS_DIR_ID_LEN];
+		struct scs_walk_entry e = {
+			.path = cpath, .rpath = crp, .attr = &it->attr, .parent_id = id,
+			.name_epoch = it->epoch, .bad = it->bad,
+		};
+		int descend = 0;
+		if (!it->bad && S_ISDIR(it->attr.mode)) {
+			int x = scs_dir_read_id(d, crp, cid);
+			if (x == -ENOENT || x == -EBADMSG) {
+				e.bad = -EBADMSG;
+			} else if (x < 0) {
+				r = x;
+				break;
+			} else {
+				e.dir_id = cid;
+				descend = 1;
+			}
+		}
+		r = cb(arg, &e);
+		if (!r && descend) {
+			char *sub = strdup(cpath);
+			r = sub ? walk_dir(d, crp, cid, sub, cb, arg, depth + 1) : -ENOMEM;
+			free(sub);
+		}
+	}
+	free(crp);
+	free(cpath);
+	walk_list_free(&l);
+	return r;
+}
+
+int scs_dir_walk(scs_dirctx *d, const char *rpath, const uint8_t id[SCS_DIR_ID_LEN],
+		 const char *display, scs_walk_cb cb, void *arg)
+{
+	return walk_dir(d, rpath, id, display ? display : "", cb, arg, 0);
 }

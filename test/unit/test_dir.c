@@ -406,6 +406,68 @@ static void test_symlinks(void)
 	CHECK_EQ(scs_dir_symlink(D, dp, id, "empty", "", rp, sizeof rp), -ENOENT);
 }
 
+struct walked {
+	int n, nbad, ndirs;
+	char paths[16][512];
+	int bad[16];
+};
+
+static int walk_cb(void *arg, const struct scs_walk_entry *e)
+{
+	struct walked *w = arg;
+	if (w->n < 16) {
+		snprintf(w->paths[w->n], sizeof w->paths[0], "%s", e->path);
+		w->bad[w->n] = e->bad;
+	}
+	w->n++;
+	if (e->bad)
+		w->nbad++;
+	if (e->dir_id)
+		w->ndirs++;
+	return 0;
+}
+
+static int walked_has(const struct walked *w, const char *path, int bad)
+{
+	for (int i = 0; i < w->n && i < 16; i++)
+		if (!strcmp(w->paths[i], path) && w->bad[i] == bad)
+			return 1;
+	return 0;
+}
+
+static void test_walk(void)
+{
+	uint8_t wid[SCS_DIR_ID_LEN], aid[SCS_DIR_ID_LEN], cid[SCS_DIR_ID_LEN];
+	char wrp[SCS_RPATH_MAX], arp[SCS_RPATH_MAX], crp[SCS_RPATH_MAX], rp[SCS_RPATH_MAX];
+	CHECK_EQ(scs_dir_mkdir(D, "", root_id, "walk", 0700, wrp, sizeof wrp, wid), 0);
+	CHECK_EQ(scs_dir_mkdir(D, wrp, wid, "a", 0700, arp, sizeof arp, aid), 0);
+	make_entry(arp, aid, "b.txt", rp);
+	CHECK_EQ(scs_dir_mkdir(D, arp, aid, "c", 0700, crp, sizeof crp, cid), 0);
+	CHECK_EQ(scs_dir_symlink(D, crp, cid, "d", "../b.txt", rp, sizeof rp), 0);
+	struct walked w = { 0 };
+	CHECK_EQ(scs_dir_walk(D, wrp, wid, "walk", walk_cb, &w), 0);
+	CHECK_EQ(w.n, 4);
+	CHECK_EQ(w.nbad, 0);
+	CHECK_EQ(w.ndirs, 2);
+	CHECK(walked_has(&w, "walk/a", 0));
+	CHECK(walked_has(&w, "walk/a/b.txt", 0));
+	CHECK(walked_has(&w, "walk/a/c", 0));
+	CHECK(walked_has(&w, "walk/a/c/d", 0));
+	/* damage: a directory loses its .scsdir, a foreign file appears */
+	char p[SCS_RPATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/.scsdir", crp);
+	CHECK_EQ(scs_be_unlink(be, p), 0);
+	snprintf(p, sizeof p, "%s/junk", arp);
+	touch(p);
+	memset(&w, 0, sizeof w);
+	CHECK_EQ(scs_dir_walk(D, wrp, wid, "", walk_cb, &w), 0);
+	CHECK_EQ(w.n, 4);
+	CHECK_EQ(w.nbad, 2);
+	CHECK(walked_has(&w, "a/c", -EBADMSG));
+	CHECK(walked_has(&w, "a/junk", -EBADMSG));
+	CHECK(walked_has(&w, "a/b.txt", 0));
+}
+
 static void test_join(void)
 {
 	char out[8];
@@ -434,6 +496,7 @@ int main(void)
 	test_tampered_dir();
 	test_epochs();
 	test_symlinks();
+	test_walk();
 	scs_dir_free(D);
 	scs_backend_close(be);
 	char cmd[PATH_MAX + 16];
