@@ -647,9 +647,19 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 		int64_t len = ct ? seal_batch(f, t, g, ct, b0, b1, old_size, new_size, src, off, end)
 				 : -ENOMEM;
 		ssize_t w = (ssize_t)len;
-		if (len >= 0) {
-			touched_old |= b0 < old_nrec;
-			w = scs_obj_pwrite(f->obj, ct, (size_t)len, scs_record_offset(b0));
+		uint64_t boff = scs_record_offset(b0);
+		if (len >= 0 && f->no_falloc && boff < old_obj && boff + (uint64_t)len > old_obj) {
+			/* Nothing reserved: write what lies past the old end first,
+			 * so running out of space there leaves the old records whole. */
+			uint64_t split = old_obj - boff;
+			w = scs_obj_pwrite(f->obj, ct + split, (size_t)len - split, old_obj);
+			if (w >= 0) {
+				touched_old = 1;
+				w = scs_obj_pwrite(f->obj, ct, split, boff);
+			}
+		} else if (len >= 0) {
+			touched_old |= boff < old_obj;
+			w = scs_obj_pwrite(f->obj, ct, (size_t)len, boff);
 		}
 		if (w < 0) {
 			gcm_put(f, g);
@@ -662,6 +672,7 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 				scs_log(SCS_LOG_ERR, "%s: write failed half-way (%s); the file "
 					"may be damaged", f->display, strerror((int)-w));
 				f->dirty = 1;
+				hash_reset(f);      /* records before f->hashed may have changed */
 			}
 			return (int)w;
 		}

@@ -604,6 +604,70 @@ static void test_truncate_edges(void)
 	}
 }
 
+/* A full disk: fallocate says ENOSPC (or is missing and pwrite fails past
+ * the end): the write fails and the file stays as it was. */
+static int fail_mode;            /* 1: fallocate ENOSPC; 2: no fallocate, pwrite past end ENOSPC */
+static uint64_t fail_limit;
+static struct scs_backend_ops failing_ops;
+static const struct scs_backend_ops *real_ops;
+
+static int failing_fallocate(scs_obj *o, uint64_t off, uint64_t len)
+{
+	if (fail_mode == 1)
+		return -ENOSPC;
+	if (fail_mode == 2)
+		return -EOPNOTSUPP;
+	return real_ops->fallocate(o, off, len);
+}
+
+static ssize_t failing_pwrite(scs_obj *o, const void *buf, size_t n, uint64_t off)
+{
+	if (fail_mode == 2 && off + n > fail_limit) {
+		/* like a disk that fills up: what fits is written */
+		if (off < fail_limit)
+			real_ops->pwrite(o, buf, fail_limit - off, off);
+		return -ENOSPC;
+	}
+	return real_ops->pwrite(o, buf, n, off);
+}
+
+static void test_full_disk(void)
+{
+	size_t n = 3 * C + 500;
+	uint8_t *data = malloc(n + 200000), *back = malloc(n + 200000);
+	for (size_t i = 0; i < n + 200000; i++)
+		data[i] = (uint8_t)(i * 3);
+	make_file("full", data, n);
+	real_ops = be->ops;
+	failing_ops = *be->ops;
+	failing_ops.fallocate = failing_fallocate;
+	failing_ops.pwrite = failing_pwrite;
+	be->ops = &failing_ops;
+	for (fail_mode = 1; fail_mode <= 2; fail_mode++) {
+		scs_file *f = NULL;
+		CHECK_EQ(scs_file_open(be, "full", 1, &K, "full", &f), 0);
+		if (!f)
+			break;
+		fail_limit = obj_size("full");
+		ssize_t w = scs_file_pwrite(f, data + n, 200000, n);
+		CHECK_EQ(w, -ENOSPC);
+		CHECK_EQ(scs_file_size(f), n);
+		CHECK_EQ(obj_size("full"), scs_object_size(n));
+		CHECK_EQ(scs_file_pread(f, back, n + 10, 0), (ssize_t)n);
+		CHECK_MEM(back, data, n);
+		/* writes inside the file still work */
+		CHECK_EQ(scs_file_pwrite(f, "abc", 3, 7), 3);
+		memcpy(data + 7, "abc", 3);
+		CHECK_EQ(scs_file_close(f), 0);
+		scs_err err;
+		CHECK_EQ(verify("full", &err), 0);
+	}
+	fail_mode = 0;
+	be->ops = real_ops;
+	free(data);
+	free(back);
+}
+
 int main(void)
 {
 	uint8_t ek[SCS_KEY_LEN];
@@ -622,6 +686,7 @@ int main(void)
 	test_tamper();
 	test_membership();
 	test_truncate_edges();
+	test_full_disk();
 	scs_backend_close(be);
 	EVP_PKEY_free(K.sign_key);
 	EVP_PKEY_free(K2.sign_key);
