@@ -44,7 +44,10 @@ typedef struct scs_header {
 } scs_header;
 
 /* Serialise / parse exactly SCS_HEADER_SIZE bytes.  decode rejects bad
- * magic, unknown versions, non-zero reserved bytes: -EBADMSG. */
+ * magic, unknown versions, non-zero reserved bytes: -EBADMSG; it reads the
+ * first SCS_HEADER_SIZE bytes when len is larger (the whole object).
+ * encode returns -EINVAL unless h->version == SCS_FORMAT_VERSION
+ * (scs_filekey_wrap sets it). */
 int scs_header_encode(const scs_header *h, uint8_t out[SCS_HEADER_SIZE]);
 int scs_header_decode(const uint8_t *in, size_t len, scs_header *h);
 
