@@ -39,6 +39,7 @@ struct scs_file {
 	int no_falloc;               /* back end cannot reserve space */
 	int quiet;                   /* scs_file_verify: report in err, log nothing */
 
+	uint32_t epoch;              /* f->h.epoch, fixed for the life of the scs_file */
 	pthread_rwlock_t lock;
 	scs_header h;
 	uint8_t key[SCS_KEY_LEN];
@@ -308,6 +309,7 @@ int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
 		goto fail;
 	}
 	f->size = 0;
+	f->epoch = f->h.epoch;
 	*out = f;
 	return 0;
 fail:
@@ -385,6 +387,7 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		what = "file key";
 		goto bad;
 	}
+	f->epoch = f->h.epoch;
 	*out = f;
 	return 0;
 bad:
@@ -774,7 +777,7 @@ uint64_t scs_file_size(scs_file *f)
 
 uint32_t scs_file_epoch(scs_file *f)
 {
-	return f->h.epoch;      /* fixed for the life of the scs_file */
+	return f->epoch;
 }
 
 void scs_file_set_display(scs_file *f, const char *display)
