@@ -74,8 +74,11 @@ def test_wrong_passphrase(fuse, vault, tmp_path):
     wrong = vault.user.write_passfile("not the passphrase", tmp_path / "wrong")
     r = scsfs(vault.user, vault.remote, vault.mnt, env={"SCSFS_PASSPHRASE_FILE": str(wrong)})
     refused(r, vault.mnt, "passphrase")
-    r = scsfs(vault.user, "--passphrase-file", wrong, vault.remote, vault.mnt)
+    r = scsfs(vault.user, "-o", f"passphrase_file={wrong}", vault.remote, vault.mnt, passfile=False)
     refused(r, vault.mnt, "passphrase")
+    # a command of scsctl that needs the private keys
+    r = vault.user.ctl("verify", env={"SCSFS_PASSPHRASE_FILE": str(wrong)}, check=False)
+    refused(r, None, "passphrase")
     # an empty passphrase file
     empty = tmp_path / "empty"
     empty.write_text("")

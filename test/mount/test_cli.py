@@ -102,16 +102,20 @@ def test_passphrase_sources(fuse, vault, tmp_path):
     v.mount()
     assert is_mounted(v.mnt)
     v.unmount()
-    # --passphrase-file, without the environment variable
-    v.mount(args=["--passphrase-file", str(v.user.passfile)], passfile=False)
-    v.unmount()
-    # -o passphrase_file=
+    # -o passphrase_file= (scsfs), without the environment variable
     v.mount(args=["-o", f"passphrase_file={v.user.passfile}"], passfile=False)
+    (v.mnt / "f").write_bytes(b"x")
     v.unmount()
-    # scsctl --passphrase-file
-    r = v.user.ctl("verify", "--passphrase-file", str(v.user.passfile), passfile=False, check=False)
-    if r.returncode != 0:
-        r = v.user.ctl("--passphrase-file", str(v.user.passfile), "verify", passfile=False)
+    # --passphrase-file (scsctl), without the environment variable: a
+    # command that needs the private keys
+    r = v.user.ctl("--passphrase-file", str(v.user.passfile), "verify", passfile=False, check=False)
+    assert r.returncode == 0, f"scsctl --passphrase-file F verify: {r.stderr!r}"
+    # an explicit file wins over the environment
+    wrong = v.user.write_passfile("wrong", v.user.home / "wrong")
+    r = v.user.ctl("--passphrase-file", str(wrong), "verify", check=False)
+    refused(r, None, "passphrase")
+    r = v.user.run([SCSFS, "-o", f"passphrase_file={wrong}", v.remote, v.mnt], timeout=60)
+    refused(r, v.mnt, "passphrase")
     # and without any: refused in one line, nothing mounted
     r = v.user.run([SCSFS, v.remote, v.mnt], passfile=False, timeout=60)
     refused(r, v.mnt, "passphrase")

@@ -340,8 +340,10 @@ def test_deleted_object_and_garbage(damaged):
     """A foreign file dropped into the folder and a deleted object: the
     rest stays readable, no crash, verify reports."""
     v = damaged
+    d1 = v.obj("d1/one.dat").parent
+    assert d1 != v.cloud
     v.obj("small.txt").unlink()
-    (v.cloud / "d1" / "notours.txt").write_bytes(b"dropped by someone")
+    (d1 / "notours.txt").write_bytes(b"dropped by someone")
     (v.cloud / "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").write_bytes(os.urandom(5000))
     mount_fg(v)
     assert "small.txt" not in os.listdir(v.mnt)
