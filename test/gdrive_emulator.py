@@ -465,7 +465,12 @@ class QueryParser:
         while self.peek("and"):
             self.pos += 1
             preds.append(self.parse_unary())
-        return preds[0] if len(preds) == 1 else (lambda f, c: all(p(f, c) for p in preds))
+        if len(preds) == 1:
+            return preds[0]
+        pred = lambda f, c: all(p(f, c) for p in preds)  # noqa: E731
+        # A conjunction containing "'X' in parents" only matches children of X.
+        pred.parents = [v for p in preds for v in getattr(p, "parents", [])]
+        return pred
 
     def parse_unary(self):
         if self.peek("not"):
@@ -530,7 +535,9 @@ class QueryParser:
     @staticmethod
     def in_term(value, field):
         if field == "parents":
-            return lambda f, c: c.resolve_id(value) in f.get("parents", [])
+            pred = lambda f, c: c.resolve_id(value) in f.get("parents", [])  # noqa: E731
+            pred.parents = [value]  # lets the store start from that folder's children
+            return pred
         return lambda f, c: value in ("me", USER_EMAIL) and not f.get("_foreign")
 
     def has_term(self, field):
@@ -916,6 +923,11 @@ class Request:
         return obj
 
     def form(self):
+        """Form-encoded fields (a JSON object body is accepted too, as Google does)."""
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype == "application/json":
+            obj = self.json_body()
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}
         raw = self.body().decode("utf-8", "replace")
         out = {}
         for k, v in urllib.parse.parse_qsl(raw, keep_blank_values=True):
@@ -1426,6 +1438,8 @@ class Emulator:
                     files.append(public_meta(view))
             if offset + take < len(ids):
                 tok = secrets.token_urlsafe(24)
+                while len(self.page_tokens) >= 10000:  # forget the oldest tokens
+                    del self.page_tokens[next(iter(self.page_tokens))]
                 self.page_tokens[tok] = {"ids": ids, "offset": offset + take,
                                          "page": page_no + 1, "epoch": self.page_epoch,
                                          "query": (req.arg("q"), req.arg("orderBy"))}
@@ -1440,7 +1454,13 @@ class Emulator:
         now = self.clock.now()
         with self.store.lock:
             matches = []
-            for meta in self.store.t["files"].values():
+            files = self.store.t["files"]
+            candidates = files.values()
+            required = getattr(pred, "parents", None)
+            if required and not self.store.setting("list_delay_ms"):
+                ids = self.store.children.get(self.store.resolve_id(required[0]), ())
+                candidates = [files[i] for i in ids if i in files]
+            for meta in candidates:
                 if meta.get("_root") or not req.can_see(meta):
                     continue
                 view = listed_view(meta, now)
@@ -2278,6 +2298,9 @@ def rsa_pkcs1_sha256_verify(n, e, message, signature):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "gdrive-emulator/1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle plus the
+    # peer's delayed ACK would add ~40 ms to every small response.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # keep stderr quiet; tests read /__control/log
         pass

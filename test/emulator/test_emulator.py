@@ -175,6 +175,16 @@ def test_token_expiry_lifetime_and_control(emu):
         "client_id": "emulator-test-client"}).encode(), auth=False,
         headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 400 and r.json()["error"] == "invalid_grant"
+    # /revoke invalidates an access token at once; JSON bodies work like forms.
+    tok = emu.control(action="issue_token")
+    cl = emu.client(tok["access_token"])
+    assert cl.get("/drive/v3/files").status == 200
+    r = cl.post("/revoke", {"token": tok["access_token"]}, auth=False)
+    assert r.status == 200
+    assert cl.get("/drive/v3/files").status == 401
+    conf = cl.get("/.well-known/openid-configuration", auth=False).json()
+    assert conf["token_endpoint"] == emu.base + "/token"
+    assert conf["device_authorization_endpoint"] == emu.base + "/device/code"
 
 
 def form_post(cl, path, fields):
