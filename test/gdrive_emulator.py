@@ -1053,6 +1053,7 @@ class Emulator:
         self.page_tokens = {}
         self.page_epoch = secrets.token_hex(4)
         self.base_url = None
+        self.session_locks = {}  # upload_id -> Lock: one chunk at a time per session
 
     # -------------------------------------------------------------- routing
     ROUTES = [
@@ -1902,6 +1903,12 @@ class Emulator:
 
     def upload_session(self, req):
         upload_id = req.arg("upload_id")
+        with self.store.lock:
+            lock = self.session_locks.setdefault(upload_id, threading.Lock())
+        with lock:
+            return self.upload_session_locked(req, upload_id)
+
+    def upload_session_locked(self, req, upload_id):
         store = self.store
         with store.lock:
             sess = store.t["sessions"].get(upload_id)
@@ -2047,6 +2054,7 @@ class Emulator:
 
     def drop_session(self, upload_id):
         self.store.put("sessions", upload_id, None)
+        self.session_locks.pop(upload_id, None)
         try:
             os.unlink(os.path.join(self.store.upload_dir, upload_id))
         except FileNotFoundError:

@@ -870,3 +870,38 @@ def test_persistence_across_restart(tmp_path):
         c.close()
     finally:
         assert "Traceback" not in e.stop()
+
+
+def test_inserted_foreign_items(emu, c):
+    top = mkfolder(c, "foreign")
+    mine = upload(c, "same", b"mine", top)["id"]
+    dup = emu.control(action="insert", name="same", parents=[top],
+                      content_b64=base64.b64encode(b"theirs").decode())["id"]
+    doc = emu.control(action="insert", name="notes", parents=[top],
+                      mimeType="application/vnd.google-apps.document")["id"]
+    sc = emu.control(action="insert", name="link", parents=[top],
+                     mimeType="application/vnd.google-apps.shortcut",
+                     shortcutDetails={"targetId": "1danglingTargetThatDoesNotExist0",
+                                      "targetMimeType": FOLDER})["id"]
+    r = c.get("/drive/v3/files", query={
+        "q": "'%s' in parents and trashed = false" % top, "orderBy": "name",
+        "fields": "files(id,name,mimeType,size,shortcutDetails)"})
+    files = {f["id"]: f for f in r.json()["files"]}
+    assert set(files) == {mine, dup, doc, sc}
+    assert "size" not in files[doc] and "size" not in files[sc]
+    assert files[sc]["shortcutDetails"]["targetId"] == "1danglingTargetThatDoesNotExist0"
+    assert c.get("/drive/v3/files/%s?alt=media" % dup).body == b"theirs"
+    assert c.request("HEAD", "/drive/v3/files/" + mine).status == 405
+
+
+def test_drop_before_commit_creates_nothing(emu, c):
+    top = mkfolder(c, "nocommit")
+    emu.control(action="drop", path="/upload/drive/v3/files", after_bytes=10)
+    body, ctype = multipart({"name": "never", "parents": [top]}, b"x" * 1000)
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        c.post("/upload/drive/v3/files?uploadType=multipart", body,
+               headers={"Content-Type": ctype})
+    c.close()
+    assert list_names(c, "'%s' in parents" % top) == []
+    posts = [e for e in emu.log() if e["path"] == "/upload/drive/v3/files"]
+    assert posts[-1]["status"] == "dropped" and posts[-1]["fault"] == "drop"
