@@ -40,6 +40,13 @@ GOLDEN_DIRS = ["docs", "docs/nested", "docs/nested/deeper", "empty-dir"]
 GOLDEN_LINKS = {"link-to-hello": "hello.txt", "docs/up": "../big.bin", "dangling": "/nowhere/at/all"}
 
 
+def group_fpr(user):
+    st = user.ctl("status").stdout
+    lines = [l for l in st.splitlines() if l.startswith("group fingerprint: ")]
+    assert len(lines) == 1, st
+    return lines[0].split(": ", 1)[1]
+
+
 def manifest_of(root):
     out = {}
     for rel, (typ, mode, size, h) in snapshot(root).items():
@@ -99,6 +106,7 @@ def test_golden_folder(fuse, tmp_path):
         v.cleanup()
     # reading changed nothing in the folder
     assert snapshot(g / "cloud") == before
+    assert group_fpr(user) == manifest["group_fingerprint"]
     r = user.ctl("verify", check=False)
     assert r.returncode == 0, f"scsctl verify on the golden folder: {r.stdout!r} {r.stderr!r}"
 
@@ -143,7 +151,9 @@ def make_golden(out):
         # explicitly, so it is not kept
         shutil.rmtree(home / ".config", ignore_errors=True)
         shutil.rmtree(home / ".cache", ignore_errors=True)
-        (out / "manifest.json").write_text(json.dumps({"tree": tree}, indent=1, sort_keys=True,
+        fpr = group_fpr(user)
+        (out / "manifest.json").write_text(json.dumps({"tree": tree, "group_fingerprint": fpr},
+                                                      indent=1, sort_keys=True,
                                                       ensure_ascii=False) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
