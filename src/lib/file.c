@@ -388,6 +388,20 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		goto bad;
 	}
 	f->epoch = f->h.epoch;
+	/* A header we re-sign keeps its epoch (moving the file to a newer
+	 * epoch takes a fresh file key: scs_file_rewrite, the re-key pass),
+	 * and the others accept our signature on it only if we were a
+	 * member in that epoch. */
+	if (writable && k->writer_pub(k->arg, k->self_fpr, f->h.epoch, pub) < 0) {
+		r = -EACCES;
+		if (log)
+			scs_log(SCS_LOG_WARN, "%s: written in epoch %" PRIu32 ", before you joined; "
+				"it can be changed once the re-key pass moved it to the current "
+				"epoch (scsctl rekey run)", f->display, f->h.epoch);
+		scs_err_set(err, r, "written in epoch %" PRIu32 ", before this member joined",
+			    f->h.epoch);
+		goto fail;
+	}
 	*out = f;
 	return 0;
 bad:

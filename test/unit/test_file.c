@@ -25,6 +25,7 @@ struct fake {
 	uint8_t fpr[SCS_FPR_LEN];
 	uint8_t pub[SCS_ED25519_PUB_LEN];
 	int accept_other;                /* also accept fake_other as a writer */
+	int reject_self;                 /* we were not a member in that epoch */
 };
 
 static struct fake *fake_other;
@@ -45,7 +46,7 @@ static int fk_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epo
 {
 	struct fake *f = arg;
 	(void)epoch;
-	if (!memcmp(fpr, f->fpr, SCS_FPR_LEN)) {
+	if (!memcmp(fpr, f->fpr, SCS_FPR_LEN) && !f->reject_self) {
 		memcpy(pub, f->pub, sizeof f->pub);
 		return 0;
 	}
@@ -561,6 +562,24 @@ static void test_membership(void)
 	memcpy(F.key, saved, sizeof saved);
 	CHECK_EQ(scs_file_open(be, "m2", 0, &K, "m2", &f), 0);
 	scs_file_close(f);
+
+	/* not a member in the file's epoch: may read (if the writer was),
+	 * may not re-sign it */
+	fake_other = &F2;
+	F.accept_other = 1;
+	make_file("m4", data, sizeof data);
+	F2.accept_other = 1;
+	F2.reject_self = 1;
+	fake_other = &F;
+	CHECK_EQ(scs_file_open(be, "m4", 1, &K2, "m4", &f), -EACCES);
+	CHECK_EQ(scs_file_open(be, "m4", 0, &K2, "m4", &f), 0);
+	scs_file_close(f);
+	F2.reject_self = 0;
+	CHECK_EQ(scs_file_open(be, "m4", 1, &K2, "m4", &f), 0);
+	scs_file_close(f);
+	F2.accept_other = 0;
+	F.accept_other = 0;
+	fake_other = &F2;
 
 	/* no signing key: read-only */
 	scs_keyctx ro = K;
