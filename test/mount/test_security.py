@@ -72,6 +72,8 @@ def test_no_plaintext_in_backing_folder(mounted, tmp_path):
             continue
         assert p.stat().st_size >= HEADER + 28, f"{p} is too small to be an object"
         assert read_all(p)[:4] == b"SCSF", f"{p} is not an scsfs object"
+    # the daemon's cache and state on this machine hold no plaintext either
+    assert_no_plaintext(mounted.user.home, (), contents)
     mounted.mount()
     assert (m / names[1] / names[2]).read_bytes() == contents[0] * 3
 
