@@ -617,6 +617,9 @@ class Store:
         self.upload_dir = os.path.join(root, "uploads")
         os.makedirs(self.blob_dir, exist_ok=True)
         os.makedirs(self.upload_dir, exist_ok=True)
+        for name in os.listdir(self.blob_dir):
+            if name.startswith(".tmp-"):  # left by a kill in the middle of an upload
+                os.unlink(os.path.join(self.blob_dir, name))
         self.index_path = os.path.join(root, "index.json")
         self.journal_path = os.path.join(root, "journal.jsonl")
         self.t = {name: {} for name in self.TABLES}
@@ -1686,14 +1689,14 @@ class Emulator:
             self.store.put("generated", meta["id"], None)
         return json_response(select_fields(public_meta(meta), req.arg("fields"), "file"))
 
-    def set_content(self, meta, data=None, src_path=None):
-        """Install content for meta: bytes, or a file renamed into place."""
-        dst = self.store.blob_path(meta["id"])
+    def prepare_content(self, data=None, src_path=None):
+        """Write bytes to a temporary file (or take src_path) and hash it.
+
+        Done outside the store lock, so a large upload does not stall other requests."""
         if src_path is None:
-            tmp = dst + ".tmp-" + secrets.token_hex(4)
-            with open(tmp, "wb") as f:
+            src_path = os.path.join(self.store.blob_dir, ".tmp-" + secrets.token_hex(8))
+            with open(src_path, "wb") as f:
                 f.write(data)
-            src_path = tmp
         md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
         size = 0
         with open(src_path, "rb") as f:
@@ -1705,11 +1708,18 @@ class Emulator:
                 md5.update(block)
                 sha1.update(block)
                 sha256.update(block)
-        os.replace(src_path, dst)
-        meta.update({"size": size, "md5Checksum": md5.hexdigest(),
-                     "sha1Checksum": sha1.hexdigest(), "sha256Checksum": sha256.hexdigest(),
-                     "headRevisionId": "0B" + secrets.token_urlsafe(30)})
+        return {"path": src_path, "size": size, "md5Checksum": md5.hexdigest(),
+                "sha1Checksum": sha1.hexdigest(), "sha256Checksum": sha256.hexdigest()}
+
+    def install_content(self, meta, prepared):
+        """Rename prepared content into place as meta's bytes (under the store lock)."""
+        os.replace(prepared["path"], self.store.blob_path(meta["id"]))
+        meta.update({k: v for k, v in prepared.items() if k != "path"})
+        meta["headRevisionId"] = "0B" + secrets.token_urlsafe(30)
         meta.pop("_abusive", None)
+
+    def set_content(self, meta, data):
+        self.install_content(meta, self.prepare_content(data))
 
     def check_quota(self, extra, replacing=None):
         used, _ = self.store.usage()
@@ -1847,26 +1857,30 @@ class Emulator:
 
     def store_upload(self, req, file_id, body, media_mime, data=None, src_path=None,
                      status=200):
-        size = len(data) if src_path is None else os.path.getsize(src_path)
-        with self.store.lock:
-            if file_id is None:
-                meta = self.new_file_meta(req, body, media_mime)
-                if meta["mimeType"] == FOLDER_MIME:
-                    raise bad_request("A folder cannot have content.", reason="invalid")
-                self.check_quota(size)
-                self.set_content(meta, data, src_path)
-                self.store.save_file(meta)
-                self.store.put("generated", meta["id"], None)
-            else:
-                meta = dict(self.store.get_file(file_id, req))
-                if meta["mimeType"] == FOLDER_MIME:
-                    raise bad_request("A folder cannot have content.", reason="invalid")
-                trash_change = self.apply_update(req, meta, body)
-                if media_mime and "mimeType" not in body:
-                    meta["mimeType"] = media_mime
-                self.check_quota(size, replacing=meta)
-                self.set_content(meta, data, src_path)
-                self.commit_update(meta, trash_change, touch="modifiedTime" not in body)
+        prepared = self.prepare_content(data, src_path)
+        try:
+            with self.store.lock:
+                if file_id is None:
+                    meta = self.new_file_meta(req, body, media_mime)
+                    if meta["mimeType"] == FOLDER_MIME:
+                        raise bad_request("A folder cannot have content.", reason="invalid")
+                    self.check_quota(prepared["size"])
+                    self.install_content(meta, prepared)
+                    self.store.save_file(meta)
+                    self.store.put("generated", meta["id"], None)
+                else:
+                    meta = dict(self.store.get_file(file_id, req))
+                    if meta["mimeType"] == FOLDER_MIME:
+                        raise bad_request("A folder cannot have content.", reason="invalid")
+                    trash_change = self.apply_update(req, meta, body)
+                    if media_mime and "mimeType" not in body:
+                        meta["mimeType"] = media_mime
+                    self.check_quota(prepared["size"], replacing=meta)
+                    self.install_content(meta, prepared)
+                    self.commit_update(meta, trash_change, touch="modifiedTime" not in body)
+        finally:
+            if src_path is None and os.path.exists(prepared["path"]):
+                os.unlink(prepared["path"])  # not installed (the request failed)
         return json_response(select_fields(public_meta(meta), req.arg("fields"), "file"),
                              status=status)
 
