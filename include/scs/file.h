@@ -44,6 +44,16 @@ uint32_t scs_file_epoch(scs_file *f);
  * Logs nothing. */
 int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_err *err);
 
+/* Re-encrypt the object at src into a new object at dst (created O_EXCL
+ * with mode): the current write epoch, a fresh file id and key.  src is
+ * authenticated whole first (as scs_file_verify), so damage is never
+ * laundered into a valid file.  dst is complete and synced on success; the
+ * caller switches it in (rename over src, after checking that src did not
+ * change meanwhile).  On failure dst does not exist.  For the re-key pass
+ * and for moving a file of an older epoch to the current one. */
+int scs_file_rewrite(scs_backend *be, const char *src, const char *dst, uint32_t mode,
+		     const scs_keyctx *k, const char *display, scs_err *err);
+
 /* Plaintext size of an object from its size (for getattr without opening).
  * Returns 0 for objects too short to be valid (being created). */
 uint64_t scs_file_plain_size(uint64_t object_size);

@@ -948,3 +948,52 @@ out:
 	scs_file_close(f);
 	return r;
 }
+
+/* ---- re-encryption ---- */
+
+int scs_file_rewrite(scs_backend *be, const char *src, const char *dst, uint32_t mode,
+		     const scs_keyctx *k, const char *display, scs_err *err)
+{
+	scs_err_clear(err);
+	int r = scs_file_verify(be, src, k, err);
+	if (r < 0)
+		return r;
+	scs_file *in = NULL, *out = NULL;
+	r = open_impl(be, src, 0, k, display ? display : src, &in, err, 0);
+	if (r < 0)
+		return r;
+	r = scs_file_create(be, dst, mode, k, display ? display : dst, &out);
+	if (r < 0) {
+		scs_file_close(in);
+		return scs_err_set(err, r, "cannot create the new object: %s", strerror(-r));
+	}
+	size_t bs = 32 * SCS_CHUNK_SIZE;
+	uint8_t *buf = malloc(bs);
+	if (!buf)
+		r = -ENOMEM;
+	for (uint64_t off = 0; !r && off < in->size; off += bs) {
+		ssize_t n = scs_file_pread(in, buf, bs, off);
+		if (n >= 0 && (uint64_t)n != (in->size - off < bs ? in->size - off : bs))
+			n = -EBADMSG;    /* changed under us */
+		if (n > 0)
+			n = scs_file_pwrite(out, buf, (size_t)n, off);
+		if (n < 0)
+			r = (int)n;
+	}
+	if (buf) {
+		scs_cleanse(buf, bs);
+		free(buf);
+	}
+	scs_file_close(in);
+	if (!r)
+		r = scs_file_sync(out, 0);
+	int c = scs_file_close(out);
+	if (!r)
+		r = c;
+	if (r < 0) {
+		scs_be_unlink(be, dst);
+		scs_err_set(err, r, "re-encryption failed: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
