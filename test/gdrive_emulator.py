@@ -1258,7 +1258,7 @@ class Emulator:
             if rec is None or rec["client_id"] != form["client_id"]:
                 raise OAuthError("invalid_grant", "Malformed auth code.")
             if rec["expires"] <= self.clock.now():
-                raise OAuthError("expired_token", "Expired device code.", 428)
+                raise OAuthError("expired_token", "Expired device code.", 400)
             if rec["denied"]:
                 raise OAuthError("access_denied", "Forbidden", 403)
             rec = dict(rec, polls=rec["polls"] + 1)
@@ -1267,7 +1267,7 @@ class Emulator:
             if rec["polls"] <= pending:
                 raise OAuthError("authorization_pending", "Precondition Required", 428)
             if rec["polls"] == pending + 1:
-                raise OAuthError("slow_down", "Rate Limit Exceeded", 429)
+                raise OAuthError("slow_down", "Forbidden", 403)
             self.store.put("devices", code, None)
         return json_response(self.issue_tokens(rec["client_id"], rec["scope"]))
 
