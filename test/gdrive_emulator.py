@@ -1081,9 +1081,10 @@ class Emulator:
     COMPILED = [(m, re.compile(p + r"/?$"), h, a) for m, p, h, a in ROUTES]
 
     def route(self, req):
-        # A resumable session URI answers PUT, POST and PATCH alike.
+        # A resumable session URI answers PUT, POST and PATCH alike.  The upload_id is
+        # the credential (Google's examples send no Authorization there), so an expired
+        # access token does not interrupt an upload.
         if req.path.startswith("/upload/drive/v3/files") and "upload_id" in req.query:
-            self.authenticate(req)
             return self.upload_session(req)
         path_matched = False
         for method, regex, handler, needs_auth in self.COMPILED:
@@ -2372,6 +2373,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if req.drop_after_commit or req.drop_after is not None:
                 raise DropConnection()
         except DropConnection:
+            if resp is not None and resp.stream and resp.stream[0]:
+                resp.stream[0].close()
             entry["status"] = "dropped"
             entry["duration"] = time.time() - started
             with emu.log_lock:

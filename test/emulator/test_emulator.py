@@ -563,6 +563,11 @@ def test_resumable_upload(emu, c):
     assert r.status == 308 and r.header("Range") is None  # nothing received yet
     r = put_chunk(c, session, data[:KIB256], 0, "*")
     assert r.status == 308 and r.header("Range") == "bytes=0-%d" % (KIB256 - 1)
+    # The session URI is the credential: no access token needed (expired ones ignored).
+    anon = emu.client()
+    r = status_query(anon, session, total)
+    assert r.status == 308 and r.header("Range") == "bytes=0-%d" % (KIB256 - 1)
+    anon.close()
     # A non-final chunk that is not a multiple of 256 KiB is rejected.
     assert put_chunk(c, session, data[KIB256:KIB256 + 1000], KIB256, total).status == 400
     # Gaps are rejected; overlaps are fine (the server skips what it holds).
