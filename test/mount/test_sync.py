@@ -1,0 +1,195 @@
+"""Several writers on one folder: two mounts of the same group, copies a
+sync client makes ("<enc> (1)"), a daemon killed after fsync."""
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import CHUNK, Vault, daemon_pids, find_object, fusermount_u
+
+
+def rnd(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def eventually(fn, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if fn():
+                return
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    pytest.fail(f"{what} not seen within {timeout} s (last error: {last!r})")
+
+
+@pytest.fixture
+def two(vault, tmp_path):
+    """The same group mounted twice (alice on two machines)."""
+    other = vault.user.clone(tmp_path / "home-alice2")
+    v2 = Vault(other, vault.cloud, tmp_path / "mnt2")
+    vault.mount()
+    v2.mount()
+    yield vault, v2
+    p2 = v2.unmount(check=False)
+    v2.cleanup()
+    p1 = vault.unmount(check=False)
+    assert not p1 and not p2, p1 + p2
+
+
+def test_two_mounts_see_each_others_changes(two):
+    a, b = two
+    (a.mnt / "from-a.txt").write_bytes(b"written by a\n")
+    eventually(lambda: (b.mnt / "from-a.txt").read_bytes() == b"written by a\n",
+               what="a new file from the other mount")
+    (b.mnt / "dir").mkdir()
+    (b.mnt / "dir" / "from-b").write_bytes(rnd(70000, 1))
+    eventually(lambda: (a.mnt / "dir" / "from-b").read_bytes() == rnd(70000, 1),
+               what="a new directory and file from the other mount")
+    # a change to an existing file (same size: no size hint)
+    with open(a.mnt / "from-a.txt", "r+b") as f:
+        f.write(b"WRITTEN")
+    eventually(lambda: (b.mnt / "from-a.txt").read_bytes() == b"WRITTEN by a\n",
+               what="a modified file from the other mount")
+    os.rename(b.mnt / "dir" / "from-b", b.mnt / "moved")
+    eventually(lambda: "moved" in os.listdir(a.mnt) and "from-b" not in os.listdir(a.mnt / "dir"),
+               what="a rename from the other mount")
+    os.unlink(a.mnt / "moved")
+    eventually(lambda: "moved" not in os.listdir(b.mnt), what="an unlink from the other mount")
+
+
+@pytest.mark.parametrize("decoration", [" (1)", " (conflicted copy 2026-11-23)"])
+def test_sync_client_conflict_copies_are_readable(vault, decoration):
+    """A sync client copies '<enc>' to '<enc> (1)': the mount shows
+    'report (1).odt' (decoration before the extension) with that content."""
+    vault.mount()
+    (vault.mnt / "report.odt").write_bytes(rnd(40001, 2))
+    (vault.mnt / "sub").mkdir()
+    (vault.mnt / "sub" / "notes").write_bytes(rnd(40002, 3))
+    vault.unmount()
+    for size in (40001, 40002):
+        obj = find_object(vault.cloud, size)
+        shutil.copy2(obj, obj.parent / (obj.name + decoration))
+    vault.mount()
+    names = sorted(os.listdir(vault.mnt))
+    want = "report" + decoration + ".odt"
+    assert want in names, f"conflict copy not shown as {want!r}: {names}"
+    assert (vault.mnt / want).read_bytes() == rnd(40001, 2)
+    assert (vault.mnt / "report.odt").read_bytes() == rnd(40001, 2)
+    assert sorted(os.listdir(vault.mnt / "sub")) == sorted(["notes", "notes" + decoration])
+    assert (vault.mnt / "sub" / ("notes" + decoration)).read_bytes() == rnd(40002, 3)
+    # and it behaves as a normal file: edit, rename, delete
+    (vault.mnt / want).write_bytes(b"resolved")
+    os.rename(vault.mnt / want, vault.mnt / "resolved.odt")
+    assert (vault.mnt / "resolved.odt").read_bytes() == b"resolved"
+    os.unlink(vault.mnt / "sub" / ("notes" + decoration))
+    assert os.listdir(vault.mnt / "sub") == ["notes"]
+    vault.unmount()
+
+
+def test_kill_after_fsync(vault):
+    """kill -9 of the daemon loses nothing fsync returned for."""
+    vault.mount()
+    synced = rnd(3 * CHUNK + 555, 4)
+    p = vault.mnt / "precious"
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, synced)
+        os.fsync(fd)
+        os.pwrite(fd, b"unsynced tail", len(synced) + 100000)
+        (vault.mnt / "other").write_bytes(b"closed, not fsynced")
+        for pid in daemon_pids(vault.mnt):
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and daemon_pids(vault.mnt):
+        time.sleep(0.05)
+    fusermount_u(vault.mnt)
+    vault.pids = []
+    vault.mount()
+    with open(vault.mnt / "precious", "rb") as f:
+        assert f.read(len(synced)) == synced
+    # a file closed before the kill is complete too
+    assert (vault.mnt / "other").read_bytes() == b"closed, not fsynced"
+    vault.unmount()
+
+
+def test_concurrent_writers_and_readers(mounted):
+    m = mounted.mnt
+    errors = []
+    n = 4
+
+    def writer(i):
+        try:
+            rng = random.Random(i)
+            p = m / f"w{i}"
+            fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+            exp = bytearray()
+            try:
+                for _ in range(60):
+                    off = rng.randrange(0, 150000)
+                    data = rng.randbytes(rng.randrange(1, 20000))
+                    os.pwrite(fd, data, off)
+                    if off > len(exp):
+                        exp.extend(b"\0" * (off - len(exp)))
+                    exp[off:off + len(data)] = data
+                    if rng.random() < 0.1:
+                        os.fsync(fd)
+            finally:
+                os.close(fd)
+            got = p.read_bytes()
+            if got != bytes(exp):
+                errors.append(f"w{i}: content differs")
+        except Exception as e:      # noqa: BLE001 - collected for the main thread
+            errors.append(f"w{i}: {e!r}")
+
+    shared_data = rnd(5 * CHUNK, 9)
+    (m / "shared").write_bytes(shared_data)
+
+    def reader(i):
+        try:
+            rng = random.Random(100 + i)
+            fd = os.open(m / "shared", os.O_RDONLY)
+            try:
+                for _ in range(200):
+                    off = rng.randrange(0, len(shared_data))
+                    k = rng.randrange(1, 70000)
+                    if os.pread(fd, k, off) != shared_data[off:off + k]:
+                        errors.append(f"r{i}: wrong bytes at {off}")
+                        return
+            finally:
+                os.close(fd)
+        except Exception as e:      # noqa: BLE001
+            errors.append(f"r{i}: {e!r}")
+
+    def appender():
+        try:
+            fd = os.open(m / "appended", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                for j in range(300):
+                    os.write(fd, f"line {j:04d}\n".encode())
+            finally:
+                os.close(fd)
+        except Exception as e:      # noqa: BLE001
+            errors.append(f"appender: {e!r}")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
+    threads += [threading.Thread(target=reader, args=(i,)) for i in range(n)]
+    threads += [threading.Thread(target=appender)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "threads hung"
+    assert not errors, errors
+    assert (m / "appended").read_bytes() == b"".join(f"line {j:04d}\n".encode() for j in range(300))
