@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from emulator_util import Client, Emulator, wait_for
+from emulator_util import Emulator, wait_for
 
 FOLDER = "application/vnd.google-apps.folder"
 DRIVE = "https://www.googleapis.com/auth/drive"
@@ -805,30 +805,27 @@ def test_drop_connection_on_plain_request(emu, c):
 
 def test_delayed_listing_visibility(emu, c):
     start = c.get("/drive/v3/changes/startPageToken").json()["startPageToken"]
-    emu.control(action="set", list_delay_ms=600)
+    emu.control(action="set", list_delay_ms=1500)
     top = mkfolder(c, "late")
     fid = upload(c, "late.txt", b"x", top)["id"]
     assert c.get("/drive/v3/files/" + fid).status == 200  # by id: immediate
     assert list_names(c, "name = 'late.txt'") == []
     assert c.get("/drive/v3/changes", query={"pageToken": start}).json()["changes"] == []
     assert c.patch("/drive/v3/files/" + fid, {"name": "renamed"}).status == 200
-    assert wait_for(lambda: list_names(c, "'%s' in parents" % top) == ["renamed"], 3)
+    assert wait_for(lambda: list_names(c, "'%s' in parents" % top) == ["renamed"], 6)
     r = c.get("/drive/v3/changes", query={"pageToken": start})
     assert {ch["fileId"] for ch in r.json()["changes"]} == {top, fid}
     # A rename keeps showing the old name in listings during the delay.
     assert c.patch("/drive/v3/files/" + fid, {"name": "again"}).status == 200
     assert list_names(c, "'%s' in parents" % top) == ["renamed"]
-    assert wait_for(lambda: list_names(c, "'%s' in parents" % top) == ["again"], 3)
+    assert wait_for(lambda: list_names(c, "'%s' in parents" % top) == ["again"], 6)
 
 
 def test_latency_setting(emu, c):
-    t0 = time.time()
-    c.get("/drive/v3/about?fields=kind")
-    fast = time.time() - t0
     emu.control(action="set", latency_ms=200)
     t0 = time.time()
     c.get("/drive/v3/about?fields=kind")
-    assert time.time() - t0 >= 0.2 > fast
+    assert time.time() - t0 >= 0.2
 
 
 # ------------------------------------------------------------------ persistence
