@@ -833,11 +833,26 @@ def public_meta(meta):
 # --------------------------------------------------------------------------- faults
 
 class Faults:
-    """Scripted failures consumed by matching requests (method, path prefix, count)."""
+    """Scripted failures consumed by matching requests (method, path prefix, count),
+    plus an outage switch that fails every request while it lasts."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.rules = []
+        self.outage = None  # {"mode": "drop"|status, "until": time or None}
+
+    def outage_rule(self):
+        """The rule to apply while an outage lasts, else None."""
+        with self.lock:
+            o = self.outage
+            if o is None:
+                return None
+            if o["until"] is not None and time.time() >= o["until"]:
+                self.outage = None
+                return None
+            if o["mode"] == "drop":
+                return {"kind": "drop", "after_bytes": 0, "immediate": True}
+            return {"kind": "fault", "status": int(o["mode"])}
 
     def add(self, rule):
         rule = dict(rule)
@@ -848,6 +863,7 @@ class Faults:
     def clear(self):
         with self.lock:
             self.rules = []
+            self.outage = None
 
     def take(self, method, path):
         with self.lock:
@@ -2094,7 +2110,8 @@ class Emulator:
                     "sessions": self.store.t["sessions"],
                     "change_seq": self.store.t["misc"].get("change_seq", 1),
                     "settings": {k: self.store.setting(k) for k in DEFAULT_SETTINGS},
-                    "faults": self.faults.snapshot(), "clock_offset": self.clock.offset})
+                    "faults": self.faults.snapshot(), "outage": self.faults.outage,
+                    "clock_offset": self.clock.offset})
         if req.path != "/__control" or req.method != "POST":
             raise DriveError(404, "notFound", "Unknown control path")
         cmd = req.json_body(allow_empty=False)
@@ -2120,6 +2137,17 @@ class Emulator:
             self.faults.add(rule)
         elif action == "clear_faults":
             self.faults.clear()
+        elif action == "outage":
+            mode = c.get("mode", "drop")
+            if mode != "drop":
+                mode = int(mode)
+            with self.faults.lock:
+                if c.get("on", True):
+                    secs = c.get("seconds")
+                    self.faults.outage = {"mode": mode, "until": time.time() + float(secs)
+                                          if secs is not None else None}
+                else:
+                    self.faults.outage = None
         elif action == "reset":
             # Faults, settings and the clock back to defaults (stored files stay).
             self.faults.clear()
@@ -2358,7 +2386,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         latency = emu.store.setting("latency_ms")
         if latency:
             time.sleep(latency / 1000.0)
-        fault = emu.faults.take(method, req.path)
+        fault = emu.faults.outage_rule() or emu.faults.take(method, req.path)
         entry = {"method": method, "path": req.path, "query": req.raw_query,
                  "time": started, "status": None,
                  "range": self.headers.get("Range"),
@@ -2393,6 +2421,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def apply_fault(self, fault, req):
         kind = fault["kind"]
+        if kind == "drop" and fault.get("immediate"):
+            raise DropConnection()  # outage: nothing is read or done
         if kind == "drop":
             req.drop_after = fault["after_bytes"]
             return None

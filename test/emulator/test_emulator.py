@@ -803,6 +803,26 @@ def test_drop_connection_on_plain_request(emu, c):
     assert c.get("/drive/v3/about?fields=kind").status == 200
 
 
+def test_outage(emu, c):
+    fid = upload(c, "during outage", b"x")["id"]
+    emu.control(action="outage")  # every request: connection closed, nothing done
+    for _ in range(3):
+        with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+            c.get("/drive/v3/files/" + fid)
+        c.close()
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        c.post("/drive/v3/files", {"name": "lost"})
+    c.close()
+    assert emu.state()["outage"]["mode"] == "drop"  # the control endpoint still answers
+    emu.control(action="outage", on=False)
+    assert c.get("/drive/v3/files/" + fid).status == 200
+    assert list_names(c, "name = 'lost'") == []
+    emu.control(action="outage", mode=503, seconds=0.5)
+    assert_error(c.get("/drive/v3/files/" + fid), 503, "backendError")
+    assert wait_for(lambda: c.get("/drive/v3/files/" + fid).status == 200, 3)
+    assert [e["status"] for e in emu.log()].count("dropped") >= 4
+
+
 def test_delayed_listing_visibility(emu, c):
     start = c.get("/drive/v3/changes/startPageToken").json()["startPageToken"]
     emu.control(action="set", list_delay_ms=1500)
