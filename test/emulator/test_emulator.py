@@ -514,6 +514,17 @@ def test_media_and_multipart_uploads(emu, c):
     assert r.status == 200 and new["size"] == "3" and int(new["version"]) > int(meta["version"])
     assert new["headRevisionId"] != meta["headRevisionId"]
     assert new["md5Checksum"] == hashlib.md5(b"new").hexdigest()
+    # Multipart update: metadata and content in one request, moves via addParents.
+    other = mkfolder(c, "mp2")
+    body, ctype = multipart({"name": "m2.bin", "appProperties": {"x": "1"}}, b"both")
+    r = c.patch("/upload/drive/v3/files/" + meta["id"], body, headers={"Content-Type": ctype},
+                query={"uploadType": "multipart", "addParents": other, "removeParents": top,
+                       "fields": "name,size,parents,appProperties"})
+    assert r.status == 200, r
+    assert r.json() == {"name": "m2.bin", "size": "4", "parents": [other],
+                        "appProperties": {"x": "1"}}
+    assert c.get("/drive/v3/files/%s?alt=media" % meta["id"]).body == b"both"
+    assert_error(c.patch("/upload/drive/v3/files/%s?uploadType=media" % other, b"x"), 400)
     # Malformed multipart bodies are 400s.
     body, ctype = multipart({"name": "x"}, b"data")
     for bad_body, bad_type in [
@@ -736,7 +747,20 @@ def test_trash_delete_and_changes(emu, c):
     assert c.delete("/drive/v3/files/" + d).status == 204
     assert c.get("/drive/v3/files/" + inner).status == 404
     assert not os.path.exists(os.path.join(emu.root, "blobs", inner))
+    # Untrashing restores what was trashed with the folder, not what was trashed alone.
+    t2 = mkfolder(c, "t2")
+    alone = upload(c, "alone", b"1", t2)["id"]
+    withdir = upload(c, "withdir", b"2", t2)["id"]
+    assert c.patch("/drive/v3/files/" + alone, {"trashed": True}).status == 200
+    assert c.patch("/drive/v3/files/" + t2, {"trashed": True}).status == 200
+    assert c.patch("/drive/v3/files/" + t2, {"trashed": False}).status == 200
+    assert c.get("/drive/v3/files/" + withdir, query={"fields": "trashed"}).json() == \
+        {"trashed": False}
+    assert c.get("/drive/v3/files/" + alone, query={"fields": "trashed"}).json() == \
+        {"trashed": True}
     assert c.delete("/drive/v3/files/trash").status == 204
+    assert c.get("/drive/v3/files/" + alone).status == 404
+    assert c.get("/drive/v3/files/" + withdir).status == 200
     assert c.get("/drive/v3/files/" + top).status == 404
     assert c.get("/drive/v3/files/" + child).status == 404
 
