@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define FORMAT_MARKER "{\"scsfs_format\":1}\n"
+#define FORMAT_MARKER "{\"format\":1}\n"
 
 struct scan {
 	int n;
