@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "scs/config.h"
 #include "scs/log.h"
 
 #ifndef SCSFS_VERSION
@@ -51,6 +52,8 @@ enum { KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER, KE
 #define OPT(t, f) { t, offsetof(struct opts, f), 0 }
 static const struct fuse_opt opt_spec[] = {
 	OPT("passphrase_file=%s", passfile),
+	OPT("--passphrase-file %s", passfile),
+	OPT("--passphrase-file=%s", passfile),
 	OPT("entry_timeout=%lf", entry_timeout),
 	OPT("attr_timeout=%lf", attr_timeout),
 	OPT("negative_timeout=%lf", negative_timeout),
@@ -128,7 +131,8 @@ static void usage(FILE *f)
 "  -s                        single-threaded\n"
 "  -h, --help                this help\n"
 "  -V, --version             version\n"
-"  -o passphrase_file=FILE   read the identity passphrase from FILE\n"
+"  -o passphrase_file=FILE, --passphrase-file FILE\n"
+"                            read the identity passphrase from FILE\n"
 "                            (also $SCSFS_PASSPHRASE_FILE; else the terminal)\n"
 "  -o ro                     read-only\n"
 "  -o allow_other            let other users use the mount (needs user_allow_other\n"
@@ -144,10 +148,20 @@ static void usage(FILE *f)
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
 }
 
+/* Until the mount is up, libfuse's messages are collected and shown as
+ * part of our one-line failure message. */
+static char captured[1024];
+static int capturing = 1;
+
 static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
 	vsnprintf(line, sizeof line, fmt, ap);
+	if (capturing) {
+		size_t c = strlen(captured);
+		snprintf(captured + c, sizeof captured - c, "%s", line);
+		return;
+	}
 	size_t l = strlen(line);
 	while (l && (line[l - 1] == '\n' || line[l - 1] == ' '))
 		line[--l] = '\0';
@@ -169,6 +183,18 @@ static int fail(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "scsfs: %s\n", line);
 	return 1;
+}
+
+/* The collected libfuse messages as one line (may be empty). */
+static const char *fuse_said(void)
+{
+	for (char *p = captured; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	size_t l = strlen(captured);
+	while (l && captured[l - 1] == ' ')
+		captured[--l] = '\0';
+	return captured;
 }
 
 static int check_mountpoint(const char *mnt, char *abs, size_t cap)
@@ -239,45 +265,17 @@ int main(int argc, char *argv[])
 		return 1;
 
 	fuse_set_log_func(fuse_log_adapter);
+	if (o.debug)
+		scs_log_set_level(SCS_LOG_DEBUG);
 
-	/* The vault: folder, membership, passphrase, keys.  Nothing mounted yet. */
-	struct fs fs;
-	memset(&fs, 0, sizeof fs);
-	struct scs_vault_opts vo = { .passphrase_file = o.passfile, .no_prompt = 0 };
-	scs_err err;
-	scs_err_clear(&err);
-	int r = scs_vault_open(remote, &vo, &fs.vault, &err);
-	if (r) {
-		if (err.msg[0])
-			return fail("%s", err.msg);
-		return fail("cannot open %s: %s", remote ? remote : "the default folder", strerror(-r));
-	}
-	fs.be = scs_vault_backend(fs.vault);
-	fs.k = scs_vault_keyctx(fs.vault);
-	fs.entry_timeout = o.entry_timeout;
-	fs.attr_timeout = o.attr_timeout;
-	fs.negative_timeout = o.negative_timeout;
-	fs.writeback = o.writeback && !o.ro;
-	fs.readonly = o.ro;
-	fs.foreground = o.foreground;
-	r = scs_dir_new(fs.be, fs.k, scs_vault_root_dir_id(fs.vault), &fs.d);
-	if (r) {
-		scs_vault_close(fs.vault);
-		return fail("cannot set up the folder: %s", strerror(-r));
-	}
-	struct scs_attr ra;
-	r = scs_be_stat(fs.be, "", &ra);
-	if (!r)
-		r = fs_nodes_init(&fs, &ra);
-	if (r) {
-		scs_dir_free(fs.d);
-		scs_vault_close(fs.vault);
-		return fail("cannot read the folder: %s", strerror(-r));
-	}
-
-	/* Mount options of our own. */
+	/* Mount options of our own: the folder as the source, type fuse.scsfs. */
+	char defremote[SCS_CONFIG_VALUE_MAX];
+	const char *rname = remote;
+	if (!rname && scs_config_get(SCS_CONFIG_DEFAULT_REMOTE, defremote, sizeof defremote, NULL) == 0)
+		rname = defremote;
+	if (!rname)
+		rname = "scsfs";
 	char *fsopts = NULL;
-	const char *rname = fs.be->remote ? fs.be->remote : "scsfs";
 	char *fsname = malloc(strlen(rname) + sizeof "fsname=");
 	int bad = !fsname;
 	if (fsname) {
@@ -297,22 +295,64 @@ int main(int argc, char *argv[])
 	if (bad)
 		return fail("out of memory");
 
+	/* The session checks the FUSE options: before asking for a passphrase. */
+	struct fs fs;
+	memset(&fs, 0, sizeof fs);
 	int ret = 1;
-	umask(0);    /* the kernel already applied the caller's umask */
 	struct fuse_session *se = fuse_session_new(&args, &scsfs_ops, sizeof scsfs_ops, &fs);
 	if (!se) {
-		fail("invalid FUSE options (see the message above and scsfs --help)");
-		goto out_fs;
+		const char *why = fuse_said();
+		fail("%s%sinvalid mount options; see scsfs --help", why, *why ? ": " : "");
+		fuse_opt_free_args(&args);
+		return 1;
 	}
 	fs.se = se;
+
+	/* The vault: folder, membership, passphrase, keys.  Nothing mounted yet. */
+	struct scs_vault_opts vo = { .passphrase_file = o.passfile, .no_prompt = 0 };
+	scs_err err;
+	scs_err_clear(&err);
+	int r = scs_vault_open(remote, &vo, &fs.vault, &err);
+	if (r) {
+		if (err.msg[0])
+			fail("%s", err.msg);
+		else
+			fail("cannot open %s: %s", rname, strerror(-r));
+		goto out_se;
+	}
+	fs.be = scs_vault_backend(fs.vault);
+	fs.k = scs_vault_keyctx(fs.vault);
+	fs.entry_timeout = o.entry_timeout;
+	fs.attr_timeout = o.attr_timeout;
+	fs.negative_timeout = o.negative_timeout;
+	fs.writeback = o.writeback && !o.ro;
+	fs.readonly = o.ro;
+	fs.foreground = o.foreground;
+	r = scs_dir_new(fs.be, fs.k, scs_vault_root_dir_id(fs.vault), &fs.d);
+	if (r) {
+		fail("cannot set up the folder: %s", strerror(-r));
+		goto out_se;
+	}
+	struct scs_attr ra;
+	r = scs_be_stat(fs.be, "", &ra);
+	if (!r)
+		r = fs_nodes_init(&fs, &ra);
+	if (r) {
+		fail("cannot read the folder %s: %s", rname, strerror(-r));
+		goto out_se;
+	}
+
+	umask(0);    /* the kernel already applied the caller's umask */
 	if (fuse_set_signal_handlers(se) != 0) {
 		fail("cannot set signal handlers");
 		goto out_se;
 	}
 	if (fuse_session_mount(se, mnt) != 0) {
-		fail("cannot mount on %s (see the message above); is it already mounted?", mnt);
+		const char *why = fuse_said();
+		fail("cannot mount on %s%s%s", mnt, *why ? ": " : "", why);
 		goto out_sig;
 	}
+	capturing = 0;
 	if (fuse_daemonize(o.foreground) != 0) {
 		fail("cannot go to the background");
 		goto out_unmount;
@@ -345,10 +385,12 @@ out_sig:
 	fuse_remove_signal_handlers(se);
 out_se:
 	fuse_session_destroy(se);
-out_fs:
-	fs_nodes_destroy(&fs);
-	scs_dir_free(fs.d);
-	scs_vault_close(fs.vault);
+	if (fs.hash)
+		fs_nodes_destroy(&fs);
+	if (fs.d)
+		scs_dir_free(fs.d);
+	if (fs.vault)
+		scs_vault_close(fs.vault);
 	fuse_opt_free_args(&args);
 	for (int i = 0; i < o.npos && i < 3; i++)
 		free(o.pos[i]);
