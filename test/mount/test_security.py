@@ -7,7 +7,7 @@ import secrets
 import pytest
 
 from conftest import (CHUNK, HEADER, RECORD, assert_no_plaintext, backing_files,
-                      find_object, marker)
+                      find_object, marker, object_size)
 
 
 def rnd(n, seed):
@@ -351,3 +351,37 @@ def test_deleted_object_and_garbage(damaged):
     assert "small.txt" not in os.listdir(v.mnt)
     check_others_fine(v, "small.txt")
     v.unmount()
+
+
+def test_backing_layout(mounted):
+    """What scsfs-format.5 fixes about the backing folder: object sizes,
+    one .scsdir per directory (never rewritten), directory renames that do
+    not touch the children, hidden .scsfs/."""
+    m = mounted.mnt
+    sizes = [0, 1, 100, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 100003]
+    (m / "d").mkdir()
+    for i, s in enumerate(sizes):
+        (m / "d" / f"f{i}").write_bytes(rnd(s, s))
+    assert ".scsfs" not in os.listdir(m)
+    mounted.unmount()
+    objs = backing_files(mounted.cloud)
+    by_size = sorted(p.stat().st_size for p in objs if p.name != ".scsdir")
+    assert by_size == sorted(object_size(s) for s in sizes)
+    dirs = [p for p in mounted.cloud.iterdir() if p.is_dir() and p.name != ".scsfs"]
+    assert len(dirs) == 1
+    scsdir = dirs[0] / ".scsdir"
+    assert scsdir.is_file() and scsdir.stat().st_size == 22 and scsdir.read_bytes()[:6] == b"SCSD\0\1"
+    assert not (mounted.cloud / ".scsdir").exists(), "the root has no .scsdir"
+    children = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+                for p in dirs[0].iterdir()}
+    mounted.mount()
+    os.rename(m / "d", m / "renamed")
+    (m / "renamed" / "new").write_bytes(b"n")
+    os.unlink(m / "renamed" / "new")
+    mounted.unmount()
+    dirs2 = [p for p in mounted.cloud.iterdir() if p.is_dir() and p.name != ".scsfs"]
+    assert len(dirs2) == 1 and dirs2[0].name != dirs[0].name
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+             for p in dirs2[0].iterdir()}
+    assert after == children, "a directory rename or a create/unlink in it rewrote its children or .scsdir"
+    mounted.mount()
