@@ -52,15 +52,21 @@ struct node {
 	int nlinks;                  /* 0: unlinked (only open handles reach it) */
 	struct scs_attr attr;        /* last attributes seen */
 	int have_attr;
+	/* Object size and mtime as the kernel knows them (set when the node is
+	 * made, at the last release and after setattr; not by getattr): an
+	 * object that differs at the next lookup was changed behind our back
+	 * (a sync client) and gets a fresh node, so the kernel drops its
+	 * cached pages and size (with the writeback cache it never rereads
+	 * the size of a cached inode). */
+	uint64_t known_size;
+	struct timespec known_mtime;
+	int open_files;              /* mirror of opens > 0 */
 	/* node->mu: */
 	pthread_mutex_t mu;
 	int have_id;
 	uint8_t dir_id[SCS_DIR_ID_LEN];
 	int opens;                   /* open handles sharing file */
 	int writable;                /* file was opened for writing */
-	uint64_t seen_size;          /* object size and mtime after the last release, */
-	struct timespec seen_mtime;  /*   to decide keep_cache at the next open */
-	int seen;
 	/* node->frw (pointer) */
 	pthread_rwlock_t frw;
 	scs_file *file;
@@ -113,6 +119,11 @@ void node_renamed(struct fs *fs, uint64_t bino, struct node *op, const char *ost
 		  struct node *np, const char *nstored, const char *nplain);
 /* bino changed (a symlink re-created by a rename across directories). */
 void node_rehash(struct fs *fs, uint64_t old_bino, uint64_t new_bino);
+/* The object of n is as the kernel last knew it (keep_cache at open). */
+int node_known(struct fs *fs, struct node *n, const struct scs_attr *a);
+/* Record a (may be NULL) as what the kernel knows now; open: whether files
+ * are open (-1: unchanged). */
+void node_set_known(struct fs *fs, struct node *n, const struct scs_attr *a, int open);
 /* Remember/read the last attributes of n. */
 void node_set_attr(struct fs *fs, struct node *n, const struct scs_attr *a);
 int node_get_attr(struct fs *fs, struct node *n, struct scs_attr *a);

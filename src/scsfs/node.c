@@ -95,6 +95,11 @@ int fs_nodes_init(struct fs *fs, const struct scs_attr *root_attr)
 
 static void maybe_free(struct fs *fs, struct node *n);
 
+static int same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
 static void link_clear(struct fs *fs, struct nlink *l)
 {
 	struct node *p = l->parent;
@@ -290,6 +295,12 @@ struct node *node_get(struct fs *fs, struct node *parent, const char *stored,
 		hash_remove(fs, n);
 		n = NULL;
 	}
+	if (n && S_ISREG(n->type) && !n->open_files &&
+	    (n->known_size != a->size || !same_time(&n->known_mtime, &a->mtime))) {
+		/* Changed behind our back: a fresh node (see fs.h). */
+		hash_remove(fs, n);
+		n = NULL;
+	}
 	if (!n) {
 		n = calloc(1, sizeof *n);
 		if (!n) {
@@ -299,6 +310,8 @@ struct node *node_get(struct fs *fs, struct node *parent, const char *stored,
 		node_init_locks(n);
 		n->bino = a->ino;
 		n->type = a->mode & S_IFMT;
+		n->known_size = a->size;
+		n->known_mtime = a->mtime;
 		hash_insert(fs, n);
 	}
 	n->nlookup++;
@@ -385,6 +398,28 @@ void node_rehash(struct fs *fs, uint64_t old_bino, uint64_t new_bino)
 		n->bino = new_bino;
 		hash_insert(fs, n);
 	}
+	pthread_mutex_unlock(&fs->tl);
+}
+
+int node_known(struct fs *fs, struct node *n, const struct scs_attr *a)
+{
+	pthread_mutex_lock(&fs->tl);
+	int r = n->known_size == a->size && same_time(&n->known_mtime, &a->mtime);
+	pthread_mutex_unlock(&fs->tl);
+	return r;
+}
+
+void node_set_known(struct fs *fs, struct node *n, const struct scs_attr *a, int open)
+{
+	pthread_mutex_lock(&fs->tl);
+	if (a) {
+		n->known_size = a->size;
+		n->known_mtime = a->mtime;
+		n->attr = *a;
+		n->have_attr = 1;
+	}
+	if (open >= 0)
+		n->open_files = open;
 	pthread_mutex_unlock(&fs->tl);
 }
 

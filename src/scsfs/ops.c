@@ -357,6 +357,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	r = node_stat(fs, n, &a);
 	if (r)
 		return reply_err(req, r);
+	node_set_known(fs, n, &a, -1);
 	struct stat st;
 	fill_stat(n, &a, &st);
 	fuse_reply_attr(req, &st, fs->attr_timeout);
@@ -675,7 +676,8 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		n->writable = 1;
 		pthread_rwlock_unlock(&n->frw);
 	}
-	n->opens++;
+	if (n->opens++ == 0)
+		node_set_known(fs, n, NULL, 1);
 	pthread_mutex_unlock(&n->mu);
 	fi->fh = 0;
 	fi->keep_cache = 1;
@@ -685,6 +687,7 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		/* Interrupted: the kernel will not release it. */
 		pthread_mutex_lock(&n->mu);
 		if (--n->opens == 0) {
+			node_set_known(fs, n, NULL, 0);
 			pthread_rwlock_wrlock(&n->frw);
 			f = n->file;
 			n->file = NULL;
@@ -707,11 +710,6 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (!S_ISREG(mode))
 		return reply_err(req, -EPERM);
 	do_create(req, parent, name, mode, NULL);
-}
-
-static int same_time(const struct timespec *a, const struct timespec *b)
-{
-	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -741,7 +739,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			/* Keep the kernel's cached pages only if the object is as we
 			 * left it at the last release (a sync client may have
 			 * replaced it meanwhile). */
-			keep = n->seen && n->seen_size == a.size && same_time(&n->seen_mtime, &a.mtime);
+			keep = node_known(fs, n, &a);
 			pthread_rwlock_wrlock(&n->frw);
 			n->file = f;
 			n->writable = want_write;
@@ -762,8 +760,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			scs_file_close(f);
 		}
 	}
-	if (!r)
-		n->opens++;
+	if (!r && n->opens++ == 0)
+		node_set_known(fs, n, NULL, 1);
 	pthread_mutex_unlock(&n->mu);
 	if (r)
 		return reply_err(req, r);
@@ -772,6 +770,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		pthread_mutex_lock(&n->mu);
 		if (--n->opens == 0) {
+			node_set_known(fs, n, NULL, 0);
 			pthread_rwlock_wrlock(&n->frw);
 			scs_file *f = n->file;
 			n->file = NULL;
@@ -842,13 +841,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		/* Remember the object as we leave it (see op_open). */
 		char rpath[SCS_RPATH_MAX];
 		struct scs_attr a;
-		n->seen = 0;
-		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 && scs_be_stat(fs->be, rpath, &a) == 0) {
-			n->seen_size = a.size;
-			n->seen_mtime = a.mtime;
-			n->seen = 1;
-			node_set_attr(fs, n, &a);
-		}
+		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 && scs_be_stat(fs->be, rpath, &a) == 0)
+			node_set_known(fs, n, &a, 0);
+		else
+			node_set_known(fs, n, NULL, 0);
 	}
 	pthread_mutex_unlock(&n->mu);
 	fuse_reply_err(req, 0);
