@@ -10,7 +10,9 @@
  * content_hash: f->hctx holds SHA-256 over records [0, f->hashed), all of
  * them final (never the last record, which still changes).  Sequential
  * writes extend it from the ciphertext they just wrote, so flush only
- * reads what is not hashed yet; a write before f->hashed resets it. */
+ * reads what is not hashed yet.  Snapshots of the state every SNAP_RECS
+ * records let a write before f->hashed (out-of-order writeback, an edit)
+ * rewind to the snapshot before it instead of to the start. */
 #include "scs/file.h"
 
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #define OVH          ((uint64_t)SCS_RECORD_OVERHEAD)
 #define BATCH_RECS   64          /* records per backend write (~2 MiB) */
 #define GCM_POOL     4
+#define SNAP_RECS    128         /* content-hash snapshot every 4 MiB */
 
 struct scs_file {
 	scs_backend *be;
@@ -48,6 +51,8 @@ struct scs_file {
 
 	EVP_MD_CTX *hctx;
 	uint64_t hashed;
+	EVP_MD_CTX **snap;           /* snap[j]: state after records [0, (j+1)*SNAP_RECS) */
+	size_t nsnap, snapcap;
 
 	/* Plaintext of the last record (writable files): appends and
 	 * truncates re-seal it without reading and decrypting it again. */
@@ -209,16 +214,60 @@ static void file_free(scs_file *f)
 		scs_gcm_free(f->pool[i]);
 	scs_cleanse(f->key, sizeof f->key);
 	EVP_MD_CTX_free(f->hctx);
+	for (size_t i = 0; i < f->snapcap; i++)
+		EVP_MD_CTX_free(f->snap[i]);
+	free(f->snap);
 	pthread_rwlock_destroy(&f->lock);
 	pthread_mutex_destroy(&f->pool_lock);
 	free(f->display);
 	free(f);
 }
 
-static void hash_reset(scs_file *f)
+/* Forget the hash of records idx and later (they changed): back to the
+ * newest snapshot at or before idx. */
+static void hash_rewind(scs_file *f, uint64_t idx)
 {
-	EVP_DigestInit_ex(f->hctx, EVP_sha256(), NULL);
-	f->hashed = 0;
+	if (idx >= f->hashed)
+		return;
+	size_t j = (size_t)(idx / SNAP_RECS);      /* snapshots kept: [0, j) */
+	if (j > f->nsnap)
+		j = f->nsnap;
+	if (j == 0 || !EVP_MD_CTX_copy_ex(f->hctx, f->snap[j - 1])) {
+		EVP_DigestInit_ex(f->hctx, EVP_sha256(), NULL);
+		j = 0;
+	}
+	f->nsnap = j;
+	f->hashed = (uint64_t)j * SNAP_RECS;
+}
+
+/* Add final records [f->hashed, f->hashed + n) held in ct to the hash,
+ * taking snapshots on the way. */
+static void hash_records(scs_file *f, const uint8_t *ct, uint64_t n)
+{
+	while (n) {
+		uint64_t to_snap = SNAP_RECS - f->hashed % SNAP_RECS;
+		uint64_t k = n < to_snap ? n : to_snap;
+		EVP_DigestUpdate(f->hctx, ct, k * SCS_RECORD_SIZE);
+		ct += k * SCS_RECORD_SIZE;
+		n -= k;
+		f->hashed += k;
+		size_t j = (size_t)(f->hashed / SNAP_RECS);
+		if (f->hashed % SNAP_RECS == 0 && j == f->nsnap + 1) {
+			if (f->nsnap == f->snapcap) {
+				size_t cap = f->snapcap ? 2 * f->snapcap : 16;
+				EVP_MD_CTX **v = realloc(f->snap, cap * sizeof *v);
+				if (!v)
+					continue;     /* no snapshot: only costs a longer rewind */
+				memset(v + f->snapcap, 0, (cap - f->snapcap) * sizeof *v);
+				f->snap = v;
+				f->snapcap = cap;
+			}
+			if (!f->snap[f->nsnap])
+				f->snap[f->nsnap] = EVP_MD_CTX_new();
+			if (f->snap[f->nsnap] && EVP_MD_CTX_copy_ex(f->snap[f->nsnap], f->hctx))
+				f->nsnap++;
+		}
+	}
 }
 
 /* Re-wrap the file key (the wrap AAD covers file_version and writer),
@@ -689,7 +738,7 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 				scs_log(SCS_LOG_ERR, "%s: write failed half-way (%s); the file "
 					"may be damaged", f->display, strerror((int)-w));
 				f->dirty = 1;
-				hash_reset(f);      /* records before f->hashed may have changed */
+				hash_rewind(f, r0); /* records from r0 on may have changed */
 			}
 			return (int)w;
 		}
@@ -699,14 +748,12 @@ static int write_locked(scs_file *f, const uint8_t *src, uint64_t n, uint64_t of
 	f->dirty = 1;
 	tail_commit(f, new_last_idx);
 	/* content_hash bookkeeping: ct holds records [r0, min(r1, r0+BATCH-1)]. */
-	if (r0 < f->hashed) {
-		hash_reset(f);
-	} else if (r0 == f->hashed) {
+	hash_rewind(f, r0);
+	if (r0 == f->hashed) {
 		uint64_t b1 = r0 + BATCH_RECS - 1 < r1 ? r0 + BATCH_RECS - 1 : r1;
 		uint64_t upto = b1 < new_nrec - 1 ? b1 : new_nrec - 2; /* final records only */
 		if (new_nrec >= 2 && upto >= r0) {
-			EVP_DigestUpdate(f->hctx, ct, (upto - r0 + 1) * SCS_RECORD_SIZE);
-			f->hashed = upto + 1;
+			hash_records(f, ct, upto - r0 + 1);
 		}
 	}
 	return 0;
@@ -773,8 +820,7 @@ int scs_file_truncate(scs_file *f, uint64_t size)
 		f->size = size;
 		f->dirty = 1;
 		tail_commit(f, last);
-		if (last < f->hashed)
-			hash_reset(f);
+		hash_rewind(f, last);
 	}
 out:
 	pthread_rwlock_unlock(&f->lock);
@@ -824,8 +870,7 @@ static int content_hash(scs_file *f, uint8_t out[SCS_SHA256_LEN])
 		uint8_t *ct = read_records(f, t, f->size, f->hashed, last, &r);
 		if (!ct)
 			return r;
-		EVP_DigestUpdate(f->hctx, ct, (last - f->hashed + 1) * SCS_RECORD_SIZE);
-		f->hashed = last + 1;
+		hash_records(f, ct, last - f->hashed + 1);
 	}
 	uint8_t *ct = read_records(f, t, f->size, lastrec, lastrec, &r);
 	if (!ct)

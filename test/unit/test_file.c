@@ -290,6 +290,24 @@ static void test_sequential(void)
 	CHECK_EQ(verify("seq", &err), 0);
 	CHECK_EQ(obj_size("seq"), scs_object_size(off));
 
+	/* edits behind the running hash rewind it to a snapshot (every 128
+	 * records), edits before the first snapshot to the start */
+	CHECK_EQ(scs_file_open(be, "seq", 1, &K, "seq", &f), 0);
+	if (!f)
+		return;
+	static const uint64_t at[] = { 300, 130, 128, 127, 256, 5, 200, 0 };
+	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+		CHECK_EQ(scs_file_pwrite(f, buf, 7000, at[i] * C + 100), 7000);
+		CHECK_EQ(scs_file_flush(f), 0);
+		CHECK_EQ(verify("seq", &err), 0);
+	}
+	/* out-of-order writeback of an appended range */
+	uint64_t end = scs_file_size(f);
+	CHECK_EQ(scs_file_pwrite(f, buf, big, end + big), (ssize_t)big);
+	CHECK_EQ(scs_file_pwrite(f, buf, big, end), (ssize_t)big);
+	CHECK_EQ(scs_file_close(f), 0);
+	CHECK_EQ(verify("seq", &err), 0);
+
 	/* a write far past EOF fills the gap with real encrypted zero chunks
 	 * (more than one batch of records) */
 	CHECK_EQ(scs_file_create(be, "gap", 0600, &K, "gap", &f), 0);
