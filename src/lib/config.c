@@ -175,11 +175,16 @@ static int config_path(char *out, size_t cap, scs_err *err)
 	return 0;
 }
 
-static int load_config(const char *path, char **text, scs_err *err)
+/* Find the config file (path[SCS_PATH_MAX]) and read it; a missing file
+ * is an empty one. */
+static int load_config(char *path, char **text, scs_err *err)
 {
 	uint8_t *data;
 	size_t len;
-	int rc = scs_local_read(path, SCS_CONFIG_MAX, &data, &len);
+	int rc = config_path(path, SCS_PATH_MAX, err);
+	if (rc < 0)
+		return rc;
+	rc = scs_local_read(path, SCS_CONFIG_MAX, &data, &len);
 	if (rc == -ENOENT) {
 		*text = strdup("");
 		return *text ? 0 : -ENOMEM;
@@ -225,10 +230,7 @@ int scs_config_get(const char *key, char *out, size_t cap, scs_err *err)
 {
 	char path[SCS_PATH_MAX];
 	char *text;
-	int rc = config_path(path, sizeof path, err);
-	if (rc < 0)
-		return rc;
-	rc = load_config(path, &text, err);
+	int rc = load_config(path, &text, err);
 	if (rc < 0)
 		return rc;
 	rc = -ENOENT;
@@ -268,10 +270,7 @@ int scs_config_set(const char *key, const char *value, scs_err *err)
 		return scs_err_set(err, -EINVAL, "invalid value for config key %s", key);
 	char path[SCS_PATH_MAX], dir[SCS_PATH_MAX];
 	char *text;
-	int rc = config_path(path, sizeof path, err);
-	if (rc < 0)
-		return rc;
-	rc = load_config(path, &text, err);
+	int rc = load_config(path, &text, err);
 	if (rc < 0)
 		return rc;
 	size_t cap = strlen(text) + strlen(key) + (value ? strlen(value) : 0) + 8;

@@ -9,6 +9,7 @@
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
+#include "scs/vault.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -401,6 +402,14 @@ static void expect_refused(const char *tag, int n, int i, struct blob bad, const
 	scs_backend_close(be);
 }
 
+/* expect_refused for chain[i] changed by f and signed again by alice. */
+static void refuse_mutated(const char *tag, int n, int i, mut_fn f, const char *want)
+{
+	struct blob t = mutate(chain[i], f, alice->ed25519);
+	expect_refused(tag, n, i, t, want);
+	free(t.p);
+}
+
 static void test_tampering(void)
 {
 	/* Payload changed, signature kept. */
@@ -443,28 +452,14 @@ static void test_tampering(void)
 		json_decref(o);
 	}
 	/* Unknown or missing fields, future version (validly signed). */
-	t = mutate(chain[2], extra_field, alice->ed25519);
-	expect_refused("extra-field", 3, 2, t, "unknown field");
-	free(t.p);
-	t = mutate(chain[2], drop_wraps, alice->ed25519);
-	expect_refused("missing-field", 3, 2, t, "missing or extra");
-	free(t.p);
-	t = mutate(chain[1], version_two, alice->ed25519);
-	expect_refused("version", 2, 1, t, "version");
-	free(t.p);
+	refuse_mutated("extra-field", 3, 2, extra_field, "unknown field");
+	refuse_mutated("missing-field", 3, 2, drop_wraps, "missing or extra");
+	refuse_mutated("version", 2, 1, version_two, "version");
 	/* Rule violations, validly signed by an admin. */
-	t = mutate(chain[2], bump_epoch, alice->ed25519);
-	expect_refused("epoch-jump", 3, 2, t, "epoch must rise by exactly one");
-	free(t.p);
-	t = mutate(chain[1], bump_epoch, alice->ed25519);
-	expect_refused("add-epoch", 2, 1, t, "epoch must not change");
-	free(t.p);
-	t = mutate(chain[1], rename_first, alice->ed25519);
-	expect_refused("add-changes-others", 2, 1, t, "changes other members");
-	free(t.p);
-	t = mutate(chain[0], second_member, alice->ed25519);
-	expect_refused("genesis-two", 1, 0, t, NULL);
-	free(t.p);
+	refuse_mutated("epoch-jump", 3, 2, bump_epoch, "epoch must rise by exactly one");
+	refuse_mutated("add-epoch", 2, 1, bump_epoch, "epoch must not change");
+	refuse_mutated("add-changes-others", 2, 1, rename_first, "changes other members");
+	refuse_mutated("genesis-two", 1, 0, second_member, NULL);
 	/* An entry too large to be read. */
 	t.n = SCS_KR_ENTRY_MAX + 1;
 	t.p = calloc(1, t.n);
@@ -651,6 +646,169 @@ static void test_parse_api(void)
 	CHECK_EQ(scs_kr_entry_parse((const uint8_t *)"[", 1, &e, &payload, &plen, sig, &err), -EBADMSG);
 }
 
+/* The vault over a real identity on disk, a group made as `scsctl init`
+ * makes it, and a keyring that changes under it. */
+static void test_vault(void)
+{
+	char data[4096], cfg[4200], passf[4200], remote[4200], cmd[8600];
+	scs_err err = { 0 };
+	scs_identity *me = NULL;
+	scs_vault *v = NULL;
+	snprintf(data, sizeof data, "%s/vault-data", tmp);
+	snprintf(cfg, sizeof cfg, "%s/vault-config", tmp);
+	snprintf(passf, sizeof passf, "%s/vault-pass", tmp);
+	setenv("XDG_DATA_HOME", data, 1);
+	setenv("XDG_CONFIG_HOME", cfg, 1);
+	unsetenv("SCSFS_PASSPHRASE_FILE");
+	CHECK_EQ(scs_local_write_atomic(passf, "pw\n", 3, 0600), 0);
+	struct scs_vault_opts o = { .passphrase_file = passf, .no_prompt = 1 };
+
+	/* The ordered checks, each with its message. */
+	snprintf(remote, sizeof remote, "local:%s/vault-none", tmp);
+	CHECK_EQ(scs_vault_open(remote, &o, &v, &err), -ENOENT);
+	CHECK(strstr(err.msg, "does not exist; check the path or run `scsctl init local:") != NULL);
+	snprintf(remote, sizeof remote, "%s/vault-remote", tmp);
+	scs_mkdir_p(remote, 0755);
+	snprintf(remote, sizeof remote, "local:%s/vault-remote", tmp);
+	CHECK_EQ(scs_vault_open(remote, &o, &v, &err), -ENOENT);
+	CHECK(strstr(err.msg, "is not an scsfs folder (no .scsfs/); run `scsctl init` on an empty folder") != NULL);
+	CHECK_EQ(scs_vault_open(NULL, &o, &v, &err), -ENOENT);      /* no default remote yet */
+	CHECK(strstr(err.msg, "no remote given") != NULL);
+
+	scs_backend *be = new_remote("vault");
+	snprintf(remote, sizeof remote, "local:%s/remote-vault", tmp);
+	CHECK_EQ(scs_vault_open(remote, &o, &v, &err), -ENOENT);
+	CHECK(strcmp(err.msg, "no identity; run `scsctl id new NAME` first") == 0);
+	CHECK_EQ(scs_identity_create("me", "pw", 2, &me, &err), 0);
+	if (!me)
+		return;
+	CHECK_EQ(scs_vault_open(remote, &o, &v, &err), -ENOENT);    /* empty keyring */
+
+	/* Genesis, pinned, default remote: what `scsctl init` does. */
+	struct blob g = { 0 };
+	uint8_t k1v[32];
+	scs_keyring *kr = NULL;
+	CHECK_EQ(scs_keyring_make_genesis(me, k1v, &g.p, &g.n, &err), 0);
+	put(be, 0, g);
+	CHECK_EQ(load(be, &kr, &err), 0);
+	CHECK_EQ(scs_vault_open(remote, &o, &v, &err), -ENOENT);
+	CHECK(strstr(err.msg, "not pinned") != NULL);
+	CHECK_EQ(scs_keyring_pin_write(kr, &err), 0);
+	CHECK_EQ(scs_config_set(SCS_CONFIG_DEFAULT_REMOTE, remote, &err), 0);
+
+	/* A wrong passphrase, then the right one through the environment. */
+	char wrongf[4300];
+	snprintf(wrongf, sizeof wrongf, "%s.wrong", passf);
+	CHECK_EQ(scs_local_write_atomic(wrongf, "nope\n", 5, 0600), 0);
+	struct scs_vault_opts wo = { .passphrase_file = wrongf, .no_prompt = 1 };
+	CHECK_EQ(scs_vault_open(NULL, &wo, &v, &err), -EACCES);
+	CHECK(strcmp(err.msg, "wrong passphrase for identity me; try again") == 0);
+	struct scs_vault_opts none = { .no_prompt = 1 };
+	CHECK_EQ(scs_vault_open(NULL, &none, &v, &err), -ENXIO);
+	setenv("SCSFS_PASSPHRASE_FILE", passf, 1);
+	CHECK_EQ(scs_vault_open(NULL, &none, &v, &err), 0);
+	unsetenv("SCSFS_PASSPHRASE_FILE");
+	if (!v)
+		return;
+
+	const scs_keyctx *kc = scs_vault_keyctx(v);
+	uint8_t key[32], pub[32], rid[16];
+	CHECK_EQ(kc->write_epoch(kc->arg), 1);
+	CHECK_EQ(kc->epoch_key(kc->arg, 1, key), 0);
+	CHECK_MEM(key, k1v, 32);
+	CHECK_EQ(kc->epoch_key(kc->arg, 2, key), -ENOKEY);
+	CHECK_EQ(kc->epoch_key(kc->arg, 0, key), -ENOKEY);
+	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, 1, pub), 0);
+	CHECK_MEM(pub, me->ed_pub, 32);
+	CHECK_EQ(kc->writer_pub(kc->arg, alice->fpr, 1, pub), -EPERM);
+	CHECK(kc->sign_key != NULL);
+	CHECK_MEM(kc->self_fpr, me->fpr, 32);
+	scs_root_dir_id(kr->group_id, rid);
+	CHECK_MEM(scs_vault_root_dir_id(v), rid, 16);
+	const uint8_t (*nk)[SCS_SIV_KEY_LEN];
+	const uint32_t *eps;
+	CHECK_EQ(scs_vault_name_keys(v, &nk, &eps), 1);
+	uint8_t want[64];
+	scs_name_key(k1v, want);
+	CHECK_MEM(nk[0], want, 64);
+	CHECK_EQ(eps[0], 1);
+	char fpr[SCS_FPR_TEXT_LEN];
+	scs_group_fpr(kr, fpr);
+	CHECK(strcmp(scs_vault_group_fpr(v), fpr) == 0);
+	CHECK_EQ(scs_vault_refresh(v, &err), 0);                  /* unchanged */
+	CHECK_EQ(scs_vault_epoch(v), 1);
+
+	/* Another admin machine adds alice and rotates: the open vault follows. */
+	struct blob e1 = { 0 }, e2 = { 0 };
+	uint8_t (*keys)[32] = NULL, k2v[32];
+	uint32_t n;
+	struct scs_kr_change add = { .kind = SCS_KR_ADD, .member = alice, .role = SCS_ROLE_MEMBER };
+	CHECK_EQ(scs_keyring_unlock(kr, me, &keys, &n, &err), 0);
+	CHECK_EQ(scs_keyring_make_entry(kr, &add, me, (const uint8_t (*)[32])keys, n, NULL,
+					&e1.p, &e1.n, &err), 0);
+	scs_keyring_keys_free(keys, n);
+	CHECK_EQ(scs_keyring_apply(&kr, 1, e1.p, e1.n, &err), 0);
+	struct scs_kr_change rot = { .kind = SCS_KR_ROTATE };
+	CHECK_EQ(scs_keyring_unlock(kr, me, &keys, &n, &err), 0);
+	CHECK_EQ(scs_keyring_make_entry(kr, &rot, me, (const uint8_t (*)[32])keys, n, k2v,
+					&e2.p, &e2.n, &err), 0);
+	scs_keyring_keys_free(keys, n);
+	put(be, 1, e1);
+	put(be, 2, e2);
+	const uint8_t (*old_nk)[SCS_SIV_KEY_LEN] = nk;
+	CHECK_EQ(scs_vault_refresh(v, &err), 0);
+	CHECK_EQ(kc->write_epoch(kc->arg), 2);
+	CHECK_EQ(kc->epoch_key(kc->arg, 2, key), 0);
+	CHECK_MEM(key, k2v, 32);
+	CHECK_EQ(kc->epoch_key(kc->arg, 1, key), 0);
+	CHECK_MEM(key, k1v, 32);
+	CHECK_EQ(kc->writer_pub(kc->arg, alice->fpr, 2, pub), 0);
+	CHECK_EQ(scs_vault_name_keys(v, &nk, &eps), 2);
+	CHECK(eps[0] == 2 && eps[1] == 1);
+	CHECK_MEM(old_nk[0], want, 64);          /* arrays handed out earlier stay valid */
+	scs_vault_close(v);
+	v = NULL;
+
+	/* The pin moved to entry 2: dropping entry 2 is now a rollback. */
+	snprintf(cmd, sizeof cmd, "rm %s/remote-vault/.scsfs/keyring/00000002.entry", tmp);
+	CHECK_EQ(system(cmd), 0);
+	CHECK_EQ(scs_vault_open(NULL, &o, &v, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "the keyring was rolled back") != NULL);
+	CHECK(v == NULL);
+	put(be, 2, e2);
+
+	/* Someone who is not a member: the message that tells them what to do. */
+	char other[4200];
+	snprintf(other, sizeof other, "%s/vault-data-other", tmp);
+	setenv("XDG_DATA_HOME", other, 1);
+	scs_identity *stranger = NULL;
+	CHECK_EQ(scs_identity_create("stranger", "pw", 2, &stranger, &err), 0);
+	scs_keyring *cur = NULL;
+	CHECK_EQ(load(be, &cur, &err), 0);
+	if (cur)
+		CHECK_EQ(scs_keyring_pin_write(cur, &err), 0);
+	CHECK_EQ(scs_vault_open(NULL, &o, &v, &err), -EACCES);
+	CHECK(strcmp(err.msg, "you are not a member of this group; ask an admin to run `scsctl member "
+		     "add` with the file from `scsctl id export`") == 0);
+	setenv("XDG_DATA_HOME", data, 1);
+	/* public_only: no passphrase needed. */
+	struct scs_vault_opts po = { .public_only = 1, .no_prompt = 1 };
+	CHECK_EQ(scs_vault_open(NULL, &po, &v, &err), 0);
+	if (v) {
+		CHECK(scs_vault_keyctx(v)->sign_key == NULL);
+		CHECK_EQ(scs_vault_keyring(v)->seq, 2);
+		scs_vault_close(v);
+	}
+	scs_keyring_free(cur);
+	scs_identity_free(stranger);
+	free(g.p);
+	free(e1.p);
+	free(e2.p);
+	scs_keyring_free(kr);
+	scs_identity_free(me);
+	scs_backend_close(be);
+}
+
 int main(void)
 {
 	tmp = unit_tmpdir("keyring");
@@ -665,6 +823,7 @@ int main(void)
 	test_signers();
 	test_canary_and_wraps();
 	test_parse_api();
+	test_vault();
 	for (int i = 0; i < 6; i++) {
 		free(chain[i].p);
 		scs_keyring_free(states[i]);
