@@ -22,7 +22,9 @@ struct scs_vault_opts {
  * with a one-line message each: the folder exists and is readable, it is an
  * scsfs group (.scsfs/), this user has an identity, the keyring verifies
  * against the pinned genesis, this identity is a member; only then asks
- * for the passphrase and unwraps the epoch keys.  Nothing is written. */
+ * for the passphrase and unwraps the epoch keys.  Nothing is written to
+ * the remote; this machine's high-water mark for the group moves forward
+ * when the keyring grew. */
 int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 		   scs_vault **out, scs_err *err);
 void scs_vault_close(scs_vault *v);
@@ -51,7 +53,8 @@ const char *scs_vault_remote(scs_vault *v);
 struct scs_identity *scs_vault_identity(scs_vault *v);
 const struct scs_keyring *scs_vault_keyring(scs_vault *v);
 
-/* The remote to use: remote if given, else default_remote from the config
+/* The remote to use: remote if given (a bare path becomes "local:" and
+ * absolute, trailing '/' dropped), else default_remote from the config
  * (-ENOENT with a hint to run `scsctl init`). out[SCS_PATH_MAX]. */
 int scs_vault_resolve_remote(const char *remote, char *out, size_t cap, scs_err *err);
 

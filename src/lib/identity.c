@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -333,6 +334,14 @@ int scs_identity_load(scs_identity **out, scs_err *err)
 
 /* ---- private keys ---- */
 
+/* Private keys (and the epoch and file keys they open) are about to be in
+ * this process's memory: keep them out of core dumps. */
+static void no_core_dumps(void)
+{
+	struct rlimit rl = { 0, 0 };
+	(void)setrlimit(RLIMIT_CORE, &rl);
+}
+
 static int pem_encrypted(BIO *bio, EVP_PKEY *k, const char *pass, size_t passlen)
 {
 	if (passlen > INT32_MAX)
@@ -383,6 +392,7 @@ int scs_identity_unlock(scs_identity *id, const char *pass, size_t passlen, scs_
 		return scs_err_set(err, -ENOENT, "cannot find the data directory: set HOME or XDG_DATA_HOME");
 	if (passlen > INT32_MAX)
 		return scs_err_set(err, -EINVAL, "passphrase too long");
+	no_core_dumps();
 	uint8_t *data;
 	size_t len;
 	int rc = scs_local_read(keyfile, SCS_IDENTITY_KEY_MAX, &data, &len);
@@ -458,6 +468,7 @@ int scs_identity_create(const char *name, const char *pass, size_t passlen,
 	EVP_PKEY *rsa = NULL, *ed = NULL;
 	scs_identity *id = NULL;
 	BIO *bio = NULL;
+	no_core_dumps();
 	char *json = NULL;
 	unsigned char *der = NULL;
 	uint8_t edpub[SCS_ED25519_PUB_LEN];

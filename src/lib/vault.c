@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NOT_MEMBER_MSG "you are not a member of this group; ask an admin to run " \
 	"`scsctl member add` with the file from `scsctl id export`"
@@ -99,17 +100,32 @@ static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epo
 
 int scs_vault_resolve_remote(const char *remote, char *out, size_t cap, scs_err *err)
 {
-	if (remote && *remote) {
-		if (strlen(remote) >= cap)
-			return scs_err_set(err, -ENAMETOOLONG, "remote %s is too long", remote);
-		strcpy(out, remote);
-		return 0;
+	if (!remote || !*remote) {
+		int rc = scs_config_get(SCS_CONFIG_DEFAULT_REMOTE, out, cap, err);
+		if (rc == -ENOENT)
+			return scs_err_set(err, -ENOENT, "no remote given and no default remote set; give "
+					   "REMOTE (local:/path) or run `scsctl init REMOTE`");
+		return rc;
 	}
-	int rc = scs_config_get(SCS_CONFIG_DEFAULT_REMOTE, out, cap, err);
-	if (rc == -ENOENT)
-		return scs_err_set(err, -ENOENT, "no remote given and no default remote set; give "
-				   "REMOTE (local:/path) or run `scsctl init REMOTE`");
-	return rc;
+	/* A bare path means local:, made absolute so it names the same folder
+	 * from anywhere (it becomes the default remote). */
+	int n;
+	if (remote[0] == '/' || remote[0] == '~') {
+		n = snprintf(out, cap, "local:%s", remote);
+	} else if (!strchr(remote, ':')) {
+		char cwd[SCS_PATH_MAX];
+		if (!getcwd(cwd, sizeof cwd))
+			return scs_err_set(err, -errno, "cannot resolve %s: %s", remote, strerror(errno));
+		n = snprintf(out, cap, "local:%s/%s", strcmp(cwd, "/") ? cwd : "", remote);
+	} else {
+		n = snprintf(out, cap, "%s", remote);
+	}
+	if (n < 0 || (size_t)n >= cap)
+		return scs_err_set(err, -ENAMETOOLONG, "remote %s is too long", remote);
+	/* "local:/x/" -> "local:/x" */
+	while (n > 7 && out[n - 1] == '/' && strncmp(out, "local:", 6) == 0)
+		out[--n] = '\0';
+	return 0;
 }
 
 /* The folder path of a local remote, for messages. */

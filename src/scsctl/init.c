@@ -8,6 +8,7 @@
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
+#include "scs/vault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,18 +31,6 @@ static int count_cb(void *arg, const char *name, const struct scs_attr *a)
 	if (s->n++ == 0)
 		snprintf(s->first, sizeof s->first, "%s", name);
 	return 0;
-}
-
-/* "local:/x" for a bare path, so the config always names the back end. */
-static void normalize_remote(const char *in, char *out, size_t cap)
-{
-	if (in[0] == '/' || in[0] == '~')
-		snprintf(out, cap, "local:%s", in);
-	else
-		snprintf(out, cap, "%s", in);
-	size_t n = strlen(out);
-	while (n > 7 && out[n - 1] == '/')   /* "local:/x/" -> "local:/x" */
-		out[--n] = '\0';
 }
 
 /* The folder must be empty, or hold only the remains of an init that
@@ -75,7 +64,8 @@ int init_main(int argc, char **argv)
 	char remote[SCS_PATH_MAX], fpr[SCS_FPR_TEXT_LEN];
 	if (argc != 2)
 		return scsctl_usage("init REMOTE");
-	normalize_remote(argv[1], remote, sizeof remote);
+	if (scs_vault_resolve_remote(argv[1], remote, sizeof remote, &err) < 0)
+		return scsctl_fail(&err);
 	const char *path = strncmp(remote, "local:", 6) == 0 ? remote + 6 : remote;
 
 	scs_backend *be = NULL;
