@@ -542,6 +542,7 @@ class Shadow:
     def __init__(self, mnt, plain):
         self.roots = (Path(mnt), Path(plain))
         self.roots[1].mkdir(parents=True, exist_ok=True)
+        self.history = []
 
     def do(self, fn, *rels):
         """fn(*paths) is called once per root with rels resolved in it."""
@@ -551,8 +552,10 @@ class Shadow:
                 results.append(("ok", fn(*[root / r for r in rels])))
             except OSError as e:
                 results.append(("err", errno.errorcode.get(e.errno, e.errno)))
+        self.history.append(f"{getattr(fn, '__name__', fn)}{rels} -> {results[1]}")
         assert results[0] == results[1], \
-            f"{getattr(fn, '__name__', fn)}{rels}: mount gave {results[0]}, plain dir gave {results[1]}"
+            f"{getattr(fn, '__name__', fn)}{rels}: mount gave {results[0]}, plain dir gave " \
+            f"{results[1]}; earlier ops: " + " | ".join(self.history[-12:-1])
         return results[0]
 
     def compare(self):
