@@ -147,11 +147,11 @@ def make_golden(out):
         finally:
             v.unmount()
         assert not is_mounted(v.mnt)
+        fpr = group_fpr(user)
         # the config names this machine's path: the test passes REMOTE
         # explicitly, so it is not kept
         shutil.rmtree(home / ".config", ignore_errors=True)
         shutil.rmtree(home / ".cache", ignore_errors=True)
-        fpr = group_fpr(user)
         (out / "manifest.json").write_text(json.dumps({"tree": tree, "group_fingerprint": fpr},
                                                       indent=1, sort_keys=True,
                                                       ensure_ascii=False) + "\n")
