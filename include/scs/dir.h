@@ -128,6 +128,7 @@ struct scs_walk_entry {
 	const uint8_t *dir_id;        /* directories: their own id, NULL if unreadable */
 	uint32_t name_epoch;
 	int bad;
+	int name_ok;                  /* the name decrypted: bad then concerns its .scsdir */
 };
 typedef int (*scs_walk_cb)(void *arg, const struct scs_walk_entry *e);
 int scs_dir_walk(scs_dirctx *d, const char *rpath, const uint8_t id[SCS_DIR_ID_LEN],

@@ -700,7 +700,7 @@ static int walk_dir(scs_dirctx *d, const char *rpath, const uint8_t id[SCS_DIR_I
 		uint8_t cid[SCS_DIR_ID_LEN];
 		struct scs_walk_entry e = {
 			.path = cpath, .rpath = crp, .attr = &it->attr, .parent_id = id,
-			.name_epoch = it->epoch, .bad = it->bad,
+			.name_epoch = it->epoch, .bad = it->bad, .name_ok = !it->bad,
 		};
 		int descend = 0;
 		if (!it->bad && S_ISDIR(it->attr.mode)) {

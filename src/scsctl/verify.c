@@ -26,18 +26,6 @@ struct walk {
 	struct timespec last;
 };
 
-struct child {
-	char *name;       /* plaintext, NULL for an unreadable name */
-	char *stored;
-	uint32_t mode;
-	int bad;
-};
-
-struct children {
-	struct child *v;
-	size_t n, cap;
-};
-
 /* A progress line kept up to date on a terminal (every 0.1 s), plain
  * progress lines otherwise (every 5 s, so short runs print none). */
 static void progress(struct walk *w, int final)
@@ -70,107 +58,51 @@ static void damaged(struct walk *w, const char *display, const char *reason)
 	w->damaged++;
 }
 
-static int collect_cb(void *arg, const struct scs_dirent *e)
-{
-	struct children *c = arg;
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? 2 * c->cap : 32;
-		struct child *v = realloc(c->v, nc * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		c->v = v;
-		c->cap = nc;
-	}
-	struct child *ch = &c->v[c->n];
-	ch->name = e->name ? strdup(e->name) : NULL;
-	ch->stored = strdup(e->stored);
-	ch->mode = e->attr ? e->attr->mode : 0;
-	ch->bad = e->bad;
-	if (!ch->stored || (e->name && !ch->name))
-		return -ENOMEM;
-	c->n++;
-	return 0;
-}
-
-static void children_free(struct children *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->v[i].name);
-		free(c->v[i].stored);
-	}
-	free(c->v);
-}
-
-static int walk_dir(struct walk *w, const char *rpath, const uint8_t id[SCS_DIR_ID_LEN],
-		    const char *display);
-
-/* Check one entry whose remote path is rpath (parent directory id pid). */
+/* Check one entry: a directory's id, a symlink's target, or a file's
+ * header, records and content hash.  shown is its plaintext path. */
 static int check_entry(struct walk *w, const char *rpath, uint32_t mode,
-		       const uint8_t pid[SCS_DIR_ID_LEN], const char *display)
+		       const uint8_t pid[SCS_DIR_ID_LEN], const char *shown)
 {
-	scs_err err = { 0 };
-	char reason[600];
-	if (S_ISDIR(mode)) {
-		uint8_t id[SCS_DIR_ID_LEN];
-		int rc = scs_dir_read_id(w->d, rpath, id);
-		if (rc < 0) {
-			snprintf(reason, sizeof reason, "directory id (.scsdir) %s; its contents cannot "
-				 "be named", rc == -ENOENT ? "is missing" : "is damaged");
-			w->checked++;
-			damaged(w, display, reason);
-			return 0;
-		}
-		return walk_dir(w, rpath, id, display);
-	}
 	w->checked++;
 	if (S_ISLNK(mode)) {
-		char target[SCS_SYMLINK_MAX + 1];
+		char target[SCS_SYMLINK_MAX + 1], reason[300];
 		int rc = scs_dir_readlink(w->d, rpath, pid, target);
 		if (rc < 0) {
 			snprintf(reason, sizeof reason, "symlink target cannot be authenticated (%s)",
 				 strerror(-rc));
-			damaged(w, display, reason);
+			damaged(w, shown, reason);
 		}
 	} else if (S_ISREG(mode)) {
+		scs_err err = { 0 };
 		int rc = scs_file_verify(w->be, rpath, w->kc, &err);
 		if (rc < 0)
-			damaged(w, display, err.msg[0] ? err.msg : strerror(-rc));
+			damaged(w, shown, err.msg[0] ? err.msg : strerror(-rc));
 	}
 	progress(w, 0);
 	return 0;
 }
 
-static int walk_dir(struct walk *w, const char *rpath, const uint8_t id[SCS_DIR_ID_LEN],
-		    const char *display)
+static int walk_cb(void *arg, const struct scs_walk_entry *e)
 {
-	struct children c = { 0 };
-	int rc = scs_dir_list(w->d, rpath, id, display, SCS_DIR_LIST_BAD, collect_cb, &c);
-	if (rc < 0) {
-		char reason[300];
-		snprintf(reason, sizeof reason, "cannot list this directory (%s)", strerror(-rc));
+	struct walk *w = arg;
+	char shown[SCS_RPATH_MAX + 2];
+	snprintf(shown, sizeof shown, "%s%s", e->path[0] == '/' ? "" : "/", e->path);
+	if (e->bad && !e->name_ok) {
 		w->checked++;
-		damaged(w, *display ? display : "/", reason);
-		children_free(&c);
-		return rc == -ENOMEM ? rc : 0;
+		damaged(w, shown, e->bad == -EBADMSG ? "the name cannot be decrypted (tampered or "
+			"not written by a member)" : "the name cannot be decrypted with any key "
+			"this member holds");
+		return 0;
 	}
-	for (size_t i = 0; i < c.n && rc == 0; i++) {
-		char crpath[SCS_RPATH_MAX], cdisp[SCS_RPATH_MAX + 512];
-		struct child *ch = &c.v[i];
-		if (scs_path_join(crpath, sizeof crpath, rpath, ch->stored) < 0)
-			continue;
-		if (!ch->name) {
-			snprintf(cdisp, sizeof cdisp, "%s/?%s", display, ch->stored);
-			w->checked++;
-			damaged(w, cdisp, ch->bad == -EBADMSG ? "the name cannot be decrypted (tampered or "
-				"not written by a member)" : "the name cannot be decrypted with any key "
-				"this member holds");
-			continue;
-		}
-		snprintf(cdisp, sizeof cdisp, "%s/%s", display, ch->name);
-		rc = check_entry(w, crpath, ch->mode, id, cdisp);
+	if (e->bad) {
+		w->checked++;
+		damaged(w, shown, "directory id (.scsdir) is missing or damaged; its contents "
+			"cannot be named");
+		return 0;
 	}
-	children_free(&c);
-	return rc;
+	if (S_ISDIR(e->attr->mode))
+		return 0;             /* its entries follow */
+	return check_entry(w, e->rpath, e->attr->mode, e->parent_id, shown);
 }
 
 /* Walk PATH (plaintext, inside the group) down from the root. */
@@ -246,9 +178,9 @@ int verify_main(int argc, char **argv)
 		ret = 1;          /* message printed */
 	} else if (rc == 0) {
 		if (S_ISDIR(mode))
-			rc = walk_dir(&w, rpath, id, display);
+			rc = scs_dir_walk(w.d, rpath, id, display, walk_cb, &w);
 		else
-			rc = check_entry(&w, rpath, mode, pid, display);
+			rc = check_entry(&w, rpath, mode, pid, *display ? display : "/");
 		if (rc < 0)
 			ret = scsctl_failf("verification stopped: %s", strerror(-rc));
 	}
