@@ -3,10 +3,11 @@ import errno
 import os
 import random
 import secrets
+import shutil
 
 import pytest
 
-from conftest import (CHUNK, HEADER, RECORD, assert_no_plaintext, backing_files,
+from conftest import (CHUNK, HEADER, RECORD, SCSFS, assert_no_plaintext, backing_files, refused,
                       find_object, marker, object_size)
 
 
@@ -385,3 +386,62 @@ def test_backing_layout(mounted):
              for p in dirs2[0].iterdir()}
     assert after == children, "a directory rename or a create/unlink in it rewrote its children or .scsdir"
     mounted.mount()
+
+
+@pytest.mark.parametrize("size", [0, 10, HEADER - 1, HEADER, HEADER + 27])
+def test_object_cut_short(damaged, size):
+    """An object cut below one record is never an empty (or short) file
+    that reads fine: that would be an unseen truncation."""
+    v = damaged
+    os.truncate(v.obj("small.txt"), size)
+    mount_fg(v)
+    p = v.mnt / "small.txt"
+    try:
+        data = read_all(p)
+    except OSError as e:
+        assert e.errno == errno.EIO, repr(e)
+    else:
+        pytest.fail(f"an object cut to {size} bytes read as {data!r} without an error")
+    check_others_fine(v, "small.txt")
+    v.unmount()
+    check_verify(v, ["small.txt"])
+
+
+def _keyring_entry(v):
+    entries = sorted((v.cloud / ".scsfs" / "keyring").iterdir())
+    assert entries and entries[0].name == "00000000.entry", entries
+    return entries[0]
+
+
+def test_tampered_genesis_refused(vault):
+    e = _keyring_entry(vault)
+    flip(e, e.stat().st_size // 2)
+    r = vault.user.run([SCSFS, vault.remote, vault.mnt], timeout=60)
+    refused(r, vault.mnt)
+    r = vault.user.ctl("verify", check=False)
+    refused(r)
+
+
+def test_foreign_genesis_refused(vault, mallory, tmp_path):
+    """Another group's (valid, signed) keyring put in place of ours: the
+    pinned genesis does not match."""
+    other = tmp_path / "mallorys-group"
+    other.mkdir()
+    mallory.ctl("init", f"local:{other}")
+    shutil.copy(other / ".scsfs" / "keyring" / "00000000.entry", _keyring_entry(vault))
+    r = vault.user.run([SCSFS, vault.remote, vault.mnt], timeout=60)
+    line = refused(r, vault.mnt)
+    assert any(w in line.lower() for w in ("pin", "genesis", "keyring")), line
+
+
+def test_forged_next_entry_refused(vault):
+    """Garbage or a copy of the genesis as entry 1: the keyring does not
+    verify and nothing is mounted (never silently ignored)."""
+    kr = vault.cloud / ".scsfs" / "keyring"
+    for forged in (os.urandom(700), _keyring_entry(vault).read_bytes()):
+        (kr / "00000001.entry").write_bytes(forged)
+        r = vault.user.run([SCSFS, vault.remote, vault.mnt], timeout=60)
+        refused(r, vault.mnt)
+    (kr / "00000001.entry").unlink()
+    vault.mount()
+    vault.unmount()
