@@ -6,6 +6,7 @@
  * where the kernel has it, so a remote that swaps a directory for a symlink
  * cannot make us write outside the folder. */
 #include "scs/backend.h"
+#include "scs/fileio.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -303,62 +304,7 @@ static int local_read_file(scs_backend *be, const char *path, size_t max, uint8_
 	int fd = open_beneath(LB(be), path, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	/* Read one byte more than expected to notice growth past max. */
-	size_t cap = (size_t)st.st_size + 1;
-	uint8_t *buf = malloc(cap);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + n, cap - n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = -errno;
-			free(buf);
-			close(fd);
-			return e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n == cap) {
-			if (cap > max) {
-				free(buf);
-				close(fd);
-				return -EFBIG;
-			}
-			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			uint8_t *nb = realloc(buf, ncap);
-			if (!nb) {
-				free(buf);
-				close(fd);
-				return -ENOMEM;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-	}
-	close(fd);
-	*data = buf;
-	*len = n;
-	return 0;
+	return scs_fd_read_all(fd, max, data, len);
 }
 
 static int fsync_parent(struct local_be *l, const char *path)

@@ -1,5 +1,6 @@
 /* config.c - XDG paths, atomic local files and the config file. */
 #include "scs/config.h"
+#include "scs/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,50 +110,7 @@ int scs_local_read(const char *path, size_t max, uint8_t **data, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return -EFBIG;
-	}
-	uint8_t *buf = malloc(max + 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t n = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + n, max + 1 - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			int e = errno;
-			close(fd);
-			free(buf);
-			return -e;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-		if (n > max) {   /* grew while we read */
-			close(fd);
-			free(buf);
-			return -EFBIG;
-		}
-	}
-	close(fd);
-	buf[n] = '\0';
-	*data = buf;
-	*len = n;
-	return 0;
+	return scs_fd_read_all(fd, max, data, len);
 }
 
 /* ---- config file ---- */
