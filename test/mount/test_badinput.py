@@ -5,11 +5,12 @@ import os
 import random
 import shutil
 import subprocess
+import time
 
 import pytest
 
-from conftest import (SCSCTL, SCSFS, User, Vault, fuse_mounts_under, is_mounted, refused,
-                      snapshot)
+from conftest import (SCSCTL, SCSFS, User, Vault, daemon_pids, fuse_mounts_under, is_mounted,
+                      one_line, pid_alive, refused, snapshot)
 
 
 def scsfs(user, *args, env=None, passfile=True):
@@ -266,3 +267,32 @@ def test_bad_options(fuse, vault):
     refused(r)
     r = scsfs(vault.user, "gopher:/x", vault.mnt)
     refused(r, vault.mnt)
+
+
+def test_mount_twice_refused(fuse, vault, tmp_path):
+    """`scsfs` on a mountpoint it already serves says so instead of
+    stacking a second daemon over the first."""
+    vault.mount()
+    try:
+        r = scsfs(vault.user, vault.remote, vault.mnt)
+        stacked = len(fuse_mounts_under(tmp_path))
+        if stacked > 1:                    # undo the stacked mount first
+            subprocess.run(["fusermount3", "-u", str(vault.mnt)], capture_output=True, timeout=30)
+            for pid in set(daemon_pids(vault.mnt)) - set(vault.pids):
+                deadline = time.monotonic() + 10
+                while pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        assert r.returncode != 0 and stacked == 1, \
+            f"a second scsfs on a mounted mountpoint exited {r.returncode} ({stacked} mounts stacked)"
+        one_line(r.stderr)
+        (vault.mnt / "still").write_bytes(b"ok")
+    finally:
+        vault.unmount()
+
+
+def test_mountpoint_not_a_directory(fuse, vault, tmp_path):
+    f = tmp_path / "a-file"
+    f.write_bytes(b"x")
+    r = scsfs(vault.user, vault.remote, f)
+    refused(r, f)
+    assert f.read_bytes() == b"x"

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from conftest import (CHUNK, HEADER, RECORD, SCSFS, assert_no_plaintext, backing_files, refused,
-                      find_object, marker, object_size)
+                      find_object, is_mounted, marker, object_size)
 
 
 def rnd(n, seed):
@@ -138,7 +138,6 @@ def check_verify(v, bad):
 
 
 def is_mounted_any(v):
-    from conftest import is_mounted
     return is_mounted(v.mnt)
 
 
