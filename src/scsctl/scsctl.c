@@ -22,6 +22,8 @@ static const struct {
 	{ "id", id_main, "id new NAME | id show | id export",
 	  "create this user's identity, show its fingerprint, print the public identity" },
 	{ "init", init_main, "init REMOTE", "make an empty folder a new group with you as its admin" },
+	{ "join", join_main, "join REMOTE --fingerprint FPR",
+	  "pin a group after comparing its fingerprint with an admin's" },
 	{ "status", status_main, "status [REMOTE]", "group fingerprint, epoch, members, your role" },
 	{ "verify", verify_main, "verify [PATH]", "authenticate every file (or those under PATH)" },
 };

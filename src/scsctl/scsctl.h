@@ -17,6 +17,7 @@ int scsctl_usage(const char *line);
 
 int id_main(int argc, char **argv);
 int init_main(int argc, char **argv);
+int join_main(int argc, char **argv);
 int status_main(int argc, char **argv);
 int verify_main(int argc, char **argv);
 
