@@ -1,4 +1,6 @@
-"""Helpers for the pytest suites that mount scsfs for real.
+"""Helpers and fixtures for the pytest suites that mount scsfs for real
+(conftest.py re-exports the fixtures; test files import helpers from here,
+under a name no other test directory uses).
 
 Programs come from $SCSFS_BUILD (default <repo>/build).  Users are simulated
 by separate HOME directories (XDG_CONFIG_HOME / XDG_DATA_HOME /

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import (SCSCTL, SCSFS, User, Vault, daemon_pids, fuse_mounts_under, is_mounted,
+from scsmount import (SCSCTL, SCSFS, User, Vault, daemon_pids, fuse_mounts_under, is_mounted,
                       one_line, pid_alive, refused, snapshot)
 
 
@@ -184,7 +184,6 @@ def test_unwritable_folder(fuse, alice, tmp_path, tmpfs):
         if r.returncode != 0:
             refused(r, v.mnt)
         else:
-            from conftest import daemon_pids
             v.pids = daemon_pids(v.mnt)
             assert (v.mnt / "kept.txt").read_bytes() == b"written while writable\n" * 100
             with pytest.raises(OSError) as ei:

@@ -10,7 +10,7 @@ import unicodedata
 
 import pytest
 
-from conftest import CHUNK, Shadow, backing_files, snapshot
+from scsmount import CHUNK, Shadow, backing_files, snapshot
 
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100

@@ -5,7 +5,7 @@ import stat
 import subprocess
 
 
-from conftest import SCSFS, Vault, backing_files, daemon_pids, is_mounted, one_line, refused
+from scsmount import SCSFS, Vault, backing_files, daemon_pids, is_mounted, one_line, refused
 
 FPR_RE = re.compile(r"[0-9a-fA-F]{4}(?:[ :]?[0-9a-fA-F]{4}){7,}")
 

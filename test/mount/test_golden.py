@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import REPO, User, Vault, is_mounted, snapshot  # noqa: E402
+from scsmount import REPO, User, Vault, is_mounted, snapshot  # noqa: E402
 
 GOLDEN = REPO / "test" / "golden" / "folder"
 

@@ -5,7 +5,7 @@ import json
 import re
 import shutil
 
-from conftest import SCSFS, refused, is_mounted
+from scsmount import SCSFS, refused, is_mounted
 
 
 def group_fpr(vault):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import assert_same_tree
+from scsmount import assert_same_tree
 
 
 def run(argv, cwd=None, env=None, timeout=180):

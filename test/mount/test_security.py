@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import (CHUNK, HEADER, RECORD, SCSFS, assert_no_plaintext, backing_files, refused,
+from scsmount import (CHUNK, HEADER, RECORD, SCSFS, assert_no_plaintext, backing_files, refused,
                       find_object, is_mounted, marker, object_size)
 
 

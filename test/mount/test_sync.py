@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import CHUNK, Vault, daemon_pids, find_object, fusermount_u
+from scsmount import CHUNK, Vault, daemon_pids, find_object, fusermount_u
 
 
 def rnd(n, seed):
