@@ -61,6 +61,12 @@ struct node {
 	uint64_t known_size;
 	struct timespec known_mtime;
 	int open_files;              /* mirror of opens > 0 */
+	/* Times set by utimens on an open file: applied again after the
+	 * header is rewritten (flush, fsync, close), which moves the mtime;
+	 * cleared by the next write or truncate.  pend read without tl in
+	 * the write path (atomic). */
+	int pend;
+	struct timespec pend_ts[2];
 	/* node->mu: */
 	pthread_mutex_t mu;
 	int have_id;

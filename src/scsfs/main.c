@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "scs/config.h"
@@ -40,6 +42,7 @@ struct opts {
 	double entry_timeout;
 	double attr_timeout;
 	double negative_timeout;
+	double refresh;
 	unsigned max_idle;
 	unsigned max_threads;
 	char *pos[3];
@@ -57,6 +60,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("entry_timeout=%lf", entry_timeout),
 	OPT("attr_timeout=%lf", attr_timeout),
 	OPT("negative_timeout=%lf", negative_timeout),
+	OPT("keyring_refresh=%lf", refresh),
 	OPT("max_idle_threads=%u", max_idle),
 	OPT("max_threads=%u", max_threads),
 	FUSE_OPT_KEY("-f", KEY_FG),
@@ -143,6 +147,8 @@ static void usage(FILE *f)
 "  -o negative_timeout=SECS  cache missing names for SECS (default: entry_timeout)\n"
 "  -o writeback_cache        let the kernel cache writes (default)\n"
 "  -o no_writeback_cache     send every write to scsfs at once\n"
+"  -o keyring_refresh=SECS   look for keyring changes every SECS (default 10;\n"
+"                            0: never)\n"
 "  -o max_idle_threads=N     idle worker threads kept (default 10)\n"
 "  -o max_threads=N          worker threads at most (default 16)\n"
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
@@ -222,6 +228,87 @@ static int check_mountpoint(const char *mnt, char *abs, size_t cap)
 	return 0;
 }
 
+/* Keyring changes made elsewhere (members added or removed, new epochs)
+ * are picked up without a remount: a thread re-reads the keyring every
+ * refresh seconds (cheap when nothing changed: one stat). */
+struct refresher {
+	struct fs *fs;
+	double every;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	pthread_t th;
+};
+
+static void *refresh_main(void *arg)
+{
+	struct refresher *rf = arg;
+	char last[sizeof ((scs_err *)0)->msg] = "";
+	pthread_mutex_lock(&rf->mu);
+	while (!rf->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)rf->every;
+		until.tv_nsec += (long)((rf->every - (double)(time_t)rf->every) * 1e9);
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!rf->stop && pthread_cond_timedwait(&rf->cv, &rf->mu, &until) != ETIMEDOUT)
+			;
+		if (rf->stop)
+			break;
+		pthread_mutex_unlock(&rf->mu);
+		scs_err err;
+		uint32_t before = scs_vault_epoch(rf->fs->vault);
+		int r = scs_vault_refresh(rf->fs->vault, &err);
+		if (r) {
+			if (strcmp(last, err.msg)) {
+				scs_log(SCS_LOG_WARN, "keyring: %s", err.msg);
+				snprintf(last, sizeof last, "%s", err.msg);
+			}
+		} else {
+			last[0] = '\0';
+			uint32_t after = scs_vault_epoch(rf->fs->vault);
+			if (after != before) {
+				scs_dir_forget_keys(rf->fs->d);
+				scs_log(SCS_LOG_INFO, "keyring: now at epoch %u", (unsigned)after);
+			}
+		}
+		pthread_mutex_lock(&rf->mu);
+	}
+	pthread_mutex_unlock(&rf->mu);
+	return NULL;
+}
+
+static int refresher_start(struct refresher *rf, struct fs *fs, double every)
+{
+	memset(rf, 0, sizeof *rf);
+	rf->fs = fs;
+	rf->every = every;
+	pthread_mutex_init(&rf->mu, NULL);
+	pthread_cond_init(&rf->cv, NULL);
+	if (every <= 0)
+		return 0;
+	if (pthread_create(&rf->th, NULL, refresh_main, rf) != 0)
+		return -1;
+	rf->stop = 0;
+	return 1;
+}
+
+static void refresher_stop(struct refresher *rf, int started)
+{
+	if (started > 0) {
+		pthread_mutex_lock(&rf->mu);
+		rf->stop = 1;
+		pthread_cond_signal(&rf->cv);
+		pthread_mutex_unlock(&rf->mu);
+		pthread_join(rf->th, NULL);
+	}
+	pthread_mutex_destroy(&rf->mu);
+	pthread_cond_destroy(&rf->cv);
+}
+
 static int is_stop_signal(int r)
 {
 	return r == SIGTERM || r == SIGINT || r == SIGHUP;
@@ -237,6 +324,7 @@ int main(int argc, char *argv[])
 	o.negative_timeout = -1.0;
 	o.writeback = 1;
 	o.max_idle = 10;
+	o.refresh = 10.0;
 	o.max_threads = 16;
 
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
@@ -361,20 +449,25 @@ int main(int argc, char *argv[])
 		scs_log_to_syslog("scsfs");
 	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
 
+	struct refresher rf;
+	int rf_started = refresher_start(&rf, &fs, o.refresh);
+	if (rf_started < 0)
+		scs_log(SCS_LOG_WARN, "cannot start the keyring refresh thread; keyring changes need a remount");
 	if (o.single) {
 		r = fuse_session_loop(se);
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-		if (!cfg) {
-			scs_log(SCS_LOG_ERR, "out of memory");
-			goto out_unmount;
+		if (cfg) {
+			fuse_loop_cfg_set_clone_fd(cfg, 0);
+			fuse_loop_cfg_set_idle_threads(cfg, o.max_idle);
+			fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
+			r = fuse_session_loop_mt(se, cfg);
+			fuse_loop_cfg_destroy(cfg);
+		} else {
+			r = -ENOMEM;
 		}
-		fuse_loop_cfg_set_clone_fd(cfg, 0);
-		fuse_loop_cfg_set_idle_threads(cfg, o.max_idle);
-		fuse_loop_cfg_set_max_threads(cfg, o.max_threads);
-		r = fuse_session_loop_mt(se, cfg);
-		fuse_loop_cfg_destroy(cfg);
 	}
+	refresher_stop(&rf, rf_started);
 	ret = (r == 0 || is_stop_signal(r)) ? 0 : 1;
 	if (ret)
 		scs_log(SCS_LOG_ERR, "the FUSE loop failed: %s", r < 0 ? strerror(-r) : "error");

@@ -258,10 +258,17 @@ static int upgrade_file(struct fs *fs, struct node *n, const char *rpath, const 
 	return 0;
 }
 
+static void clear_pending_times(struct node *n)
+{
+	if (__atomic_load_n(&n->pend, __ATOMIC_RELAXED))
+		__atomic_store_n(&n->pend, 0, __ATOMIC_RELAXED);
+}
+
 static int do_truncate(struct fs *fs, struct node *n, uint64_t size)
 {
 	char rpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
 	int r = 0;
+	clear_pending_times(n);
 	pthread_mutex_lock(&n->mu);
 	node_display(fs, n, disp, sizeof disp);
 	if (n->file) {
@@ -291,15 +298,36 @@ static int do_truncate(struct fs *fs, struct node *n, uint64_t size)
 	return r;
 }
 
-/* Sign pending changes now so that a later close does not rewrite the
- * object (and its mtime) after utimens set it. */
-static int flush_file(struct node *n)
+/* Re-apply times set by utimens while the file was open: rewriting the
+ * header (flush, fsync, close) moved the object's mtime. */
+static void reapply_times(struct fs *fs, struct node *n)
 {
-	int r = 0;
+	if (!__atomic_load_n(&n->pend, __ATOMIC_RELAXED))
+		return;
+	struct timespec ts[2];
+	int pend;
+	pthread_mutex_lock(&fs->tl);
+	pend = n->pend;
+	ts[0] = n->pend_ts[0];
+	ts[1] = n->pend_ts[1];
+	pthread_mutex_unlock(&fs->tl);
+	char rpath[SCS_RPATH_MAX];
+	if (pend && node_rpath(fs, n, rpath, sizeof rpath) == 0)
+		scs_be_utimens(fs->be, rpath, ts);
+}
+
+/* Sign pending changes (flush of a handle). */
+static int flush_file(struct fs *fs, struct node *n)
+{
+	int r = 0, w = 0;
 	pthread_rwlock_rdlock(&n->frw);
-	if (n->file && n->writable)
+	if (n->file && n->writable) {
 		r = scs_file_flush(n->file);
+		w = 1;
+	}
 	pthread_rwlock_unlock(&n->frw);
+	if (w && !r)
+		reapply_times(fs, n);
 	return r;
 }
 
@@ -344,14 +372,21 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
-		if (S_ISREG(n->type)) {
-			r = flush_file(n);
-			if (r)
-				return reply_err(req, r);
-		}
 		r = have_path ? scs_be_utimens(fs->be, rpath, ts) : 0;
 		if (r)
 			return reply_err(req, r);
+		if (S_ISREG(n->type)) {
+			pthread_rwlock_rdlock(&n->frw);
+			int open = n->file && n->writable;
+			pthread_rwlock_unlock(&n->frw);
+			if (open) {
+				pthread_mutex_lock(&fs->tl);
+				n->pend_ts[0] = ts[0];
+				n->pend_ts[1] = ts[1];
+				__atomic_store_n(&n->pend, 1, __ATOMIC_RELAXED);
+				pthread_mutex_unlock(&fs->tl);
+			}
+		}
 	}
 	struct scs_attr a;
 	r = node_stat(fs, n, &a);
@@ -472,27 +507,23 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	reply_entry(req, fs, n, &a);
 }
 
-/* Symlink targets are bound to their directory's id: moving one to another
- * directory re-encrypts it there.  Made beside under a temporary name, then
- * renamed into place (flags: 0 or RENAME_NOREPLACE), then the old removed.
- * Returns the new object's inode number in *nino. */
-static int move_symlink(struct fs *fs, const char *srp, const uint8_t sid[SCS_DIR_ID_LEN],
-			const char *dpath, const uint8_t did[SCS_DIR_ID_LEN], const char *drp,
-			unsigned flags, uint64_t *nino)
+/* Symlink targets are bound to their directory's id: a symlink moved to
+ * another directory is re-encrypted there.  The symlink now at rpath (in
+ * directory dpath/did) is replaced by a fresh one with target: made beside
+ * under a temporary name, then renamed over it.  *nino: its new inode. */
+static int reseal_symlink(struct fs *fs, const char *rpath, const char *dpath,
+			  const uint8_t did[SCS_DIR_ID_LEN], const char *target, uint64_t *nino)
 {
-	char target[SCS_SYMLINK_MAX + 1], tmp[64], tmprp[SCS_RPATH_MAX];
+	char tmp[64], tmprp[SCS_RPATH_MAX];
 	uint8_t rnd[8];
-	int r = scs_dir_readlink(fs->d, srp, sid, target);
-	if (r < 0)
-		return r;
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		return -EIO;
 	snprintf(tmp, sizeof tmp, ".scsfs-mv-%02x%02x%02x%02x%02x%02x%02x%02x",
 		 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	r = scs_dir_symlink(fs->d, dpath, did, tmp, target, tmprp, sizeof tmprp);
+	int r = scs_dir_symlink(fs->d, dpath, did, tmp, target, tmprp, sizeof tmprp);
 	if (r)
 		return r;
-	r = scs_be_rename(fs->be, tmprp, drp, flags);
+	r = scs_be_rename(fs->be, tmprp, rpath, 0);
 	if (r) {
 		scs_be_unlink(fs->be, tmprp);
 		scs_dir_drop_name(fs->d, tmprp);
@@ -500,15 +531,10 @@ static int move_symlink(struct fs *fs, const char *srp, const uint8_t sid[SCS_DI
 	}
 	scs_dir_drop_name(fs->d, tmprp);
 	struct scs_attr a;
-	r = scs_be_stat(fs->be, drp, &a);
-	if (r)
-		return r;
-	*nino = a.ino;
-	r = scs_be_unlink(fs->be, srp);
-	if (r && r != -ENOENT)
-		scs_log(SCS_LOG_WARN, "rename: could not remove the old symlink object: %s",
-			strerror(-r));
-	return 0;
+	r = scs_be_stat(fs->be, rpath, &a);
+	if (!r)
+		*nino = a.ino;
+	return r;
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -536,9 +562,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if ((flags & RENAME_NOREPLACE) && have_dst)
 		return reply_err(req, -EEXIST);
 	int cross = memcmp(sid, did, sizeof sid) != 0;
+	/* Targets of symlinks that change directory, re-encrypted afterwards. */
+	char t1[SCS_SYMLINK_MAX + 1], t2[SCS_SYMLINK_MAX + 1];
+	int l1 = cross && S_ISLNK(sa.mode);
+	int l2 = cross && have_dst && (flags & RENAME_EXCHANGE) && S_ISLNK(da.mode);
+	if (l1 && (r = scs_dir_readlink(fs->d, srp, sid, t1)) < 0)
+		return reply_err(req, r);
+	if (l2 && (r = scs_dir_readlink(fs->d, drp, did, t2)) < 0)
+		return reply_err(req, r);
 	if (flags & RENAME_EXCHANGE) {
-		if (cross && (S_ISLNK(sa.mode) || S_ISLNK(da.mode)))
-			return reply_err(req, -EXDEV);
+		/* nothing to check */
 	} else if (have_dst) {
 		if (sa.ino == da.ino)            /* two links of one file: nothing to do */
 			return reply_err(req, 0);
@@ -563,20 +596,24 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			return reply_err(req, r);
 		prepared = 1;
 	}
-	uint64_t sino = sa.ino;
-	if (!(flags & RENAME_EXCHANGE) && cross && S_ISLNK(sa.mode)) {
-		r = move_symlink(fs, srp, sid, dpath, did, drp, flags, &sino);
-	} else {
-		r = scs_be_rename(fs->be, srp, drp, flags);
-	}
+	uint64_t sino = sa.ino, dino = have_dst ? da.ino : 0;
+	r = scs_be_rename(fs->be, srp, drp, flags);
 	if (r) {
 		if (prepared)
 			scs_dir_drop_name(fs->d, drp);
 		return reply_err(req, r);
 	}
+	if (l1 && (r = reseal_symlink(fs, drp, dpath, did, t1, &sino)) != 0)
+		scs_log(SCS_LOG_ERR, "rename: could not re-encrypt a moved symlink: %s", strerror(-r));
+	if (l2 && (r = reseal_symlink(fs, srp, spath, sid, t2, &dino)) != 0)
+		scs_log(SCS_LOG_ERR, "rename: could not re-encrypt a moved symlink: %s", strerror(-r));
 	if (flags & RENAME_EXCHANGE) {
-		node_renamed(fs, sa.ino, sn, base_of(srp), dn, base_of(drp), newname);
-		node_renamed(fs, da.ino, dn, base_of(drp), sn, base_of(srp), name);
+		if (sino != sa.ino)
+			node_rehash(fs, sa.ino, sino);
+		if (dino != da.ino)
+			node_rehash(fs, da.ino, dino);
+		node_renamed(fs, sino, sn, base_of(srp), dn, base_of(drp), newname);
+		node_renamed(fs, dino, dn, base_of(drp), sn, base_of(srp), name);
 	} else {
 		scs_dir_drop_name(fs->d, srp);
 		if (have_dst)
@@ -806,6 +843,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct fs *fs = FS(req);
 	struct node *n = node_of(fs, ino);
 	ssize_t r;
+	clear_pending_times(n);
 	pthread_rwlock_rdlock(&n->frw);
 	r = n->file && n->writable ? scs_file_pwrite(n->file, buf, size, (uint64_t)off) : -EBADF;
 	pthread_rwlock_unlock(&n->frw);
@@ -816,7 +854,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	reply_err(req, flush_file(node_of(FS(req), ino)));
+	struct fs *fs = FS(req);
+	reply_err(req, flush_file(fs, node_of(fs, ino)));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -838,6 +877,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 				scs_log(SCS_LOG_ERR, "%s: could not save on close: %s", disp, strerror(-r));
 			}
 		}
+		reapply_times(fs, n);
+		__atomic_store_n(&n->pend, 0, __ATOMIC_RELAXED);
 		/* Remember the object as we leave it (see op_open). */
 		char rpath[SCS_RPATH_MAX];
 		struct scs_attr a;
@@ -852,12 +893,17 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct node *n = node_of(FS(req), ino);
-	int r = 0;
+	struct fs *fs = FS(req);
+	struct node *n = node_of(fs, ino);
+	int r = 0, w = 0;
 	pthread_rwlock_rdlock(&n->frw);
-	if (n->file && n->writable)
+	if (n->file && n->writable) {
 		r = scs_file_sync(n->file, datasync);
+		w = 1;
+	}
 	pthread_rwlock_unlock(&n->frw);
+	if (w && !r)
+		reapply_times(fs, n);
 	reply_err(req, r);
 }
 
