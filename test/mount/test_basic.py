@@ -4,8 +4,10 @@ import errno
 import mmap
 import os
 import random
+import shutil
 import stat
 import subprocess
+import time
 import unicodedata
 
 import pytest
@@ -760,3 +762,93 @@ def test_exchange_symlink_across_directories(here):
     renameat2(here / "d" / "sub", here / "f", RENAME_EXCHANGE)
     assert os.readlink(here / "f") == "target-one"
     assert (here / "d" / "sub").read_bytes() == b"f"
+
+
+def test_long_name_threshold(shared, here):
+    """Names up to 149 bytes encode to at most 220 characters and are
+    stored as is; from 150 bytes on they take the hashed form plus a
+    '.name' side object (scsfs-format.5).  Renames and unlinks keep the
+    side objects in step."""
+    before = len(backing_files(shared.cloud))
+    names = {n: "k" * (n - 3) + f"{n:03d}" for n in (147, 148, 149, 150, 151, 255)}
+    for n, name in names.items():
+        (here / name).write_bytes(str(n).encode())
+    assert sorted(os.listdir(here)) == sorted(names.values())
+    files = backing_files(shared.cloud)
+    sides = [p for p in files if p.name.endswith(".name")]
+    # here's .scsdir + 6 objects + 3 side objects (150, 151, 255)
+    assert len(files) - before == 6 + 3, [p.name for p in files]
+    assert len(sides) >= 3
+    # short -> long, long -> short, long -> long, across directories
+    (here / "sub").mkdir()
+    os.rename(here / names[149], here / "sub" / ("z" * 200))
+    os.rename(here / names[150], here / "short")
+    os.rename(here / names[255], here / "sub" / ("y" * 255))
+    os.unlink(here / names[151])
+    shared.remount()
+    assert sorted(os.listdir(here)) == sorted([names[147], names[148], "short", "sub"])
+    assert sorted(os.listdir(here / "sub")) == sorted(["z" * 200, "y" * 255])
+    assert (here / "sub" / ("z" * 200)).read_bytes() == b"149"
+    assert (here / "short").read_bytes() == b"150"
+    assert (here / "sub" / ("y" * 255)).read_bytes() == b"255"
+    files = backing_files(shared.cloud)
+    # .scsdir of here and sub, 5 objects, side objects for z*200 and y*255
+    assert len(files) - before == 1 + 5 + 2, sorted(p.name for p in files)
+    for side in (p for p in files if p.name.endswith(".name")):
+        assert os.path.lexists(side.with_name(side.name[:-5])), f"orphaned side object {side}"
+
+
+def test_fallocate_and_copies(here):
+    p = here / "alloc"
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"abc")
+        os.posix_fallocate(fd, 0, 100000)
+        assert os.fstat(fd).st_size == 100000
+        assert os.pread(fd, 100000, 0) == b"abc" + b"\0" * 99997
+    finally:
+        os.close(fd)
+    src = here / "src"
+    src.write_bytes(rnd(150000, 21))
+    # cp (copy_file_range first), sendfile (shutil), copy_file_range itself
+    r = subprocess.run(["cp", str(src), str(here / "bycp")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    shutil.copyfile(src, here / "bysendfile")
+    a = os.open(src, os.O_RDONLY)
+    b = os.open(here / "bycfr", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        left = 150000
+        try:
+            while left:
+                n = os.copy_file_range(a, b, left)
+                assert n > 0
+                left -= n
+        except OSError as e:
+            # not offered: programs fall back to read/write
+            assert e.errno in (errno.EXDEV, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL), repr(e)
+            assert left == 150000
+            os.write(b, src.read_bytes())
+    finally:
+        os.close(a)
+        os.close(b)
+    for n in ("bycp", "bysendfile", "bycfr"):
+        assert (here / n).read_bytes() == rnd(150000, 21), n
+
+
+def test_utime_now_and_omit(here):
+    p = here / "t"
+    p.write_bytes(b"t")
+    os.utime(p, ns=(1_000_000_000_000_000_000, 1_100_000_000_000_000_000))
+    r = subprocess.run(["touch", "-a", str(p)], capture_output=True, timeout=30)   # mtime OMIT
+    assert r.returncode == 0
+    st = os.stat(p)
+    assert st.st_mtime_ns == 1_100_000_000_000_000_000
+    assert st.st_atime_ns > 1_600_000_000_000_000_000
+    r = subprocess.run(["touch", "-m", "-d", "@1300000000", str(p)], capture_output=True, timeout=30)
+    st = os.stat(p)
+    assert st.st_mtime_ns == 1_300_000_000_000_000_000
+    assert st.st_atime_ns > 1_600_000_000_000_000_000
+    before = time.time_ns()
+    os.utime(p)                     # both now
+    st = os.stat(p)
+    assert st.st_mtime_ns >= before - 2_000_000_000
