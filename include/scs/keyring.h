@@ -89,6 +89,8 @@ typedef struct scs_keyring {
 const struct scs_member *scs_keyring_members(const scs_keyring *kr, size_t *n);
 const struct scs_member *scs_keyring_member(const scs_keyring *kr, const uint8_t fpr[SCS_FPR_LEN]);
 const char *scs_role_name(int role);
+/* "genesis", "add", "remove", "set_role", "rotate" ("?" otherwise). */
+const char *scs_kr_kind_name(int kind);
 /* A member of some state whose epoch was `epoch` (who may have signed a
  * file of that epoch), or NULL. */
 const struct scs_member *scs_keyring_writer(const scs_keyring *kr, const uint8_t fpr[SCS_FPR_LEN],

@@ -68,6 +68,11 @@ const char *scs_role_name(int role)
 	return role == SCS_ROLE_ADMIN ? "admin" : role == SCS_ROLE_MEMBER ? "member" : "?";
 }
 
+const char *scs_kr_kind_name(int kind)
+{
+	return kind >= SCS_KR_GENESIS && kind <= SCS_KR_ROTATE ? kind_names[kind] : "?";
+}
+
 void scs_keyring_entry_path(uint32_t seq, char out[64])
 {
 	snprintf(out, 64, SCS_KEYRING_DIR "/%08u.entry", seq);

@@ -153,6 +153,25 @@ static int derive_state(struct vstate *s, const scs_identity *id, scs_err *err)
 	return 0;
 }
 
+/* The refusal for someone who is not a member: a former member is told
+ * who removed them and when (from the verified keyring). */
+static int not_member(const scs_keyring *kr, const scs_identity *id, scs_err *err)
+{
+	for (size_t i = kr->nentries; i-- > 1; ) {
+		const struct scs_kr_entry *e = &kr->entries[i], *p = &kr->entries[i - 1];
+		if (e->kind != SCS_KR_REMOVE || memcmp(e->subject, id->fpr, SCS_FPR_LEN) != 0)
+			continue;
+		const char *by = "an admin";
+		for (size_t j = 0; j < p->nmembers; j++)
+			if (memcmp(p->members[j].fpr, e->author, SCS_FPR_LEN) == 0)
+				by = p->members[j].name;
+		return scs_err_set(err, -EACCES, "you are not a member of this group any more (%s "
+				   "removed you in keyring entry %u); ask an admin to run `scsctl member "
+				   "add` with the file from `scsctl id export` if you should be", by, e->seq);
+	}
+	return scs_err_set(err, -EACCES, NOT_MEMBER_MSG);
+}
+
 /* Load, verify against the pin, check membership. */
 static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **out, scs_err *err)
 {
@@ -162,7 +181,7 @@ static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **o
 		return rc;
 	rc = scs_keyring_pin_check(kr, 1, err);
 	if (rc == 0 && !scs_keyring_member(kr, id->fpr))
-		rc = scs_err_set(err, -EACCES, NOT_MEMBER_MSG);
+		rc = not_member(kr, id, err);
 	if (rc < 0) {
 		scs_keyring_free(kr);
 		return rc;

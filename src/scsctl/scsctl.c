@@ -24,6 +24,12 @@ static const struct {
 	{ "init", init_main, "init REMOTE", "make an empty folder a new group with you as its admin" },
 	{ "join", join_main, "join REMOTE --fingerprint FPR",
 	  "pin a group after comparing its fingerprint with an admin's" },
+	{ "member", member_main, "member add IDFILE [--admin]",
+	  "add the member whose `scsctl id export` is in IDFILE" },
+	{ "member", member_main, "member remove NAME|FPR",
+	  "remove a member: the group moves to a new epoch key" },
+	{ "member", member_main, "member list", "name, role, fingerprint and since when, per member" },
+	{ "log", log_main, "log [REMOTE]", "the membership history: who changed what, when" },
 	{ "status", status_main, "status [REMOTE]", "group fingerprint, epoch, members, your role" },
 	{ "verify", verify_main, "verify [PATH]", "authenticate every file (or those under PATH)" },
 };
@@ -102,7 +108,10 @@ int main(int argc, char **argv)
 		if (strcmp(args[1], subcommands[i].name) != 0)
 			continue;
 		if (help) {
-			printf("usage: scsctl %s\n  %s\n", subcommands[i].usage, subcommands[i].help);
+			/* A command may have several rows (member add/remove/list). */
+			for (size_t j = i; j < NSUB && strcmp(args[1], subcommands[j].name) == 0; j++)
+				printf("usage: scsctl %s\n  %s\n", subcommands[j].usage,
+				       subcommands[j].help);
 			free(args);
 			return 0;
 		}

@@ -2,6 +2,8 @@
 #ifndef SCSCTL_H
 #define SCSCTL_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include "scs/err.h"
 
 struct scsctl_opts {
@@ -15,9 +17,18 @@ int scsctl_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a usage line for a subcommand to stderr and return 1. */
 int scsctl_usage(const char *line);
 
+/* Open REMOTE (NULL: the default) without the passphrase (verified
+ * keyring, membership checked): 0, or 1 after printing the message. */
+struct scs_vault;
+int scsctl_open_public(const char *remote, struct scs_vault **v);
+/* A Unix time as "YYYY-MM-DD" (or "YYYY-MM-DD HH:MM UTC" with_time). */
+void scsctl_date(int64_t t, int with_time, char *out, size_t cap);
+
 int id_main(int argc, char **argv);
 int init_main(int argc, char **argv);
 int join_main(int argc, char **argv);
+int log_main(int argc, char **argv);
+int member_main(int argc, char **argv);
 int status_main(int argc, char **argv);
 int verify_main(int argc, char **argv);
 
