@@ -444,3 +444,22 @@ def test_forged_next_entry_refused(vault):
     (kr / "00000001.entry").unlink()
     vault.mount()
     vault.unmount()
+
+
+def test_verify_path_and_remote(damaged, tmp_path):
+    """scsctl verify PATH checks only that part of the tree; --remote
+    names a folder other than the default."""
+    v = damaged
+    flip(v.obj("d1/one.dat"), HEADER + 100)
+    r = v.user.ctl("verify", "d2", check=False)
+    assert r.returncode == 0, f"verify d2 (undamaged): {r.stdout!r} {r.stderr!r}"
+    r = v.user.ctl("verify", "d1", check=False)
+    assert r.returncode != 0
+    assert len([l for l in r.stdout.splitlines() if "one.dat" in l]) == 1, r.stdout
+    # the same through --remote from a user whose default is elsewhere
+    other = v.user.clone(tmp_path / "home-other")
+    (other.config_dir / "config").unlink()
+    r = other.ctl("verify", "--remote", v.remote, check=False)
+    assert r.returncode != 0 and "one.dat" in r.stdout, (r.stdout, r.stderr)
+    r = other.ctl("verify", "--remote", v.remote, "d2", check=False)
+    assert r.returncode == 0, (r.stdout, r.stderr)
