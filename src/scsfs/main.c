@@ -203,6 +203,57 @@ static const char *fuse_said(void)
 	return captured;
 }
 
+/* Undo the octal escapes of /proc/self/mountinfo ("\\040" = space). */
+static void unescape_mountinfo(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+/* Is an scsfs already mounted exactly at abs? */
+static int scsfs_mounted_at(const char *abs)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return 0;
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* id parent major:minor root mountpoint options... - fstype source */
+		char *save = NULL, *tok[5] = { 0 };
+		char *t = strtok_r(line, " ", &save);
+		for (int i = 0; t && i < 5; i++) {
+			tok[i] = t;
+			if (i < 4)
+				t = strtok_r(NULL, " ", &save);
+		}
+		if (!tok[4])
+			continue;
+		char *sep = NULL;
+		while ((t = strtok_r(NULL, " ", &save)))
+			if (!strcmp(t, "-")) {
+				sep = strtok_r(NULL, " ", &save);
+				break;
+			}
+		unescape_mountinfo(tok[4]);
+		if (sep && !strcmp(tok[4], abs) && !strcmp(sep, "fuse.scsfs"))
+			found = 1;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
 static int check_mountpoint(const char *mnt, char *abs, size_t cap)
 {
 	struct stat st;
@@ -225,6 +276,9 @@ static int check_mountpoint(const char *mnt, char *abs, size_t cap)
 	}
 	strcpy(abs, rp);
 	free(rp);
+	if (scsfs_mounted_at(abs))
+		return fail("%s is already mounted by scsfs; unmount it first (fusermount3 -u %s)",
+			    mnt, mnt);
 	return 0;
 }
 

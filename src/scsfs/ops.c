@@ -804,6 +804,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return reply_err(req, r);
 	fi->fh = 0;
 	fi->keep_cache = keep;
+	/* Nothing to save when a read-only handle is closed: no FLUSH trip. */
+	fi->noflush = acc == O_RDONLY;
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		pthread_mutex_lock(&n->mu);
 		if (--n->opens == 0) {
