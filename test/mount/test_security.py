@@ -463,3 +463,65 @@ def test_verify_path_and_remote(damaged, tmp_path):
     assert r.returncode != 0 and "one.dat" in r.stdout, (r.stdout, r.stderr)
     r = other.ctl("verify", "--remote", v.remote, "d2", check=False)
     assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+def test_long_name_side_objects_swapped(vault):
+    """The '.name' side object holds the full encrypted name; its hash is
+    the stored name.  Swapping two side objects must not show one file's
+    content under the other's name."""
+    vault.mount()
+    na, nb = "a" * 200 + ".txt", "b" * 200 + ".txt"
+    (vault.mnt / na).write_bytes(b"content of a\n")
+    (vault.mnt / nb).write_bytes(b"content of b, longer\n")
+    vault.unmount()
+    sides = sorted(p for p in backing_files(vault.cloud) if p.name.endswith(".name"))
+    assert len(sides) == 2, sides
+    da, db = sides[0].read_bytes(), sides[1].read_bytes()
+    sides[0].write_bytes(db)
+    sides[1].write_bytes(da)
+    vault.mount(foreground=True)
+    try:
+        entries = os.listdir(vault.mnt)
+    except OSError as e:
+        assert e.errno == errno.EIO
+        entries = []
+    want = {na: b"content of a\n", nb: b"content of b, longer\n"}
+    for e in entries:
+        try:
+            data = (vault.mnt / e).read_bytes()
+        except OSError:
+            continue
+        assert e in want and data == want[e], f"{e[:10]}... shows the wrong content {data!r}"
+    vault.unmount()
+    r = vault.user.ctl("verify", check=False)
+    assert r.returncode != 0, f"verify accepted swapped side objects: {r.stdout!r}"
+
+
+def test_symlink_moved_between_directories(vault):
+    """Symlink targets are bound to their directory: a backing symlink
+    moved into another directory never reads as a valid link there."""
+    vault.mount()
+    (vault.mnt / "d1").mkdir()
+    (vault.mnt / "d2").mkdir()
+    os.symlink("secret-target-in-d1", vault.mnt / "d1" / "ln")
+    (vault.mnt / "d2" / "marker").write_bytes(b"x" * 777)
+    vault.unmount()
+    links = [p for p in vault.cloud.rglob("*") if p.is_symlink()]
+    assert len(links) == 1
+    d2 = find_object(vault.cloud, 777).parent
+    assert links[0].parent != d2
+    os.rename(links[0], d2 / links[0].name)
+    vault.mount(foreground=True)
+    for e in os.listdir(vault.mnt / "d2"):
+        p = vault.mnt / "d2" / e
+        if os.path.islink(p):
+            try:
+                t = os.readlink(p)
+            except OSError as err:
+                assert err.errno == errno.EIO
+                continue
+            pytest.fail(f"a symlink moved from d1 reads as {e!r} -> {t!r} in d2")
+    assert os.listdir(vault.mnt / "d1") == []
+    vault.unmount()
+    r = vault.user.ctl("verify", check=False)
+    assert r.returncode != 0, f"verify accepted a moved symlink: {r.stdout!r}"
