@@ -11,7 +11,9 @@
  * Kinds: genesis (seq 0, epoch 1, author is the sole admin), add (a member
  * joins, same epoch, the epoch key wrapped to the newcomer), remove (a member
  * leaves, epoch + 1, wraps to every remaining member), set_role, rotate
- * (epoch + 1).  Verification follows the rules listed in the man page; a
+ * (epoch + 1), retire (after a completed re-key: epochs below retire_below
+ * are refused from then on; admin only, only rises, at most the current
+ * epoch).  Verification follows the rules listed in the man page; a
  * failure is -EBADMSG with what was wrong. */
 #ifndef SCS_KEYRING_H
 #define SCS_KEYRING_H
@@ -38,7 +40,8 @@
 #define SCS_PIN_MAX          4096
 
 enum scs_role { SCS_ROLE_MEMBER = 1, SCS_ROLE_ADMIN = 2 };
-enum scs_kr_kind { SCS_KR_GENESIS = 1, SCS_KR_ADD, SCS_KR_REMOVE, SCS_KR_SET_ROLE, SCS_KR_ROTATE };
+enum scs_kr_kind { SCS_KR_GENESIS = 1, SCS_KR_ADD, SCS_KR_REMOVE, SCS_KR_SET_ROLE, SCS_KR_ROTATE,
+		  SCS_KR_RETIRE };
 
 struct scs_member {
 	char name[SCS_NAME_LEN_MAX + 1];
@@ -74,6 +77,7 @@ struct scs_kr_entry {
 	size_t nmembers;
 	struct scs_member *members;            /* state after this entry */
 	int64_t created_at;
+	uint32_t retire_below;                 /* retire: epochs below it are retired */
 };
 
 typedef struct scs_keyring {
@@ -83,13 +87,14 @@ typedef struct scs_keyring {
 	uint32_t epoch;
 	size_t nentries;
 	struct scs_kr_entry *entries;    /* entries[i].seq == i; the last holds the members */
+	uint32_t retired_below;          /* epochs below it are retired (0: none) */
 } scs_keyring;
 
 /* The current members (those of the newest entry). */
 const struct scs_member *scs_keyring_members(const scs_keyring *kr, size_t *n);
 const struct scs_member *scs_keyring_member(const scs_keyring *kr, const uint8_t fpr[SCS_FPR_LEN]);
 const char *scs_role_name(int role);
-/* "genesis", "add", "remove", "set_role", "rotate" ("?" otherwise). */
+/* "genesis", "add", "remove", "set_role", "rotate", "retire" ("?" otherwise). */
 const char *scs_kr_kind_name(int kind);
 /* A member of some state whose epoch was `epoch` (who may have signed a
  * file of that epoch), or NULL. */
@@ -134,10 +139,11 @@ int scs_keyring_make_genesis(const scs_identity *admin, uint8_t epoch_key[SCS_KE
 			     uint8_t **entry, size_t *len, scs_err *err);
 
 struct scs_kr_change {
-	int kind;                        /* add, remove, set_role, rotate */
+	int kind;                        /* add, remove, set_role, rotate, retire */
 	const scs_identity *member;      /* add: the newcomer (public keys) */
 	const uint8_t *subject;          /* remove/set_role: fingerprint */
 	int role;                        /* add/set_role */
+	uint32_t retire_below;           /* retire: epochs below it are retired */
 };
 /* Build the next entry after kr for change c, signed by signer (not
  * checked to be an admin here: apply does that).  keys: epoch keys

@@ -450,6 +450,16 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		goto bad;
 	}
 	r = k->writer_pub(k->arg, f->h.writer, f->h.epoch, pub);
+	if (r == -EKEYREVOKED) {
+		/* A completed re-key retired this epoch: an old copy put back. */
+		r = -EACCES;
+		if (log)
+			scs_log(SCS_LOG_ERR, "%s: written in epoch %" PRIu32 ", which was retired "
+				"after a re-key (an old copy put back?); refused", f->display, f->h.epoch);
+		scs_err_set(err, r, "written in epoch %" PRIu32 ", which was retired after a re-key "
+			    "(an old copy put back?)", f->h.epoch);
+		goto fail;
+	}
 	if (r < 0) {
 		what = "signed by someone who is not a member allowed to write";
 		goto bad;

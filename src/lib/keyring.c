@@ -24,7 +24,7 @@
 
 static const char *const kind_names[] = {
 	[SCS_KR_GENESIS] = "genesis", [SCS_KR_ADD] = "add", [SCS_KR_REMOVE] = "remove",
-	[SCS_KR_SET_ROLE] = "set_role", [SCS_KR_ROTATE] = "rotate",
+	[SCS_KR_SET_ROLE] = "set_role", [SCS_KR_ROTATE] = "rotate", [SCS_KR_RETIRE] = "retire",
 };
 
 /* Payload fields, and which kinds carry which (exactly these, no others). */
@@ -32,13 +32,14 @@ enum {
 	F_VERSION = 1 << 0, F_KIND = 1 << 1, F_SEQ = 1 << 2, F_EPOCH = 1 << 3,
 	F_AUTHOR = 1 << 4, F_GROUP = 1 << 5, F_PREV = 1 << 6, F_NONCE = 1 << 7,
 	F_SUBJECT = 1 << 8, F_MEMBERS = 1 << 9, F_WRAPS = 1 << 10, F_CANARY = 1 << 11,
-	F_BOX = 1 << 12, F_CREATED = 1 << 13,
+	F_BOX = 1 << 12, F_CREATED = 1 << 13, F_RETIRE = 1 << 14,
 };
 static const struct { const char *name; unsigned bit; } fields[] = {
 	{ "version", F_VERSION }, { "kind", F_KIND }, { "seq", F_SEQ }, { "epoch", F_EPOCH },
 	{ "author", F_AUTHOR }, { "group", F_GROUP }, { "prev", F_PREV }, { "nonce", F_NONCE },
 	{ "subject", F_SUBJECT }, { "members", F_MEMBERS }, { "wraps", F_WRAPS },
 	{ "canary", F_CANARY }, { "prev_epochs_box", F_BOX }, { "created_at", F_CREATED },
+	{ "retire_below", F_RETIRE },
 };
 #define F_COMMON (F_VERSION | F_KIND | F_SEQ | F_EPOCH | F_AUTHOR | F_MEMBERS | F_CREATED)
 #define F_NEWEPOCH (F_WRAPS | F_CANARY | F_BOX)
@@ -48,6 +49,7 @@ static const unsigned kind_fields[] = {
 	[SCS_KR_REMOVE] = F_COMMON | F_GROUP | F_PREV | F_SUBJECT | F_NEWEPOCH,
 	[SCS_KR_SET_ROLE] = F_COMMON | F_GROUP | F_PREV | F_SUBJECT,
 	[SCS_KR_ROTATE] = F_COMMON | F_GROUP | F_PREV | F_NEWEPOCH,
+	[SCS_KR_RETIRE] = F_COMMON | F_GROUP | F_PREV | F_RETIRE,
 };
 
 static int new_epoch_kind(int kind)
@@ -70,7 +72,7 @@ const char *scs_role_name(int role)
 
 const char *scs_kr_kind_name(int kind)
 {
-	return kind >= SCS_KR_GENESIS && kind <= SCS_KR_ROTATE ? kind_names[kind] : "?";
+	return kind >= SCS_KR_GENESIS && kind <= SCS_KR_RETIRE ? kind_names[kind] : "?";
 }
 
 void scs_keyring_entry_path(uint32_t seq, char out[64])
@@ -355,7 +357,7 @@ static int parse_payload(const uint8_t *p, size_t plen, struct scs_kr_entry *e, 
 	}
 	json_t *kind = json_object_get(o, "kind");
 	e->kind = 0;
-	for (int k = SCS_KR_GENESIS; k <= SCS_KR_ROTATE; k++)
+	for (int k = SCS_KR_GENESIS; k <= SCS_KR_RETIRE; k++)
 		if (json_is_string(kind) && strcmp(json_string_value(kind), kind_names[k]) == 0)
 			e->kind = k;
 	if (!e->kind) {
@@ -373,6 +375,7 @@ static int parse_payload(const uint8_t *p, size_t plen, struct scs_kr_entry *e, 
 	    get_hex(json_object_get(o, "author"), e->author, SCS_FPR_LEN) < 0 ||
 	    ((have & F_GROUP) && get_hex(json_object_get(o, "group"), e->group, SCS_GROUP_ID_LEN) < 0) ||
 	    ((have & F_PREV) && get_hex(json_object_get(o, "prev"), e->prev, SCS_SHA256_LEN) < 0) ||
+	    ((have & F_RETIRE) && get_u32(json_object_get(o, "retire_below"), &e->retire_below) < 0) ||
 	    ((have & F_SUBJECT) && get_hex(json_object_get(o, "subject"), e->subject, SCS_FPR_LEN) < 0) ||
 	    ((have & F_NONCE) && get_b64_fixed(json_object_get(o, "nonce"), e->nonce, SCS_KR_NONCE_LEN) < 0) ||
 	    ((have & F_CANARY) && get_b64_fixed(json_object_get(o, "canary"), e->canary, SCS_KR_CANARY_LEN) < 0) ||
@@ -539,6 +542,16 @@ static int check_change(const struct scs_kr_entry *p, const struct scs_kr_entry 
 			return scs_err_set(err, -EBADMSG, "set_role entry %u changes nothing", e->seq);
 		return 0;
 	}
+	case SCS_KR_RETIRE:
+		/* After a completed re-key pass: epochs below retire_below are
+		 * refused from now on.  The bound only rises, and never past
+		 * the current epoch (the current key is never retired). */
+		if (e->retire_below <= (p->retire_below > 1 ? p->retire_below : 1) ||
+		    e->retire_below > e->epoch)
+			return scs_err_set(err, -EBADMSG, "retire entry %u: the retired bound must rise "
+					   "and stay at most the current epoch", e->seq);
+		/* and, like a rotate, the member list stays */
+		/* fall through */
 	case SCS_KR_ROTATE:
 		if (e->nmembers != pn)
 			return scs_err_set(err, -EBADMSG, "rotate entry %u changes the member list", e->seq);
@@ -622,6 +635,9 @@ int scs_keyring_apply(scs_keyring **krp, uint32_t seq, const uint8_t *data, size
 	rc = check_change(p, &e, err);
 	if (rc < 0)
 		goto fail;
+	/* The retired bound is part of the state after each entry. */
+	if (e.kind != SCS_KR_RETIRE)
+		e.retire_below = p ? p->retire_below : 0;
 	rc = -EBADMSG;
 	if (count_admins(e.members, e.nmembers) == 0) {
 		scs_err_set(err, rc, "keyring entry %08u leaves the group without an admin", seq);
@@ -652,6 +668,7 @@ int scs_keyring_apply(scs_keyring **krp, uint32_t seq, const uint8_t *data, size
 	kr->entries[kr->nentries++] = e;
 	kr->seq = e.seq;
 	kr->epoch = e.epoch;
+	kr->retired_below = e.retire_below;
 	memcpy(kr->head, e.hash, SCS_SHA256_LEN);
 	*krp = kr;
 	free(payload);
@@ -1045,6 +1062,8 @@ static json_t *payload_json(const struct scs_kr_entry *e)
 		json_object_set_new(o, "prev", hex_json(e->prev, SCS_SHA256_LEN));
 	if (f & F_NONCE)
 		json_object_set_new(o, "nonce", b64_json(e->nonce, SCS_KR_NONCE_LEN));
+	if (f & F_RETIRE)
+		json_object_set_new(o, "retire_below", json_integer(e->retire_below));
 	if (f & F_SUBJECT)
 		json_object_set_new(o, "subject", hex_json(e->subject, SCS_FPR_LEN));
 	if (f & F_CANARY)
@@ -1186,7 +1205,7 @@ int scs_keyring_make_entry(const scs_keyring *kr, const struct scs_kr_change *c,
 	scs_err_clear(err);
 	if (!signer->unlocked)
 		return scs_err_set(err, -EINVAL, "identity is locked");
-	if (c->kind < SCS_KR_ADD || c->kind > SCS_KR_ROTATE)
+	if (c->kind < SCS_KR_ADD || c->kind > SCS_KR_RETIRE)
 		return scs_err_set(err, -EINVAL, "invalid keyring change");
 	if (nkeys != kr->epoch)
 		return scs_err_set(err, -EINVAL, "the epoch keys do not match the keyring");
@@ -1194,6 +1213,7 @@ int scs_keyring_make_entry(const scs_keyring *kr, const struct scs_kr_change *c,
 	e.seq = kr->seq + 1;
 	e.epoch = new_epoch_kind(c->kind) ? kr->epoch + 1 : kr->epoch;
 	e.created_at = (int64_t)time(NULL);
+	e.retire_below = c->kind == SCS_KR_RETIRE ? c->retire_below : 0;
 	memcpy(e.author, signer->fpr, SCS_FPR_LEN);
 	memcpy(e.group, kr->group_id, SCS_GROUP_ID_LEN);
 	memcpy(e.prev, kr->head, SCS_SHA256_LEN);

@@ -73,7 +73,9 @@ static int kc_epoch_key(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
 	scs_vault *v = arg;
 	int rc = -ENOKEY;
 	pthread_rwlock_rdlock(&v->lock);
-	if (v->st->keys && epoch >= 1 && epoch <= v->st->nkeys) {
+	if (epoch < v->st->kr->retired_below) {
+		rc = -EKEYREVOKED;         /* retired after a completed re-key */
+	} else if (v->st->keys && epoch >= 1 && epoch <= v->st->nkeys) {
 		memcpy(key, v->st->keys[epoch - 1], SCS_KEY_LEN);
 		rc = 0;
 	}
@@ -88,7 +90,9 @@ static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epo
 	int rc = -EPERM;
 	pthread_rwlock_rdlock(&v->lock);
 	const struct scs_member *m = scs_keyring_writer(v->st->kr, fpr, epoch);
-	if (m) {
+	if (epoch < v->st->kr->retired_below) {
+		rc = -EKEYREVOKED;         /* nobody writes in a retired epoch */
+	} else if (m) {
 		memcpy(pub, m->ed25519, SCS_ED25519_PUB_LEN);
 		rc = 0;
 	}
@@ -143,7 +147,9 @@ static int derive_state(struct vstate *s, const scs_identity *id, scs_err *err)
 	s->epochs = calloc(s->nkeys, sizeof *s->epochs);
 	if (!s->name_keys || !s->epochs)
 		return scs_err_set(err, -ENOMEM, "out of memory");
-	for (uint32_t i = 0; i < s->nkeys; i++) {
+	/* Names of retired epochs are not readable any more. */
+	uint32_t live = s->kr->retired_below > 1 ? s->nkeys - (s->kr->retired_below - 1) : s->nkeys;
+	for (uint32_t i = 0; i < live; i++) {
 		uint32_t ep = s->nkeys - i;
 		s->epochs[i] = ep;
 		rc = scs_name_key(s->keys[ep - 1], s->name_keys[i]);
@@ -340,7 +346,8 @@ int scs_vault_name_keys(scs_vault *v, const uint8_t (**keys)[SCS_SIV_KEY_LEN], c
 	pthread_rwlock_rdlock(&v->lock);
 	*keys = (const uint8_t (*)[SCS_SIV_KEY_LEN])v->st->name_keys;
 	*epochs = v->st->epochs;
-	int n = v->st->name_keys ? (int)v->st->nkeys : 0;
+	uint32_t rb = v->st->kr->retired_below;
+	int n = v->st->name_keys ? (int)(v->st->nkeys - (rb > 1 ? rb - 1 : 0)) : 0;
 	pthread_rwlock_unlock(&v->lock);
 	return n;
 }
