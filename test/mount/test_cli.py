@@ -135,6 +135,11 @@ def test_secrets_not_in_argv_or_ps(fuse, vault):
                 assert pw not in f.read()
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, timeout=30).stdout
         assert pw not in ps
+        # no core dumps of a process holding private keys
+        for pid in pids:
+            with open(f"/proc/{pid}/limits") as f:
+                core = [l for l in f if l.startswith("Max core file size")][0].split()
+            assert core[4] == "0", f"scsfs may dump core (soft limit {core[4]})"
     finally:
         v.unmount()
 

@@ -181,6 +181,7 @@ def test_flip_one_byte(damaged, where):
         assert pread_at(p, other * CHUNK, 100) == v.files["victim.bin"][other * CHUNK:other * CHUNK + 100]
     lines = log_lines_naming(v, "victim.bin")
     assert lines, f"no log line names the damaged file: {v.log()!r}"
+    assert v.user.passphrase not in v.log()
     assert all("other.bin" not in l and "small.txt" not in l for l in v.log().splitlines())
     check_others_fine(v, "victim.bin")
     v.unmount()
