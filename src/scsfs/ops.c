@@ -668,6 +668,38 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* ---------------------------------------------------------------- files */
 
+/* One open handle of n is gone; the last one closes the shared file
+ * (which re-signs it if it changed) and remembers the object as the kernel
+ * now knows it (see op_open). */
+static void drop_open(struct fs *fs, struct node *n)
+{
+	pthread_mutex_lock(&n->mu);
+	if (n->opens > 0 && --n->opens == 0) {
+		pthread_rwlock_wrlock(&n->frw);
+		scs_file *f = n->file;
+		n->file = NULL;
+		n->writable = 0;
+		pthread_rwlock_unlock(&n->frw);
+		if (f) {
+			char disp[SCS_RPATH_MAX];
+			int r = scs_file_close(f);
+			if (r) {
+				node_display(fs, n, disp, sizeof disp);
+				scs_log(SCS_LOG_ERR, "%s: could not save on close: %s", disp, strerror(-r));
+			}
+		}
+		reapply_times(fs, n);
+		__atomic_store_n(&n->pend, 0, __ATOMIC_RELAXED);
+		char rpath[SCS_RPATH_MAX];
+		struct scs_attr a;
+		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 && scs_be_stat(fs->be, rpath, &a) == 0)
+			node_set_known(fs, n, &a, 0);
+		else
+			node_set_known(fs, n, NULL, 0);
+	}
+	pthread_mutex_unlock(&n->mu);
+}
+
 /* Create the file name in pn; with fi, keep it open for the caller. */
 static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
@@ -722,16 +754,7 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	make_entry(fs, n, &a, &e);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		/* Interrupted: the kernel will not release it. */
-		pthread_mutex_lock(&n->mu);
-		if (--n->opens == 0) {
-			node_set_known(fs, n, NULL, 0);
-			pthread_rwlock_wrlock(&n->frw);
-			f = n->file;
-			n->file = NULL;
-			pthread_rwlock_unlock(&n->frw);
-			scs_file_close(f);
-		}
-		pthread_mutex_unlock(&n->mu);
+		drop_open(fs, n);
 		node_forget(fs, n, 1);
 	}
 }
@@ -806,18 +829,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = keep;
 	/* Nothing to save when a read-only handle is closed: no FLUSH trip. */
 	fi->noflush = acc == O_RDONLY;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		pthread_mutex_lock(&n->mu);
-		if (--n->opens == 0) {
-			node_set_known(fs, n, NULL, 0);
-			pthread_rwlock_wrlock(&n->frw);
-			scs_file *f = n->file;
-			n->file = NULL;
-			pthread_rwlock_unlock(&n->frw);
-			scs_file_close(f);
-		}
-		pthread_mutex_unlock(&n->mu);
-	}
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		drop_open(fs, n);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -863,33 +876,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
-	struct node *n = node_of(fs, ino);
-	pthread_mutex_lock(&n->mu);
-	if (n->opens > 0 && --n->opens == 0) {
-		pthread_rwlock_wrlock(&n->frw);
-		scs_file *f = n->file;
-		n->file = NULL;
-		n->writable = 0;
-		pthread_rwlock_unlock(&n->frw);
-		if (f) {
-			char disp[SCS_RPATH_MAX];
-			int r = scs_file_close(f);
-			if (r) {
-				node_display(fs, n, disp, sizeof disp);
-				scs_log(SCS_LOG_ERR, "%s: could not save on close: %s", disp, strerror(-r));
-			}
-		}
-		reapply_times(fs, n);
-		__atomic_store_n(&n->pend, 0, __ATOMIC_RELAXED);
-		/* Remember the object as we leave it (see op_open). */
-		char rpath[SCS_RPATH_MAX];
-		struct scs_attr a;
-		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 && scs_be_stat(fs->be, rpath, &a) == 0)
-			node_set_known(fs, n, &a, 0);
-		else
-			node_set_known(fs, n, NULL, 0);
-	}
-	pthread_mutex_unlock(&n->mu);
+	drop_open(fs, node_of(fs, ino));
 	fuse_reply_err(req, 0);
 }
 
