@@ -1,0 +1,307 @@
+"""Attacks on the keyring by whoever controls the storage (or a member who
+can write to it), through the real programs: the test plays the malicious
+server by editing .scsfs/keyring in the backing folder.  Every forged state
+must be refused by `scsctl status` and by the mount, with the message
+naming what is wrong, and the member's pin (high-water mark) must not move.
+
+Hostile entries are built here from the members' real keys (python3
+cryptography, the PKCS#8 files are standard), exactly as scsctl builds them
+(scsfs-format(5), KEYRING), so each attack differs from a valid entry in the
+one point under test; test_forger_builds_valid_entries shows the same
+builder makes entries that verify."""
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import struct
+import time
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from scsmount import SCSFS, Vault, make_user, refused
+
+NAMES = ("alice", "bob", "carol", "mallory")
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory):
+    base = tmp_path_factory.mktemp("people")
+    return {n: make_user(base / n, n) for n in NAMES}
+
+
+# ---------------------------------------------------------------- forging
+
+def b64(b):
+    return base64.b64encode(b).decode()
+
+
+def canon(obj):
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+
+
+def seal(payload, ed_key):
+    sig = ed_key.sign(b"scsfs v1 keyring entry" + payload)
+    return b'{"payload":"' + b64(payload).encode() + b'","sig":"' + b64(sig).encode() + b'"}'
+
+
+def open_entry(data):
+    o = json.loads(data)
+    return json.loads(base64.b64decode(o["payload"]))
+
+
+def private_keys(user):
+    """(rsa, ed25519) private keys of a user, from identity.key."""
+    text = (user.data_dir / "identity.key").read_text()
+    blocks = re.findall(r"-----BEGIN ENCRYPTED PRIVATE KEY-----.*?-----END ENCRYPTED PRIVATE "
+                        r"KEY-----", text, re.S)
+    rsa, ed = (serialization.load_pem_private_key(b.encode(), user.passphrase.encode())
+               for b in blocks)
+    return rsa, ed
+
+
+def member_record(user, role="member"):
+    pub = json.loads((user.data_dir / "identity.pub").read_text())
+    ed, spki = base64.b64decode(pub["ed25519"]), base64.b64decode(pub["rsa_spki"])
+    fpr = hashlib.sha256(b"scsfs v1 member" + struct.pack(">I", len(ed)) + ed +
+                         struct.pack(">I", len(spki)) + spki).hexdigest()
+    return {"ed25519": pub["ed25519"], "fpr": fpr, "name": pub["name"], "role": role,
+            "rsa_spki": pub["rsa_spki"]}
+
+
+def keyring_dir(cloud):
+    return cloud / ".scsfs" / "keyring"
+
+
+def entry_path(cloud, seq):
+    return keyring_dir(cloud) / f"{seq:08d}.entry"
+
+
+def forge_add(cloud, signer, newcomer, *, seq=None, group=None, role="member"):
+    """An add entry for `newcomer` after the last entry of cloud's keyring,
+    signed by `signer` (whose fingerprint is its author).  Returns bytes."""
+    entries = sorted(keyring_dir(cloud).iterdir())
+    last = entries[-1].read_bytes()
+    lp = open_entry(last)
+    gid = hashlib.sha256(entries[0].read_bytes()).hexdigest()
+    if group is not None:
+        gid = group
+    rec = member_record(newcomer, role)
+    spki = serialization.load_der_public_key(base64.b64decode(rec["rsa_spki"]))
+    label = (b"scsfs v1 epoch wrap" + bytes.fromhex(gid) + struct.pack(">I", lp["epoch"]) +
+             bytes.fromhex(rec["fpr"]))
+    wrap = spki.encrypt(bytes(32), padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                                 algorithm=hashes.SHA256(), label=label))
+    p = {"version": 1, "kind": "add", "seq": lp["seq"] + 1 if seq is None else seq,
+         "epoch": lp["epoch"], "author": member_record(signer)["fpr"],
+         "created_at": int(time.time()), "group": gid,
+         "prev": hashlib.sha256(last).hexdigest(), "subject": rec["fpr"],
+         "members": lp["members"] + [rec], "wraps": [{"fpr": rec["fpr"], "key": b64(wrap)}]}
+    return seal(canon(p), private_keys(signer)[1])
+
+
+# ---------------------------------------------------------------- the group
+
+class Group:
+    """alice's group with bob (member) and carol (admin); alice's and bob's
+    machines have seen the whole keyring."""
+
+    def __init__(self, templates, tmp_path):
+        self.tmp = tmp_path
+        self.cloud = tmp_path / "cloud"
+        self.users = {n: t.clone(tmp_path / f"home-{n}") for n, t in templates.items()}
+        self.vaults = {n: Vault(u, self.cloud, tmp_path / f"mnt-{n}") for n, u in self.users.items()}
+        self.vaults["alice"].init()
+        self.add("bob")
+        self.add("carol", admin=True)
+        st = self.users["alice"].ctl("status").stdout
+        self.fpr = re.search(r"^group fingerprint: (.*)$", st, re.M).group(1)
+        for n in ("bob", "carol"):
+            self.users[n].ctl("join", self.vaults[n].remote, "--fingerprint", self.fpr)
+
+    def add(self, name, admin=False, by="alice"):
+        idf = self.tmp / f"{name}.id"
+        idf.write_text(self.users[name].ctl("id", "export").stdout)
+        return self.users[by].ctl("member", "add", idf, *(["--admin"] if admin else []))
+
+    def pin(self, name):
+        d = self.users[name].data_dir / "groups"
+        (p,) = d.iterdir()
+        return p.read_text()
+
+    def refused_everywhere(self, who, *words):
+        """status and the mount of each of who are refused naming one of
+        words; their pins do not move.  Returns the status message."""
+        line = None
+        for n in who:
+            u, v = self.users[n], self.vaults[n]
+            pin = self.pin(n)
+            line = refused(u.ctl("status", check=False), None, *words)
+            refused(u.run([SCSFS, v.remote, v.mnt]), v.mnt, *words)
+            assert self.pin(n) == pin, f"{n}'s pin moved although the keyring was refused"
+        return line
+
+    def cleanup(self):
+        for v in self.vaults.values():
+            v.cleanup()
+
+
+@pytest.fixture
+def group(fuse, templates, tmp_path):
+    g = Group(templates, tmp_path)
+    yield g
+    g.cleanup()
+
+
+# ---------------------------------------------------------------- tests
+
+def test_forger_builds_valid_entries(group):
+    """Control: the forger's entry signed by an admin verifies, so the
+    refusals below come from the one point each attack changes."""
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["alice"],
+                                                     group.users["mallory"]))
+    st = group.users["bob"].ctl("status").stdout
+    assert "members: 4" in st
+    assert '"seq":3' in group.pin("bob")
+
+
+def test_entry_with_a_bad_signature(group):
+    data = forge_add(group.cloud, group.users["alice"], group.users["mallory"])
+    o = json.loads(data)
+    sig = bytearray(base64.b64decode(o["sig"]))
+    sig[10] ^= 1
+    entry_path(group.cloud, 3).write_bytes(
+        b'{"payload":"' + o["payload"].encode() + b'","sig":"' + b64(bytes(sig)).encode() + b'"}')
+    line = group.refused_everywhere(("alice", "bob"), "bad signature")
+    assert "00000003" in line
+
+
+def test_payload_changed_after_signing(group):
+    """A validly signed add of mallory as a member, edited to make her an
+    admin (a change the rules allow, so only the signature stops it)."""
+    data = forge_add(group.cloud, group.users["alice"], group.users["mallory"])
+    o = json.loads(data)
+    p = json.loads(base64.b64decode(o["payload"]))
+    p["members"][3]["role"] = "admin"
+    entry_path(group.cloud, 3).write_bytes(
+        b'{"payload":"' + b64(canon(p)).encode() + b'","sig":"' + o["sig"].encode() + b'"}')
+    group.refused_everywhere(("alice",), "bad signature")
+
+
+def test_add_signed_by_a_member_who_is_not_an_admin(group):
+    """bob is a member, not an admin: his entry adding mallory is refused
+    although everything else about it is right."""
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["bob"],
+                                                     group.users["mallory"]))
+    group.refused_everywhere(("alice", "carol"), "not an admin")
+
+
+def test_add_made_in_a_copy_where_the_signer_is_admin(group, tmp_path):
+    """With the real programs: in a copy of the folder bob is made an admin
+    (by a copy of alice), adds mallory there; that entry grafted into the
+    real folder (where bob is not an admin) is refused.  (Its number and
+    chain give it away as well; the forged entry of the test above isolates
+    the admin rule.)"""
+    copy = tmp_path / "cloud-copy"
+    shutil.copytree(group.cloud, copy)
+    alice2 = group.users["alice"].clone(tmp_path / "home-alice-copy")
+    bob2 = group.users["bob"].clone(tmp_path / "home-bob-copy")
+    idf = tmp_path / "bob.id"
+    idf.write_text(bob2.ctl("id", "export").stdout)
+    alice2.ctl("member", "remove", "bob", "--remote", f"local:{copy}")
+    alice2.ctl("member", "add", idf, "--admin", "--remote", f"local:{copy}")
+    idm = tmp_path / "mallory.id"
+    idm.write_text(group.users["mallory"].ctl("id", "export").stdout)
+    bob2.ctl("member", "add", idm, "--remote", f"local:{copy}")
+    # bob's entry in the copy is entry 5; graft it into the real folder at 3.
+    grafted = json.loads(base64.b64decode(json.loads(entry_path(copy, 5).read_bytes())["payload"]))
+    assert grafted["author"] == member_record(group.users["bob"])["fpr"]
+    entry_path(group.cloud, 3).write_bytes(entry_path(copy, 5).read_bytes())
+    group.refused_everywhere(("alice",), "claims to be entry", "not an admin", "does not follow")
+
+
+def test_add_signed_by_a_removed_admin(group):
+    alice = group.users["alice"]
+    alice.ctl("member", "remove", "carol")
+    entry_path(group.cloud, 4).write_bytes(forge_add(group.cloud, group.users["carol"],
+                                                     group.users["mallory"]))
+    group.refused_everywhere(("alice", "bob"), "not an admin")
+
+
+def test_removal_rolled_back(group):
+    """alice removes bob; the server deletes that entry to let bob back in.
+    alice's machine has seen it: refused as a rollback."""
+    alice = group.users["alice"]
+    alice.ctl("member", "remove", "bob")
+    assert '"seq":3' in group.pin("alice")
+    entry_path(group.cloud, 3).unlink()
+    line = group.refused_everywhere(("alice",), "rolled back")
+    assert "entry 2" in line and "entry 3" in line
+
+
+def test_keyring_truncated_further(group):
+    entry_path(group.cloud, 2).unlink()
+    group.refused_everywhere(("alice", "bob"), "rolled back")
+
+
+def test_two_entries_for_one_number(group):
+    """Two valid entries 3 (two admins, or a sync client's conflict copy):
+    the keyring is forked and refused."""
+    by_carol = forge_add(group.cloud, group.users["carol"], group.users["mallory"])
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["alice"],
+                                                     group.users["mallory"]))
+    (keyring_dir(group.cloud) / "00000003 (1).entry").write_bytes(by_carol)
+    group.refused_everywhere(("alice", "bob"), "forked")
+
+
+def test_entry_replaced_after_it_was_seen(group):
+    """A fork shown to two clients: alice saw entry 3 (adding mallory as a
+    member); the server later shows a different, validly signed entry 3
+    (mallory as an admin)."""
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["alice"],
+                                                     group.users["mallory"]))
+    group.users["alice"].ctl("status")
+    entry_path(group.cloud, 3).rename(group.tmp / "seen-3")
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["carol"],
+                                                     group.users["mallory"], role="admin"))
+    group.refused_everywhere(("alice",), "fork", "rewritten")
+
+
+def test_entry_from_another_group(group, tmp_path):
+    """alice's own entry from another group she runs, put in as entry 3."""
+    other = tmp_path / "other"
+    other.mkdir()
+    alice2 = group.users["alice"].clone(tmp_path / "home-alice-other")
+    alice2.ctl("init", f"local:{other}")
+    for n in ("bob", "carol"):
+        idf = tmp_path / f"{n}.id"
+        idf.write_text(group.users[n].ctl("id", "export").stdout)
+        alice2.ctl("member", "add", idf)
+    idm = tmp_path / "mallory.id"
+    idm.write_text(group.users["mallory"].ctl("id", "export").stdout)
+    alice2.ctl("member", "add", idm)
+    entry_path(group.cloud, 3).write_bytes(entry_path(other, 3).read_bytes())
+    group.refused_everywhere(("alice", "bob"), "another group", "does not follow")
+
+
+def test_entry_naming_another_group_but_chained(group):
+    """The same with the chain right (prev = our entry 2) and only the group
+    id foreign: refused by the group id alone."""
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["alice"],
+                                                     group.users["mallory"], group="ab" * 32))
+    group.refused_everywhere(("alice", "bob"), "another group")
+
+
+def test_refused_keyring_is_accepted_again_once_repaired(group):
+    """A refusal keeps the last good state: removing the forged entry makes
+    the group usable again, nothing was lost."""
+    good = group.pin("alice")
+    entry_path(group.cloud, 3).write_bytes(forge_add(group.cloud, group.users["bob"],
+                                                     group.users["mallory"]))
+    group.refused_everywhere(("alice",), "not an admin")
+    entry_path(group.cloud, 3).unlink()
+    assert "members: 3" in group.users["alice"].ctl("status").stdout
+    assert group.pin("alice") == good
