@@ -59,6 +59,9 @@ int log_main(int argc, char **argv)
 		case SCS_KR_REMOVE:
 			snprintf(subject, sizeof subject, "%s", name_in(p, e->subject, NULL));
 			break;
+		case SCS_KR_RETIRE:
+			snprintf(subject, sizeof subject, "epochs < %u", e->retire_below);
+			break;
 		default:
 			snprintf(subject, sizeof subject, "-");
 		}

@@ -809,6 +809,19 @@ static void test_vault(void)
 	scs_backend_close(be);
 }
 
+/* Names of entry kinds, as `scsctl log` prints them and the format spells them. */
+static void test_kind_names(void)
+{
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_GENESIS), "genesis") == 0);
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_ADD), "add") == 0);
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_REMOVE), "remove") == 0);
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_SET_ROLE), "set_role") == 0);
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_ROTATE), "rotate") == 0);
+	CHECK(strcmp(scs_kr_kind_name(0), "?") == 0);
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_RETIRE), "retire") == 0);
+	CHECK(strcmp(scs_kr_kind_name(SCS_KR_RETIRE + 1), "?") == 0);
+}
+
 int main(void)
 {
 	tmp = unit_tmpdir("keyring");
@@ -824,6 +837,7 @@ int main(void)
 	test_canary_and_wraps();
 	test_parse_api();
 	test_vault();
+	test_kind_names();
 	for (int i = 0; i < 6; i++) {
 		free(chain[i].p);
 		scs_keyring_free(states[i]);
