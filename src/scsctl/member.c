@@ -386,9 +386,10 @@ static int member_remove(int argc, char **argv)
 	if (check_change(cur, self, &c) || apply_change(v, &c, &kr))
 		goto out;
 	int was_me = memcmp(c.subject, self->fpr, SCS_FPR_LEN) == 0;
-	printf("%s removed; new epoch %u: files written from now on are unreadable to them\n"
-	       "files written before stay readable to them until they are re-encrypted "
-	       "(`scsctl rekey run`, coming in a later version of scsfs)\n", c.name, kr->epoch);
+	printf("%s removed; new epoch %u: files written from now on are unreadable to them; run "
+	       "`scsctl rekey run` to re-encrypt existing files\n"
+	       "until then, files written before the removal stay readable to them\n",
+	       c.name, kr->epoch);
 	if (was_me)
 		printf("you are no longer a member of this group\n");
 	ret = fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");

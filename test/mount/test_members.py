@@ -234,9 +234,9 @@ def test_remove_rotates_and_locks_out(group, tmp_path):
     stale_bob = bob.clone(tmp_path / "home-bob-stale")
 
     r = carol.ctl("member", "remove", "bob")
-    line = r.stdout.splitlines()[0]
-    assert line == "bob removed; new epoch 2: files written from now on are unreadable to them"
-    assert "re-encrypt" in r.stdout
+    assert r.stdout.splitlines()[0] == (
+        "bob removed; new epoch 2: files written from now on are unreadable to them; run "
+        "`scsctl rekey run` to re-encrypt existing files")
     for u in (alice, carol):
         st = status(u)
         assert (st["epoch"], st["members"]) == ("2", "2")
