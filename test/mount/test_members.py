@@ -474,3 +474,16 @@ def test_retry_reads_every_new_entry(group, tmp_path):
     assert rc == 0, err
     assert "dave added (keyring entry 4, epoch 2" in out
     assert keyring_entries(group.cloud) == [f"{i:08d}.entry" for i in range(5)]
+
+
+def test_add_from_standard_input_and_wrong_passphrase(group, tmp_path):
+    alice = group.users["alice"]
+    text = group.idfile("bob").read_text()
+    wrong = alice.write_passfile("not the passphrase", tmp_path / "wrong-pass")
+    r = alice.ctl("member", "add", "-", check=False, input=text,
+                  env={"SCSFS_PASSPHRASE_FILE": str(wrong)})
+    refused(r, None, "wrong passphrase")
+    assert keyring_entries(group.cloud) == ["00000000.entry"], "nothing written without the key"
+    r = alice.ctl("member", "add", "-", input=text)
+    assert "bob added (keyring entry 1" in r.stdout
+    assert sorted(member_rows(alice)) == ["alice", "bob"]
