@@ -1235,7 +1235,7 @@ int scs_keyring_make_entry(const scs_keyring *kr, const struct scs_kr_change *c,
 			goto out;
 		e.nmembers++;
 		memcpy(e.subject, c->member->fpr, SCS_FPR_LEN);
-	} else if (c->kind != SCS_KR_ROTATE) {
+	} else if (c->kind != SCS_KR_ROTATE && c->kind != SCS_KR_RETIRE) {
 		memcpy(e.subject, c->subject, SCS_FPR_LEN);
 	}
 	if (c->kind == SCS_KR_ADD) {
