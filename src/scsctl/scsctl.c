@@ -29,6 +29,8 @@ static const struct {
 	{ "member", member_main, "member remove NAME|FPR",
 	  "remove a member: the group moves to a new epoch key" },
 	{ "member", member_main, "member list", "name, role, fingerprint and since when, per member" },
+	{ "rekey", rekey_main, "rekey status | rekey run | rekey wait [--timeout SECS]",
+	  "move files of older epochs to the current one, then retire the old keys" },
 	{ "log", log_main, "log [REMOTE]", "the membership history: who changed what, when" },
 	{ "status", status_main, "status [REMOTE]", "group fingerprint, epoch, members, your role" },
 	{ "verify", verify_main, "verify [PATH]", "authenticate every file (or those under PATH)" },

@@ -23,12 +23,17 @@ struct scs_vault;
 int scsctl_open_public(const char *remote, struct scs_vault **v);
 /* A Unix time as "YYYY-MM-DD" (or "YYYY-MM-DD HH:MM UTC" with_time). */
 void scsctl_date(int64_t t, int with_time, char *out, size_t cap);
+/* The "re-key: ..." line for status (rekey.c); no keys needed. */
+struct scs_rekey_scan;
+int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rekey_scan *sc,
+		      scs_err *err);
 
 int id_main(int argc, char **argv);
 int init_main(int argc, char **argv);
 int join_main(int argc, char **argv);
 int log_main(int argc, char **argv);
 int member_main(int argc, char **argv);
+int rekey_main(int argc, char **argv);
 int status_main(int argc, char **argv);
 int verify_main(int argc, char **argv);
 

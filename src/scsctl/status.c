@@ -3,6 +3,7 @@
 #include "scsctl.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
+#include "scs/rekey.h"
 #include "scs/vault.h"
 
 #include <stdio.h>
@@ -27,6 +28,12 @@ int status_main(int argc, char **argv)
 	printf("members: %zu\n", n);
 	printf("keyring entries: %u\n", kr->seq + 1);
 	printf("you: %s (%s)\n", me->name, scs_role_name(me->role));
+	char line[256];
+	struct scs_rekey_scan sc;
+	if (scsctl_rekey_line(v, line, sizeof line, &sc, &err) == 0)
+		printf("%s\n", line);
+	else
+		printf("re-key: unknown (%s)\n", err.msg);
 	scs_vault_close(v);
 	return fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");
 }

@@ -1,0 +1,85 @@
+/* scs/rekey.h - the re-key pass: move every entry still in an older epoch
+ * (file contents, names, symlink targets) to the current epoch, then retire
+ * the older epochs in the keyring.  No FUSE here: `scsctl rekey` and the
+ * daemon call it.
+ *
+ * State lives only in the folder: a file header says its epoch, a symlink
+ * target says its epoch, a name decrypts under one epoch's key.  So the
+ * pass is idempotent and resumable after a kill at any point: it simply
+ * looks again.  Each entry moves in at most two atomic steps, each of which
+ * leaves exactly one visible copy:
+ *   1. contents (files, symlink targets): re-encrypted beside the object
+ *      under a temporary name, the object checked unchanged (back-end
+ *      inode, size, mtime, ctime and the 256 header bytes), then the
+ *      temporary renamed over it.  If it changed meanwhile, a member wrote
+ *      to it: the temporary is dropped and the file tried again later, so
+ *      a concurrent write is never lost;
+ *   2. the name: renamed (never over an existing entry) to the name
+ *      encrypted under the current epoch.  Directories are renamed after
+ *      everything inside them; their ids (.scsdir) stay.
+ * Temporary objects of the pass are "<stored>.tmp-" SCS_REKEY_TMP_TAG
+ * "<8 hex>"; the next pass removes those a crash left behind. */
+#ifndef SCS_REKEY_H
+#define SCS_REKEY_H
+
+#include <stdint.h>
+#include "scs/backend.h"
+#include "scs/keyctx.h"
+#include "scs/names.h"
+#include "scs/err.h"
+
+#define SCS_REKEY_TMP_TAG "ffffffff"
+
+/* What is still in older epochs, found without any key (header epochs and
+ * symlink target epochs are in clear).  Names are not counted: that needs
+ * the keys (scs_rekey_run finds them). */
+struct scs_rekey_scan {
+	uint64_t files, bytes;            /* every file object, object bytes */
+	uint64_t old_files, old_bytes;    /* of those, in an epoch below `epoch` */
+	uint64_t old_links;               /* symlinks whose target is older */
+	uint64_t bad;                     /* objects without a readable header */
+	uint64_t temps;                   /* temporary objects of the pass */
+};
+/* clean: also remove the pass's temporary objects (a crash left them). */
+int scs_rekey_scan(scs_backend *be, uint32_t epoch, int clean, struct scs_rekey_scan *s,
+		   scs_err *err);
+
+struct scs_rekey_progress {
+	uint64_t files_done, files_total;  /* file contents re-encrypted */
+	uint64_t bytes_done, bytes_total;  /* object bytes of those files */
+	double rate;                       /* bytes per second so far */
+	double eta;                        /* seconds left, < 0 unknown */
+	const char *path;                  /* plaintext path just done */
+};
+/* Return non-zero to stop the pass (it returns -EINTR, resumable). */
+typedef int (*scs_rekey_cb)(void *arg, const struct scs_rekey_progress *p);
+
+struct scs_rekey_result {
+	uint32_t epoch;                    /* the epoch everything moved to */
+	uint64_t files, bytes;             /* contents re-encrypted */
+	uint64_t names, links, dirs;       /* names, symlink targets, directory names */
+	uint64_t busy;                     /* changed during the pass; left for later */
+	uint64_t damaged;                  /* did not authenticate; left as they are */
+	uint64_t conflicts;                /* the new name was taken; left as they are */
+	uint64_t left;                     /* entries still in older epochs at the end */
+};
+
+/* Run the pass over the whole tree (root directory id root_id).  k must
+ * hold the signing key and every epoch key.  Returns 0 when nothing is left
+ * in an older epoch, -EAGAIN when something is (busy, damaged or in
+ * conflict: see r and err), -EINTR if cb stopped it, or another error.
+ * Test hooks (environment): SCSFS_REKEY_STOP_AFTER=N exits the process
+ * abruptly right before replacing the (N+1)th file; SCSFS_REKEY_PAUSE=SECS
+ * sleeps there, after printing "rekey: pausing before replacing PATH" on
+ * stderr. */
+int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SCS_DIR_ID_LEN],
+		  scs_rekey_cb cb, void *arg, struct scs_rekey_result *r, scs_err *err);
+
+/* After a pass returned 0: append the keyring entry that retires epochs
+ * below `below` (signed by self, who must be an admin), unless already
+ * retired.  The vault is refreshed to it.  One retry if another admin
+ * wrote an entry at the same time. */
+struct scs_vault;
+int scs_rekey_retire(struct scs_vault *v, uint32_t below, scs_err *err);
+
+#endif

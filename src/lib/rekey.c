@@ -1,0 +1,603 @@
+/* rekey.c - the re-key pass (rekey.h): every file content, symlink target
+ * and name still in an older epoch moves to the current epoch, one atomic
+ * step at a time, never over a concurrent write; then the older epochs are
+ * retired in the keyring. */
+#include "scs/rekey.h"
+#include "scs/b64.h"
+#include "scs/dir.h"
+#include "scs/file.h"
+#include "scs/format.h"
+#include "scs/identity.h"
+#include "scs/keyring.h"
+#include "scs/log.h"
+#include "scs/vault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ROUNDS 3          /* passes over entries that were busy */
+
+/* ---- reading epochs without keys ---- */
+
+/* The header bytes and epoch of the object at path: 0, -EBADMSG (not a
+ * valid header), or a back-end error. */
+static int read_header(scs_backend *be, const char *path, uint8_t hb[SCS_HEADER_SIZE],
+		       uint32_t *epoch)
+{
+	scs_obj *o;
+	int r = scs_be_open(be, path, O_RDONLY, 0, &o);
+	if (r < 0)
+		return r;
+	ssize_t n = scs_obj_pread(o, hb, SCS_HEADER_SIZE, 0);
+	scs_obj_close(o);
+	if (n < 0)
+		return (int)n;
+	scs_header h;
+	if (n != SCS_HEADER_SIZE || scs_header_decode(hb, SCS_HEADER_SIZE, &h) < 0)
+		return -EBADMSG;
+	*epoch = h.epoch;
+	return 0;
+}
+
+static int link_epoch(scs_backend *be, const char *path, uint32_t *epoch)
+{
+	char *t = malloc(SCS_SYMLINK_ENC_BUF);
+	if (!t)
+		return -ENOMEM;
+	int r = scs_be_readlink(be, path, t, SCS_SYMLINK_ENC_BUF);
+	if (r >= 0)
+		r = scs_symlink_epoch(t, epoch) < 0 ? -EBADMSG : 0;
+	free(t);
+	return r;
+}
+
+/* "<anything>.tmp-ffffffff<8 hex>": a temporary object of this pass. */
+static int is_rekey_tmp(const char *name)
+{
+	if (!scs_is_tmp_name(name))
+		return 0;
+	const char *p = name + strlen(name) - 16;
+	return strncmp(p, SCS_REKEY_TMP_TAG, 8) == 0;
+}
+
+/* ---- scan (no keys) ---- */
+
+struct raw_item {
+	char *name;
+	struct scs_attr a;
+};
+struct raw_list {
+	struct raw_item *v;
+	size_t n, cap;
+	int err;
+};
+
+static int raw_collect(void *arg, const char *name, const struct scs_attr *a)
+{
+	struct raw_list *l = arg;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct raw_item *v = realloc(l->v, cap * sizeof *v);
+		if (!v)
+			return l->err = -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n].name = strdup(name)))
+		return l->err = -ENOMEM;
+	l->v[l->n++].a = *a;
+	return 0;
+}
+
+static void raw_free(struct raw_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+}
+
+static int scan_dir(scs_backend *be, const char *dir, uint32_t epoch, int clean,
+		    struct scs_rekey_scan *s, int depth)
+{
+	if (depth > 256)
+		return -ELOOP;
+	struct raw_list l = { 0 };
+	int r = scs_be_list(be, dir, raw_collect, &l);
+	if (!r)
+		r = l.err;
+	char *p = malloc(SCS_RPATH_MAX);
+	if (!p)
+		r = -ENOMEM;
+	for (size_t i = 0; !r && i < l.n; i++) {
+		const char *name = l.v[i].name;
+		const struct scs_attr *a = &l.v[i].a;
+		if ((!*dir && strcmp(name, SCS_META_DIR) == 0) || strcmp(name, SCS_DIRID_FILE) == 0)
+			continue;
+		if ((r = scs_path_join(p, SCS_RPATH_MAX, dir, name)) < 0)
+			break;
+		if (scs_is_tmp_name(name)) {
+			if (is_rekey_tmp(name)) {
+				s->temps++;
+				if (clean && scs_be_unlink(be, p) == 0)
+					scs_log(SCS_LOG_INFO, "rekey: removed %s, left by an interrupted pass", p);
+			}
+			continue;
+		}
+		size_t el;
+		if (scs_name_classify(name, &el) == SCS_NAME_LONG_SIDE)
+			continue;
+		uint32_t e = 0;
+		uint8_t hb[SCS_HEADER_SIZE];
+		if (S_ISDIR(a->mode)) {
+			r = scan_dir(be, p, epoch, clean, s, depth + 1);
+		} else if (S_ISREG(a->mode)) {
+			s->files++;
+			s->bytes += a->size;
+			int x = read_header(be, p, hb, &e);
+			if (x == -EBADMSG) {
+				s->bad++;
+			} else if (x == 0 && e < epoch) {
+				s->old_files++;
+				s->old_bytes += a->size;
+			} else if (x < 0 && x != -ENOENT) {
+				r = x;
+			}
+		} else if (S_ISLNK(a->mode)) {
+			int x = link_epoch(be, p, &e);
+			if (x == 0 && e < epoch)
+				s->old_links++;
+			else if (x == -EBADMSG)
+				s->bad++;
+		}
+	}
+	free(p);
+	raw_free(&l);
+	return r;
+}
+
+int scs_rekey_scan(scs_backend *be, uint32_t epoch, int clean, struct scs_rekey_scan *s,
+		   scs_err *err)
+{
+	memset(s, 0, sizeof *s);
+	int r = scan_dir(be, "", epoch, clean, s, 0);
+	if (r < 0)
+		return scs_err_set(err, r, "cannot read the folder: %s", strerror(-r));
+	return 0;
+}
+
+/* ---- the pass ---- */
+
+enum { T_FILE = 1, T_LINK, T_DIR };
+
+struct item {
+	char *rpath;                 /* where it is now */
+	char *dpath;                 /* its directory */
+	char *path;                  /* plaintext path */
+	uint8_t parent_id[SCS_DIR_ID_LEN];
+	struct scs_attr a;
+	uint32_t name_epoch;
+	int type;
+	int content_old, name_old;
+	int busy;
+};
+
+struct pass {
+	scs_backend *be;
+	const scs_keyctx *k;
+	scs_dirctx *d;
+	uint32_t epoch;
+	struct item *v;
+	size_t n, cap;
+	int err;
+	struct scs_rekey_result *res;
+	struct scs_rekey_progress pr;
+	struct timespec t0;
+	scs_rekey_cb cb;
+	void *arg;
+	long stop_after;             /* test hook, -1 off */
+	unsigned pause;              /* test hook, seconds */
+};
+
+static void items_free(struct pass *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		free(ps->v[i].rpath);
+		free(ps->v[i].dpath);
+		free(ps->v[i].path);
+	}
+	free(ps->v);
+	ps->v = NULL;
+	ps->n = ps->cap = 0;
+}
+
+/* Walk callback: remember every entry that has something in an older epoch. */
+static int collect(void *arg, const struct scs_walk_entry *e)
+{
+	struct pass *ps = arg;
+	if (e->bad)
+		return 0;            /* not ours or damaged: scsctl verify reports it */
+	struct item it = { .a = *e->attr, .name_epoch = e->name_epoch };
+	uint32_t ep = ps->epoch;
+	uint8_t hb[SCS_HEADER_SIZE];
+	if (S_ISDIR(e->attr->mode)) {
+		it.type = T_DIR;
+	} else if (S_ISREG(e->attr->mode)) {
+		it.type = T_FILE;
+		int r = read_header(ps->be, e->rpath, hb, &ep);
+		if (r < 0 && r != -EBADMSG && r != -ENOENT)
+			return ps->err = r;
+	} else if (S_ISLNK(e->attr->mode)) {
+		it.type = T_LINK;
+		int r = link_epoch(ps->be, e->rpath, &ep);
+		if (r < 0 && r != -EBADMSG && r != -ENOENT)
+			return ps->err = r;
+	} else {
+		return 0;
+	}
+	it.content_old = ep < ps->epoch;
+	it.name_old = e->name_epoch < ps->epoch;
+	if (!it.content_old && !it.name_old)
+		return 0;
+	if (ps->n == ps->cap) {
+		size_t cap = ps->cap ? 2 * ps->cap : 64;
+		struct item *v = realloc(ps->v, cap * sizeof *v);
+		if (!v)
+			return ps->err = -ENOMEM;
+		ps->v = v;
+		ps->cap = cap;
+	}
+	const char *slash = strrchr(e->rpath, '/');
+	it.rpath = strdup(e->rpath);
+	it.dpath = slash ? strndup(e->rpath, (size_t)(slash - e->rpath)) : strdup("");
+	it.path = strdup(e->path);
+	memcpy(it.parent_id, e->parent_id, SCS_DIR_ID_LEN);
+	ps->v[ps->n++] = it;
+	if (!it.rpath || !it.dpath || !it.path)
+		return ps->err = -ENOMEM;
+	if (it.type == T_FILE && it.content_old) {
+		ps->pr.files_total++;
+		ps->pr.bytes_total += it.a.size;
+	}
+	return 0;
+}
+
+static int same_object(const struct scs_attr *x, const struct scs_attr *y)
+{
+	return x->ino == y->ino && x->size == y->size &&
+	       x->mtime.tv_sec == y->mtime.tv_sec && x->mtime.tv_nsec == y->mtime.tv_nsec &&
+	       x->ctime.tv_sec == y->ctime.tv_sec && x->ctime.tv_nsec == y->ctime.tv_nsec;
+}
+
+static int tmp_name(const char *rpath, char *out, size_t cap)
+{
+	uint8_t rnd[4];
+	char hex[9];
+	if (scs_random(rnd, sizeof rnd) < 0)
+		return -EIO;
+	scs_hex_encode(rnd, sizeof rnd, hex);
+	int n = snprintf(out, cap, "%s" SCS_TMP_INFIX SCS_REKEY_TMP_TAG "%s", rpath, hex);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static void test_hooks(struct pass *ps, const char *path)
+{
+	if (ps->stop_after >= 0 && ps->res->files >= (uint64_t)ps->stop_after) {
+		fprintf(stderr, "rekey: SCSFS_REKEY_STOP_AFTER reached, exiting abruptly\n");
+		_exit(9);
+	}
+	if (ps->pause) {
+		fprintf(stderr, "rekey: pausing before replacing %s\n", path);
+		sleep(ps->pause);
+	}
+}
+
+/* Step 1 for a file: its contents under the current epoch.  0 done (or
+ * nothing to do), 1 busy (changed meanwhile, try later), <0 error. */
+static int move_file(struct pass *ps, struct item *it, scs_err *err)
+{
+	struct scs_attr a0, a1;
+	uint8_t h0[SCS_HEADER_SIZE], h1[SCS_HEADER_SIZE];
+	uint32_t ep;
+	char tmp[SCS_RPATH_MAX + 32];
+	int r = scs_be_stat(ps->be, it->rpath, &a0);
+	if (r == 0)
+		r = read_header(ps->be, it->rpath, h0, &ep);
+	if (r == -ENOENT)
+		return 0;                /* deleted meanwhile */
+	if (r < 0)
+		return scs_err_set(err, r, "%s: %s", it->path, r == -EBADMSG ? "header is malformed"
+				   : strerror(-r));
+	if (ep >= ps->epoch)
+		return 0;                /* a member rewrote it in the new epoch */
+	if ((r = tmp_name(it->rpath, tmp, sizeof tmp)) < 0)
+		return scs_err_set(err, r, "%s: name too long for a temporary copy", it->path);
+	r = scs_file_rewrite(ps->be, it->rpath, tmp, a0.mode & 07777, ps->k, it->path, err);
+	if (r < 0) {
+		char m[sizeof err->msg];
+		snprintf(m, sizeof m, "%s", err->msg);
+		return scs_err_set(err, r, "%s: %s", it->path, m);
+	}
+	/* Keep the times the mount shows. */
+	struct timespec ts[2] = { a0.atime, a0.mtime };
+	scs_be_utimens(ps->be, tmp, ts);
+	test_hooks(ps, it->path);
+	/* The compare before the swap: a member who wrote meanwhile changed
+	 * the inode's ctime (and the header, at close). */
+	r = scs_be_stat(ps->be, it->rpath, &a1);
+	if (r == 0)
+		r = read_header(ps->be, it->rpath, h1, &ep);
+	if (r < 0 || !same_object(&a0, &a1) || memcmp(h0, h1, sizeof h0) != 0) {
+		scs_be_unlink(ps->be, tmp);
+		return r == -ENOENT ? 0 : 1;
+	}
+	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
+	if (r < 0) {
+		scs_be_unlink(ps->be, tmp);
+		return scs_err_set(err, r, "%s: cannot replace it: %s", it->path, strerror(-r));
+	}
+	ps->res->files++;
+	ps->res->bytes += a0.size;
+	return 0;
+}
+
+/* Step 1 for a symlink: its target under the current epoch. */
+static int move_link(struct pass *ps, struct item *it, scs_err *err)
+{
+	char *old = malloc(SCS_SYMLINK_ENC_BUF), *cur = malloc(SCS_SYMLINK_ENC_BUF);
+	char *enc = malloc(SCS_SYMLINK_ENC_BUF), *target = malloc(SCS_SYMLINK_MAX + 1);
+	char tmp[SCS_RPATH_MAX + 32];
+	uint8_t ek[SCS_KEY_LEN];
+	uint32_t ep = 0;
+	int r = old && cur && enc && target ? 0 : -ENOMEM;
+	if (!r)
+		r = scs_be_readlink(ps->be, it->rpath, old, SCS_SYMLINK_ENC_BUF);
+	if (r >= 0)
+		r = scs_symlink_epoch(old, &ep) < 0 ? -EBADMSG : 0;
+	if (r < 0 || ep >= ps->epoch)
+		goto out;
+	r = scs_dir_readlink(ps->d, it->rpath, it->parent_id, target);
+	if (r >= 0)
+		r = ps->k->epoch_key(ps->k->arg, ps->epoch, ek);
+	if (r >= 0)
+		r = scs_symlink_encrypt(ek, ps->epoch, it->parent_id, target, enc);
+	scs_cleanse(ek, sizeof ek);
+	if (r >= 0)
+		r = tmp_name(it->rpath, tmp, sizeof tmp);
+	if (r >= 0)
+		r = scs_be_symlink(ps->be, enc, tmp);
+	if (r < 0)
+		goto out;
+	/* Unchanged meanwhile?  Then swap. */
+	r = scs_be_readlink(ps->be, it->rpath, cur, SCS_SYMLINK_ENC_BUF);
+	if (r < 0 || strcmp(cur, old) != 0) {
+		scs_be_unlink(ps->be, tmp);
+		r = r == -ENOENT ? 0 : 1;
+		goto out;
+	}
+	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
+	if (r < 0)
+		scs_be_unlink(ps->be, tmp);
+	else
+		ps->res->links++;
+out:
+	if (target)
+		scs_cleanse(target, SCS_SYMLINK_MAX + 1);
+	free(old);
+	free(cur);
+	free(enc);
+	free(target);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return scs_err_set(err, r, "%s: symbolic link: %s", it->path,
+				   r == -EBADMSG ? "target does not authenticate" : strerror(-r));
+	return r;
+}
+
+/* Step 2: the name, encrypted under the current epoch (never over an
+ * existing entry).  0 done, 2 the new name is taken, <0 error. */
+static int move_name(struct pass *ps, struct item *it, scs_err *err)
+{
+	char dst[SCS_RPATH_MAX];
+	const char *name = strrchr(it->path, '/');
+	name = name ? name + 1 : it->path;
+	int r = scs_dir_prepare_name(ps->d, it->dpath, it->parent_id, name, dst, sizeof dst);
+	if (r < 0)
+		return scs_err_set(err, r, "%s: cannot encrypt its name: %s", it->path, strerror(-r));
+	if (strcmp(dst, it->rpath) == 0)
+		return 0;
+	r = scs_be_rename(ps->be, it->rpath, dst, RENAME_NOREPLACE);
+	if (r == -EEXIST)
+		return 2;                /* the side object (if any) is that entry's */
+	if (r < 0) {
+		scs_dir_drop_name(ps->d, dst);
+		if (r == -ENOENT)
+			return 0;
+		return scs_err_set(err, r, "%s: cannot rename: %s", it->path, strerror(-r));
+	}
+	scs_dir_drop_name(ps->d, it->rpath);
+	if (it->type == T_DIR)
+		ps->res->dirs++;
+	else
+		ps->res->names++;
+	return 0;
+}
+
+static void report(struct pass *ps, const char *path)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double t = (double)(now.tv_sec - ps->t0.tv_sec) + (double)(now.tv_nsec - ps->t0.tv_nsec) / 1e9;
+	ps->pr.files_done = ps->res->files;
+	ps->pr.bytes_done = ps->res->bytes;
+	ps->pr.rate = t > 0 ? (double)ps->pr.bytes_done / t : 0;
+	ps->pr.eta = ps->pr.rate > 0 && ps->pr.bytes_total >= ps->pr.bytes_done
+		? (double)(ps->pr.bytes_total - ps->pr.bytes_done) / ps->pr.rate : -1;
+	ps->pr.path = path;
+}
+
+static int one(struct pass *ps, struct item *it, scs_err *err)
+{
+	int r = 0;
+	if (it->content_old)
+		r = it->type == T_FILE ? move_file(ps, it, err)
+		  : it->type == T_LINK ? move_link(ps, it, err) : 0;
+	if (r == 1) {
+		it->busy = 1;
+		return 0;
+	}
+	if (r < 0) {
+		if (r != -EBADMSG && r != -EACCES)
+			return r;
+		scs_log(SCS_LOG_ERR, "rekey: %s", err->msg);
+		ps->res->damaged++;
+		scs_err_clear(err);
+		it->busy = 0;
+		return 0;
+	}
+	it->busy = 0;
+	it->content_old = 0;
+	if (it->name_old) {
+		r = move_name(ps, it, err);
+		if (r == 2) {
+			scs_log(SCS_LOG_WARN, "rekey: %s: an entry with that name was made in the new "
+				"epoch meanwhile; this one keeps its old name", it->path);
+			ps->res->conflicts++;
+			return 0;
+		}
+		if (r < 0)
+			return r;
+		it->name_old = 0;
+	}
+	return 0;
+}
+
+int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SCS_DIR_ID_LEN],
+		  scs_rekey_cb cb, void *arg, struct scs_rekey_result *res, scs_err *err)
+{
+	struct pass ps = { .be = be, .k = k, .res = res, .cb = cb, .arg = arg, .stop_after = -1 };
+	memset(res, 0, sizeof *res);
+	scs_err_clear(err);
+	if (!k->sign_key)
+		return scs_err_set(err, -EROFS, "the re-key pass needs your passphrase");
+	ps.epoch = res->epoch = k->write_epoch(k->arg);
+	const char *s = getenv("SCSFS_REKEY_STOP_AFTER");
+	if (s && *s)
+		ps.stop_after = strtol(s, NULL, 10);
+	s = getenv("SCSFS_REKEY_PAUSE");
+	if (s && *s)
+		ps.pause = (unsigned)strtoul(s, NULL, 10);
+	clock_gettime(CLOCK_MONOTONIC, &ps.t0);
+
+	/* Leftovers of an interrupted pass first. */
+	struct scs_rekey_scan sc;
+	int r = scs_rekey_scan(be, ps.epoch, 1, &sc, err);
+	if (r < 0)
+		return r;
+	r = scs_dir_new(be, k, root_id, &ps.d);
+	if (r < 0)
+		return scs_err_set(err, r, "out of memory");
+	for (int round = 0;; round++) {
+		items_free(&ps);
+		ps.pr.files_total = res->files;
+		ps.pr.bytes_total = res->bytes;
+		r = scs_dir_walk(ps.d, "", root_id, "", collect, &ps);
+		if (r == 0)
+			r = ps.err;
+		if (r < 0) {
+			scs_err_set(err, r, "cannot walk the folder: %s", strerror(-r));
+			goto out;
+		}
+		if (ps.n == 0 || round == ROUNDS)
+			break;
+		if (round > 0)
+			sleep(1);            /* give a busy writer time to finish */
+		res->busy = res->conflicts = res->damaged = 0;
+		/* Reverse walk order: everything inside a directory before the
+		 * directory itself, so the paths stay valid. */
+		for (size_t i = ps.n; i-- > 0; ) {
+			r = one(&ps, &ps.v[i], err);
+			if (r < 0)
+				goto out;
+			res->busy += ps.v[i].busy;
+			report(&ps, ps.v[i].path);
+			if (cb && cb(arg, &ps.pr)) {
+				r = scs_err_set(err, -EINTR, "the re-key pass was stopped; run it again to "
+						"finish");
+				goto out;
+			}
+		}
+	}
+	/* What is left: the last walk looked afresh. */
+	res->left = ps.n;
+	if (ps.n) {
+		r = scs_err_set(err, -EAGAIN, "%zu entries are still in older epochs (%" PRIu64
+				" changed during the pass, %" PRIu64 " damaged, %" PRIu64 " name conflicts); "
+				"run `scsctl rekey run` again later%s", ps.n, res->busy, res->damaged,
+				res->conflicts, res->damaged ? ", and `scsctl verify` for the damaged ones" : "");
+	}
+out:
+	items_free(&ps);
+	scs_dir_free(ps.d);
+	return r;
+}
+
+/* ---- retirement ---- */
+
+int scs_rekey_retire(scs_vault *v, uint32_t below, scs_err *err)
+{
+	scs_backend *be = scs_vault_backend(v);
+	scs_identity *self = scs_vault_identity(v);
+	scs_err_clear(err);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		scs_keyring *kr = NULL;
+		uint8_t (*keys)[SCS_KEY_LEN] = NULL, *entry = NULL;
+		uint32_t nkeys = 0;
+		size_t len = 0;
+		int r = scs_keyring_load(be, &kr, err);
+		if (r == 0)
+			r = scs_keyring_pin_check(kr, 1, err);
+		if (r < 0) {
+			scs_keyring_free(kr);
+			return r;
+		}
+		const struct scs_member *me = scs_keyring_member(kr, self->fpr);
+		if (!me || me->role != SCS_ROLE_ADMIN) {
+			scs_keyring_free(kr);
+			return scs_err_set(err, -EPERM, "only an admin can retire old epochs; ask an admin "
+					   "to run `scsctl rekey run`");
+		}
+		if (kr->retired_below >= below) {
+			scs_keyring_free(kr);
+			return scs_vault_refresh(v, err);
+		}
+		uint32_t seq = kr->seq + 1;
+		struct scs_kr_change c = { .kind = SCS_KR_RETIRE, .retire_below = below };
+		r = scs_keyring_unlock(kr, self, &keys, &nkeys, err);
+		if (r == 0)
+			r = scs_keyring_make_entry(kr, &c, self, (const uint8_t (*)[SCS_KEY_LEN])keys,
+						   nkeys, NULL, &entry, &len, err);
+		scs_keyring_keys_free(keys, nkeys);
+		if (r == 0)
+			r = scs_keyring_apply(&kr, seq, entry, len, err);
+		if (r == 0)
+			r = scs_keyring_publish(be, seq, entry, len, err);
+		if (r == 0)
+			r = scs_keyring_pin_check(kr, 1, err);
+		free(entry);
+		scs_keyring_free(kr);
+		if (r == -EEXIST && attempt == 0)
+			continue;
+		if (r < 0)
+			return r;
+		return scs_vault_refresh(v, err);
+	}
+	return -EEXIST;
+}

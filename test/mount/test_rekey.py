@@ -1,0 +1,327 @@
+"""The re-key pass through the real programs: after bob's removal alice runs
+`scsctl rekey run`; every file, name and symlink target moves to epoch 2,
+epoch 1 is retired in the keyring, and from then on nothing in epoch 1 is
+accepted.  A crash mid-pass resumes to the same state with nothing lost,
+and a write made through a mount while the pass runs is never lost.
+
+The test reads the backing folder directly (it is the server): a file
+object's epoch is the u32be after "SCSF" and the u16 version; a symlink
+target is "S1" + base64url(u32be(epoch) || ...) (scsfs-format(5))."""
+
+import base64
+import errno
+import os
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from scsmount import SCSCTL, SCSFS, marker, refused
+from test_members import group, status, templates  # noqa: F401 (fixtures)
+
+
+# ---------------------------------------------------------------- the server's view
+
+def backing(cloud):
+    """Every user entry of the backing folder: (path, kind) with kind file,
+    link or dir; group metadata, .scsdir and long-name side objects left out."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(cloud):
+        rel = Path(dirpath).relative_to(cloud)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d != ".scsfs"]
+        for d in list(dirnames):
+            p = Path(dirpath) / d
+            if p.is_symlink():
+                out.append((p, "link"))
+                dirnames.remove(d)
+            else:
+                out.append((p, "dir"))
+        for f in filenames:
+            p = Path(dirpath) / f
+            if f == ".scsdir" or f.endswith(".name"):
+                continue
+            out.append((p, "link" if p.is_symlink() else "file"))
+    return out
+
+
+def epoch_of(p, kind):
+    if kind == "link":
+        t = os.readlink(p)
+        assert t.startswith("S1"), t
+        raw = base64.urlsafe_b64decode(t[2:] + "=" * (-len(t[2:]) % 4))
+        return struct.unpack(">I", raw[:4])[0]
+    head = p.read_bytes()[:10]
+    assert head[:4] == b"SCSF", p
+    return struct.unpack(">I", head[6:10])[0]
+
+
+def epochs(cloud):
+    """{path: epoch} of every file object and symlink."""
+    return {p: epoch_of(p, k) for p, k in backing(cloud) if k != "dir"}
+
+
+def temps(cloud):
+    return [p for p, _ in backing(cloud) if ".tmp-" in p.name]
+
+
+def stored_names(cloud):
+    return {str(p.relative_to(cloud)) for p, _ in backing(cloud)}
+
+
+def tree(root):
+    """{relative path: bytes or ("link", target) or "dir"} of a mounted tree."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = "dir"
+            else:
+                out[rel] = p.read_bytes()
+    return out
+
+
+def fill(v):
+    """A small tree with every kind of entry; distinctive sizes."""
+    files = {
+        "a.txt": marker() + b"a" * 1000,
+        "empty": b"",
+        "docs/report.odt": marker() + os.urandom(70000),
+        "docs/deep/er/note.md": marker() + b"n" * 33000,
+        "L" * 200 + ".txt": marker() + b"l" * 4000,          # long name, side object
+    }
+    for rel, data in files.items():
+        p = v.path(rel)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+    os.symlink("docs/report.odt", v.path("link-to-report"))
+    os.symlink("../../a.txt", v.path("docs/deep/up"))
+    os.chmod(v.path("a.txt"), 0o640)
+    os.utime(v.path("a.txt"), (1_600_000_000, 1_600_000_000))
+    return files
+
+
+def setup_removed(group, n_extra=0):
+    """alice and bob share files in epoch 1; bob is removed (epoch 2).
+    Returns (alice's tree as seen in her mount, bob's state before removal)."""
+    alice, bob = group.users["alice"], group.users["bob"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    group.join("bob")
+    va.mount()
+    fill(va)
+    for i in range(n_extra):
+        va.path(f"many/f{i:03d}").parent.mkdir(exist_ok=True)
+        va.path(f"many/f{i:03d}").write_bytes(marker() + os.urandom(5000 + i))
+    before = tree(va.path())
+    va.unmount()
+    stale_bob = bob.clone(group.tmp / "home-bob-stale")
+    alice.ctl("member", "remove", "bob")
+    assert set(epochs(group.cloud).values()) == {1}
+    return before, stale_bob
+
+
+def rekey(user, *args, check=True, **kw):
+    return user.ctl("rekey", *args, check=check, **kw)
+
+
+def rekey_status(user):
+    r = rekey(user, "status")
+    return dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+
+
+def mounted_tree(v):
+    v.mount()
+    try:
+        return tree(v.path())
+    finally:
+        v.unmount()
+
+
+# ---------------------------------------------------------------- tests
+
+def test_rekey_moves_everything_and_retires_epoch_1(group):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    before, stale_bob = setup_removed(group)
+    names_before = stored_names(group.cloud)
+    st = rekey_status(alice)
+    assert st["epoch"] == "2" and st["retired"] == "none"
+    assert st["in older epochs"].startswith("5 files"), st
+    assert st["re-key"].startswith("5 files"), st
+    assert status(alice)["re-key"].startswith("5 files")
+    r = rekey(alice, "wait", "--timeout", "1", check=False)
+    assert r.returncode == 1 and "timed out: 5 files" in r.stderr
+
+    r = rekey(alice, "run")
+    assert "re-encrypted 5 files" in r.stdout
+    assert "2 symbolic links" in r.stdout
+    assert "epochs below 2 are retired" in r.stdout
+    assert r.stdout.rstrip().endswith("re-key: done")
+    # The server's view: everything in epoch 2, every name re-encrypted.
+    eps = epochs(group.cloud)
+    assert len(eps) == 7 and set(eps.values()) == {2}, eps
+    after = stored_names(group.cloud)
+    assert len(after) == len(names_before)
+    assert not (after & names_before), "names still encrypted under epoch 1"
+    assert not temps(group.cloud)
+    # What the programs say.
+    st = rekey_status(alice)
+    assert st["re-key"] == "done" and st["retired"] == "epochs below 2", st
+    assert status(alice)["re-key"] == "done"
+    assert "no file is in an older epoch" in rekey(alice, "wait", "--timeout", "0").stdout
+    log = alice.ctl("log").stdout.splitlines()
+    assert " retire " in log[-1], log[-1]
+    # Contents, names, links, modes and times unchanged through alice's mount.
+    assert mounted_tree(va) == before
+    va.mount()
+    s = va.path("a.txt").stat()
+    assert (s.st_mode & 0o777, int(s.st_mtime)) == (0o640, 1_600_000_000)
+    va.unmount()
+    # A second run finds nothing to do and writes no second retire entry.
+    n = len(list((group.cloud / ".scsfs" / "keyring").iterdir()))
+    r = rekey(alice, "run")
+    assert "re-encrypted 0 files" in r.stdout
+    assert len(list((group.cloud / ".scsfs" / "keyring").iterdir())) == n
+
+    # bob with his machine as it was before the removal (epoch-1 key only)
+    # cannot mount, and the server holds nothing his key opens.
+    vb = group.vaults["bob"]
+    r = stale_bob.run([SCSFS, vb.remote, vb.mnt])
+    refused(r, vb.mnt, "not a member")
+    refused(stale_bob.ctl("status", check=False), None, "not a member")
+    assert 1 not in set(epochs(group.cloud).values())
+
+
+def test_rekey_is_admin_only(group):
+    group.add("alice", "carol")
+    group.join("carol")
+    setup_removed(group)
+    carol = group.users["carol"]
+    # Refused before any passphrase is asked.
+    r = rekey(carol, "run", check=False, passfile=False)
+    refused(r, None, "only an admin")
+    assert set(epochs(group.cloud).values()) == {1}
+    # status needs no keys at all and works for members.
+    assert rekey_status(carol)["re-key"].startswith("5 files")
+
+
+@pytest.mark.parametrize("stop_after", [0, 3])
+def test_rekey_crash_and_resume(group, stop_after):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    before, _ = setup_removed(group, n_extra=6)
+    n_files = 5 + 6
+    r = alice.run([SCSCTL, "rekey", "run"], env={"SCSFS_REKEY_STOP_AFTER": str(stop_after)})
+    assert r.returncode == 9, r.stderr
+    # Killed right before replacing a file: its new copy is a stale temporary,
+    # the original stays the one visible copy.
+    assert len(temps(group.cloud)) == 1
+    eps = epochs(group.cloud)
+    files = {p: e for p, e in eps.items() if ".tmp-" not in p.name and p.is_file()
+             and not p.is_symlink()}
+    assert sum(1 for e in files.values() if e == 2) == stop_after
+    assert mounted_tree(va) == before
+    st = rekey_status(alice)
+    assert st["in older epochs"].startswith(f"{n_files - stop_after} files"), st
+    assert "temporary objects" in st["left by an interrupted pass"]
+    # Resume.
+    r = rekey(alice, "run")
+    assert f"re-encrypted {n_files - stop_after} files" in r.stdout
+    assert not temps(group.cloud), "the stale temporary of the killed pass was removed"
+    assert set(epochs(group.cloud).values()) == {2}
+    assert mounted_tree(va) == before
+    assert rekey_status(alice)["re-key"] == "done"
+
+
+def test_rekey_killed_at_random_points_converges(group):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    before, _ = setup_removed(group, n_extra=20)
+    for delay in (0.05, 0.2, 0.4):
+        p = subprocess.Popen([str(SCSCTL), "rekey", "run"], env=alice.env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        assert mounted_tree(va) == before
+    rekey(alice, "run")
+    assert set(epochs(group.cloud).values()) == {2}
+    assert not temps(group.cloud)
+    assert mounted_tree(va) == before
+
+
+def test_concurrent_write_during_rekey_is_not_lost(group):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    setup_removed(group)
+    va.mount()
+    p = subprocess.Popen([str(SCSCTL), "rekey", "run"], env=alice.env(SCSFS_REKEY_PAUSE=2),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    new = marker() + b"written while the pass ran"
+    target = None
+    try:
+        for line in p.stderr:
+            if line.startswith("rekey: pausing before replacing "):
+                target = line.split("replacing ", 1)[1].rstrip()
+                if target == "a.txt":
+                    break
+        assert target == "a.txt"
+        # The pass has re-encrypted a.txt beside it and sleeps before the swap.
+        with open(va.path("a.txt"), "r+b") as f:
+            f.truncate(0)
+            f.write(new)
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    va.unmount()
+    va.mount()
+    assert va.path("a.txt").read_bytes() == new, "the concurrent write was lost"
+    va.unmount()
+    assert set(epochs(group.cloud).values()) == {2}
+
+
+def test_retired_epoch_is_refused(group):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    before, _ = setup_removed(group)
+    # The server keeps copies of epoch-1 objects.
+    saved = group.tmp / "saved"
+    shutil.copytree(group.cloud, saved, symlinks=True)
+    size = len(before["a.txt"])
+    old_obj = [p for p, k in backing(saved) if k == "file" and
+               p.stat().st_size == 256 + 28 + size]
+    assert len(old_obj) == 1
+    rekey(alice, "run")
+    new_obj = [p for p, k in backing(group.cloud) if k == "file" and
+               p.stat().st_size == 256 + 28 + size]
+    assert len(new_obj) == 1
+    # 1. An old copy put back under the current name.
+    shutil.copy2(old_obj[0], new_obj[0])
+    # 2. An old copy put back under its old (epoch-1) name.
+    shutil.copy2(old_obj[0], group.cloud / old_obj[0].name)
+    va.mount(foreground=True)
+    try:
+        with pytest.raises(OSError) as e:
+            va.path("a.txt").read_bytes()
+        assert e.value.errno in (errno.EACCES, errno.EIO)
+        assert "retired" in va.log()
+        assert sorted(os.listdir(va.path())) == sorted(
+            n for n in before if "/" not in n), "an epoch-1 name was listed"
+    finally:
+        va.unmount()
+    r = alice.ctl("verify", check=False)
+    assert r.returncode == 1
+    assert "a.txt" in r.stdout and "retired" in r.stdout, r.stdout
