@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from scsmount import CHUNK, Vault, daemon_pids, find_object, fusermount_u
+from scsmount import CHUNK, Vault, daemon_pids, find_object, fusermount_u, is_mounted, pid_alive
 
 
 def rnd(n, seed):
@@ -193,3 +193,32 @@ def test_concurrent_writers_and_readers(mounted):
     assert not any(t.is_alive() for t in threads), "threads hung"
     assert not errors, errors
     assert (m / "appended").read_bytes() == b"".join(f"line {j:04d}\n".encode() for j in range(300))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_unmounts_cleanly(vault, sig):
+    """SIGTERM/SIGINT/SIGHUP to the daemon: it unmounts, writes back what
+    was closed, and exits."""
+    vault.mount()
+    (vault.mnt / "closed.bin").write_bytes(rnd(70000, 7))
+    pids = daemon_pids(vault.mnt)
+    assert pids
+    for pid in pids:
+        os.kill(pid, sig)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (is_mounted(vault.mnt) or any(pid_alive(p) for p in pids)):
+        time.sleep(0.05)
+    still = is_mounted(vault.mnt)
+    alive = [p for p in pids if pid_alive(p)]
+    if still:
+        fusermount_u(vault.mnt)
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    vault.pids = []
+    assert not still, f"{signal.Signals(sig).name}: the mount is still there after 15 s"
+    assert not alive, f"{signal.Signals(sig).name}: the daemon did not exit"
+    vault.mount()
+    assert (vault.mnt / "closed.bin").read_bytes() == rnd(70000, 7)
+    vault.unmount()
+    r = vault.user.ctl("verify", check=False)
+    assert r.returncode == 0, (r.stdout, r.stderr)
