@@ -305,3 +305,62 @@ def test_refused_keyring_is_accepted_again_once_repaired(group):
     entry_path(group.cloud, 3).unlink()
     assert "members: 3" in group.users["alice"].ctl("status").stdout
     assert group.pin("alice") == good
+
+
+def forge_payload(cloud, signer, change):
+    """A payload after the last entry, made by signer, edited by change(p)."""
+    entries = sorted(keyring_dir(cloud).iterdir())
+    last = entries[-1].read_bytes()
+    lp = open_entry(last)
+    p = {"version": 1, "seq": lp["seq"] + 1, "epoch": lp["epoch"],
+         "author": member_record(signer)["fpr"], "created_at": int(time.time()),
+         "group": hashlib.sha256(entries[0].read_bytes()).hexdigest(),
+         "prev": hashlib.sha256(last).hexdigest(), "members": lp["members"]}
+    change(p)
+    return seal(canon(p), private_keys(signer)[1])
+
+
+def test_member_key_swapped(group):
+    """An admin-signed add whose member list puts mallory's keys under
+    carol's name and fingerprint: refused (other members changed)."""
+    mal = member_record(group.users["mallory"])
+    data = forge_add(group.cloud, group.users["alice"], group.users["mallory"])
+    o = json.loads(data)
+    p = json.loads(base64.b64decode(o["payload"]))
+    p["members"][2]["ed25519"] = mal["ed25519"]
+    p["members"][2]["rsa_spki"] = mal["rsa_spki"]
+    _, ed = private_keys(group.users["alice"])
+    entry_path(group.cloud, 3).write_bytes(seal(canon(p), ed))
+    group.refused_everywhere(("alice", "bob"), "changes other members")
+
+
+def test_gap_in_sequence(group):
+    data = forge_add(group.cloud, group.users["alice"], group.users["mallory"], seq=4)
+    entry_path(group.cloud, 4).write_bytes(data)
+    group.refused_everywhere(("alice", "bob"), "missing")
+
+
+def test_removal_without_a_new_epoch(group):
+    """A remove entry that keeps the epoch (so the removed member keeps the
+    current key): refused, removal always rotates."""
+    bob = member_record(group.users["bob"])
+
+    def change(p):
+        p.update(kind="remove", subject=bob["fpr"],
+                 members=[m for m in p["members"] if m["fpr"] != bob["fpr"]],
+                 wraps=[{"fpr": m["fpr"], "key": b64(bytes(384))} for m in p["members"]
+                        if m["fpr"] != bob["fpr"]],
+                 canary=b64(bytes(28)), prev_epochs_box=b64(bytes(12 + 16)))
+    entry_path(group.cloud, 3).write_bytes(forge_payload(group.cloud, group.users["alice"], change))
+    group.refused_everywhere(("alice",), "epoch must rise")
+
+
+def test_downgraded_version_and_unsigned_entry(group):
+    def v0(p):
+        p.update(kind="add", version=0)
+    entry_path(group.cloud, 3).write_bytes(forge_payload(group.cloud, group.users["alice"], v0))
+    group.refused_everywhere(("alice",), "unsupported keyring entry version")
+    data = forge_add(group.cloud, group.users["alice"], group.users["mallory"])
+    unsigned = data[:data.index(b',"sig"')] + b"}"
+    entry_path(group.cloud, 3).write_bytes(unsigned)
+    group.refused_everywhere(("alice", "bob"), "malformed")
