@@ -1052,15 +1052,16 @@ out:
 
 /* ---- re-encryption ---- */
 
+/* One read of the source: each batch of records is hashed (content_hash),
+ * authenticated and decrypted into private buffers (pwrite on dst uses the
+ * thread's own), then written to dst; dst is dropped unless the whole
+ * source authenticated, so damage is never laundered into a valid file. */
 int scs_file_rewrite(scs_backend *be, const char *src, const char *dst, uint32_t mode,
 		     const scs_keyctx *k, const char *display, scs_err *err)
 {
 	scs_err_clear(err);
-	int r = scs_file_verify(be, src, k, err);
-	if (r < 0)
-		return r;
 	scs_file *in = NULL, *out = NULL;
-	r = open_impl(be, src, 0, k, display ? display : src, &in, err, 0);
+	int r = open_impl(be, src, 0, k, display ? display : src, &in, err, 0);
 	if (r < 0)
 		return r;
 	r = scs_file_create(be, dst, mode, k, display ? display : dst, &out);
@@ -1068,33 +1069,62 @@ int scs_file_rewrite(scs_backend *be, const char *src, const char *dst, uint32_t
 		scs_file_close(in);
 		return scs_err_set(err, r, "cannot create the new object: %s", strerror(-r));
 	}
-	size_t bs = 32 * SCS_CHUNK_SIZE;
-	uint8_t *buf = malloc(bs);
-	if (!buf)
-		r = -ENOMEM;
-	for (uint64_t off = 0; !r && off < in->size; off += bs) {
-		ssize_t n = scs_file_pread(in, buf, bs, off);
-		if (n >= 0 && (uint64_t)n != (in->size - off < bs ? in->size - off : bs))
-			n = -EBADMSG;    /* changed under us */
-		if (n > 0)
-			n = scs_file_pwrite(out, buf, (size_t)n, off);
-		if (n < 0)
-			r = (int)n;
+	uint8_t *ct = malloc(BATCH_RECS * SCS_RECORD_SIZE), *pt = malloc(BATCH_RECS * C);
+	scs_gcm *g = gcm_get(in);
+	EVP_MD_CTX *hc = EVP_MD_CTX_new();
+	if (!ct || !pt || !g || !hc || !EVP_DigestInit_ex(hc, EVP_sha256(), NULL))
+		r = scs_err_set(err, -ENOMEM, "out of memory");
+	uint64_t lastrec = scs_nrecords(in->size) - 1;
+	for (uint64_t first = 0; !r && first <= lastrec; first += BATCH_RECS) {
+		uint64_t last = first + BATCH_RECS - 1 < lastrec ? first + BATCH_RECS - 1 : lastrec;
+		uint64_t plain = (last - first) * C + plain_len(in->size, last);
+		uint64_t len = plain + (last - first + 1) * OVH;
+		ssize_t n = scs_obj_pread(in->obj, ct, len, scs_record_offset(first));
+		if (n < 0) {
+			r = scs_err_set(err, (int)n, "cannot read: %s", strerror((int)-n));
+			break;
+		}
+		if ((uint64_t)n != len) {
+			r = scs_err_set(err, -EBADMSG, "authentication failed (the object is shorter "
+					"than its records)");
+			break;
+		}
+		for (uint64_t i = first; !r && i <= last; i++)
+			if (scs_chunk_open(g, in->h.file_id, i, i == lastrec,
+					   ct + (i - first) * SCS_RECORD_SIZE, plain_len(in->size, i) + OVH,
+					   pt + (i - first) * C) < 0)
+				r = scs_err_set(err, -EBADMSG, "authentication failed (record %" PRIu64
+						" of %" PRIu64 "); the file was altered or damaged",
+						i, lastrec + 1);
+		if (r)
+			break;
+		EVP_DigestUpdate(hc, ct, len);
+		if (plain && (n = scs_file_pwrite(out, pt, plain, first * C)) != (ssize_t)plain)
+			r = scs_err_set(err, n < 0 ? (int)n : -EIO, "cannot write the new object: %s",
+					strerror(n < 0 ? (int)-n : EIO));
 	}
-	if (buf) {
-		scs_cleanse(buf, bs);
-		free(buf);
+	uint8_t hash[SCS_SHA256_LEN];
+	unsigned int hl;
+	if (!r && !EVP_DigestFinal_ex(hc, hash, &hl))
+		r = scs_err_set(err, -EIO, "hash failure");
+	if (!r && !scs_ct_equal(hash, in->h.content_hash, sizeof hash))
+		r = scs_err_set(err, -EBADMSG, "authentication failed (content hash: the records "
+				"are not the ones the writer signed); the file was altered or damaged");
+	EVP_MD_CTX_free(hc);
+	if (g)
+		gcm_put(in, g);
+	if (pt) {
+		scs_cleanse(pt, BATCH_RECS * C);
+		free(pt);
 	}
+	free(ct);
 	scs_file_close(in);
-	if (!r)
-		r = scs_file_sync(out, 0);
+	if (!r && (r = scs_file_sync(out, 0)) < 0)
+		scs_err_set(err, r, "cannot write the new object: %s", strerror(-r));
 	int c = scs_file_close(out);
-	if (!r)
-		r = c;
-	if (r < 0) {
+	if (!r && c < 0)
+		r = scs_err_set(err, c, "cannot write the new object: %s", strerror(-c));
+	if (r < 0)
 		scs_be_unlink(be, dst);
-		scs_err_set(err, r, "re-encryption failed: %s", strerror(-r));
-		return r;
-	}
-	return 0;
+	return r;
 }

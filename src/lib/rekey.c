@@ -319,6 +319,10 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 	if ((r = tmp_name(it->rpath, tmp, sizeof tmp)) < 0)
 		return scs_err_set(err, r, "%s: name too long for a temporary copy", it->path);
 	r = scs_file_rewrite(ps->be, it->rpath, tmp, a0.mode & 07777, ps->k, it->path, err);
+	if (r == -EBADMSG && (scs_be_stat(ps->be, it->rpath, &a1) < 0 || !same_object(&a0, &a1))) {
+		scs_err_clear(err);
+		return 1;                /* written to while we read it: try again later */
+	}
 	if (r < 0) {
 		char m[sizeof err->msg];
 		snprintf(m, sizeof m, "%s", err->msg);

@@ -143,6 +143,52 @@ static void check_all(const uint8_t *root, const uint8_t *sub_id, uint32_t want_
 	}
 }
 
+/* A file whose records all pass GCM but are not the ones its writer signed
+ * (record 1 put back from before an edit: what a former member holding the
+ * old file key could do) is never re-encrypted into a valid file: the pass
+ * reports it damaged, leaves it, and does not converge. */
+static void forged_file_blocks_retirement(const uint8_t *root)
+{
+	scs_err err = { 0 };
+	char rp[SCS_RPATH_MAX];
+	uint8_t *buf = malloc(70000), saved[SCS_RECORD_SIZE];
+	scs_file *f = NULL;
+	scs_obj *o = NULL;
+	memset(buf, 'f', 70000);
+	write_file("", root, "forged", buf, 70000);
+	CHECK_EQ(scs_dir_lookup(d, "", root, "forged", rp, sizeof rp, NULL), 0);
+	CHECK_EQ(scs_be_open(be, rp, O_RDWR, 0, &o), 0);
+	if (!o)
+		return;
+	CHECK_EQ(scs_obj_pread(o, saved, sizeof saved, scs_record_offset(1)), (long long)sizeof saved);
+	CHECK_EQ(scs_file_open(be, rp, 1, kc, "forged", &f), 0);
+	if (f) {
+		CHECK_EQ(scs_file_pwrite(f, "edited", 6, SCS_CHUNK_SIZE + 5), 6);
+		CHECK_EQ(scs_file_close(f), 0);
+	}
+	CHECK_EQ(scs_obj_pwrite(o, saved, sizeof saved, scs_record_offset(1)), (long long)sizeof saved);
+	scs_obj_close(o);
+	/* A new epoch; the pass must not launder the file into it. */
+	struct scs_kr_change rot = { .kind = SCS_KR_ROTATE };
+	const scs_identity *me = scs_vault_identity(v);
+	CHECK_EQ(change(me, &rot, &err), 0);
+	CHECK_EQ(scs_vault_refresh(v, &err), 0);
+	scs_dir_forget_keys(d);
+	struct scs_rekey_result res;
+	CHECK_EQ(scs_rekey_run(be, kc, root, NULL, NULL, &res, &err), -EAGAIN);
+	CHECK_EQ(res.damaged, 1);
+	CHECK_EQ(res.left, 1);
+	CHECK(strstr(err.msg, "1 damaged") != NULL);
+	char tmpl[SCS_RPATH_MAX + 40];
+	snprintf(tmpl, sizeof tmpl, "%s.new", rp);
+	CHECK_EQ(scs_file_rewrite(be, rp, tmpl, 0600, kc, "forged", &err), -EBADMSG);
+	CHECK(strstr(err.msg, "content hash") != NULL);
+	struct scs_rekey_scan sc;
+	CHECK_EQ(scs_rekey_scan(be, 4, 0, &sc, &err), 0);
+	CHECK_EQ(sc.old_files, 1);
+	free(buf);
+}
+
 int main(void)
 {
 	scs_err err = { 0 };
@@ -298,10 +344,18 @@ int main(void)
 	CHECK_EQ(change(me, &addc, &err), 0);
 	struct scs_kr_change rot = { .kind = SCS_KR_ROTATE };
 	CHECK_EQ(change(me, &rot, &err), 0);
+	CHECK_EQ(scs_vault_refresh(v, &err), 0);
+	scs_dir_forget_keys(d);
+	CHECK_EQ(scs_rekey_run(be, kc, root, NULL, NULL, &res, &err), 0);
+	CHECK_EQ(res.files, NFILES);
+	check_all(root, sub_id, 3);
 	struct scs_kr_change ok3 = { .kind = SCS_KR_RETIRE, .retire_below = 3 };
 	CHECK_EQ(change(carol, &ok3, &err), -EBADMSG);
 	CHECK(strstr(err.msg, "not an admin") != NULL);
 	CHECK_EQ(change(me, &ok3, &err), 0);
+	CHECK_EQ(scs_vault_refresh(v, &err), 0);
+	scs_dir_forget_keys(d);
+	forged_file_blocks_retirement(root);
 
 	scs_dir_free(d);
 	scs_vault_close(v);
