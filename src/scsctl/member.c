@@ -229,7 +229,7 @@ static int apply_change(scs_vault *v, const struct change *c, scs_keyring **out)
 	uint32_t seq = 0;
 	int rc = 1;
 	*out = NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0;; attempt++) {
 		if (load_verified(be, &kr) || check_change(kr, self, c))
 			goto out;
 		if (!self->unlocked &&
@@ -241,19 +241,16 @@ static int apply_change(scs_vault *v, const struct change *c, scs_keyring **out)
 		rc = build_and_store(be, &kr, self, c);
 		if (rc != -EEXIST)
 			break;
-		if (attempt == 0) {
-			printf("another admin changed the group at the same time (keyring entry %u); "
-			       "checking again on top of their change\n", seq);
-			fflush(stdout);
-		}
 		free_kr(&kr);
+		if (attempt > 0) {
+			rc = scsctl_failf("another admin wrote keyring entry %u first as well; nothing "
+					  "was changed: see `scsctl log` and run the command again", seq);
+			goto out;
+		}
+		printf("another admin changed the group at the same time (keyring entry %u); "
+		       "checking again on top of their change\n", seq);
+		fflush(stdout);
 		rc = 1;
-	}
-	if (rc == -EEXIST) {
-		rc = scsctl_failf("other admins wrote keyring entries %u and %u while this change was "
-				  "being made; nothing was changed: see `scsctl log` and run the command "
-				  "again", seq - 1, seq);
-		goto out;
 	}
 	if (rc)
 		goto out;
