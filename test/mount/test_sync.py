@@ -222,3 +222,22 @@ def test_signal_unmounts_cleanly(vault, sig):
     vault.unmount()
     r = vault.user.ctl("verify", check=False)
     assert r.returncode == 0, (r.stdout, r.stderr)
+
+
+def test_sync_client_copy_of_a_directory(vault):
+    """A sync client duplicates a whole directory as '<enc> (1)' (its
+    .scsdir comes along): it shows as 'photos (1)' with the same files."""
+    vault.mount()
+    (vault.mnt / "photos").mkdir()
+    (vault.mnt / "photos" / "cat.jpg").write_bytes(rnd(40005, 5))
+    vault.unmount()
+    d = find_object(vault.cloud, 40005).parent
+    assert d != vault.cloud
+    shutil.copytree(d, d.parent / (d.name + " (1)"), symlinks=True)
+    vault.mount()
+    assert sorted(os.listdir(vault.mnt)) == ["photos", "photos (1)"]
+    assert (vault.mnt / "photos (1)" / "cat.jpg").read_bytes() == rnd(40005, 5)
+    (vault.mnt / "photos (1)" / "dog.jpg").write_bytes(b"woof")
+    assert (vault.mnt / "photos (1)" / "dog.jpg").read_bytes() == b"woof"
+    assert os.listdir(vault.mnt / "photos") == ["cat.jpg"]
+    vault.unmount()
