@@ -1,5 +1,6 @@
 /* backend.c - choosing a back end from a REMOTE string. */
 #include "scs/backend.h"
+#include "scs/gdrive.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -63,8 +64,7 @@ int scs_backend_open(const char *remote, scs_backend **out, scs_err *err)
 	if (remote[0] == '/' || (remote[0] == '~' && (remote[1] == '/' || !remote[1])))
 		return open_local(remote, remote, out, err);
 	if (strncmp(remote, "gdrive:", 7) == 0)
-		return scs_err_set(err, -ENOTSUP,
-			"the gdrive: back end is not built yet; use local: with a Google Drive for desktop folder");
+		return scs_backend_gdrive_open(remote + 7, remote, out, err);
 	return scs_err_set(err, -EINVAL,
 		"unknown remote '%s'; use local:/path/to/folder (or an absolute path)", remote);
 }

@@ -5,6 +5,7 @@
  * machine and makes REMOTE the default remote. */
 #include "scsctl.h"
 #include "scs/backend.h"
+#include "scs/gdrive.h"
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
@@ -76,6 +77,9 @@ int init_main(int argc, char **argv)
 	int ret = 1, made_meta = 0, made_kr = 0, published = 0;
 
 	int rc = scs_backend_open(remote, &be, &err);
+	if (rc == -ENOENT && strncmp(remote, "gdrive:", 7) == 0 && remote[7] == '/' &&
+	    (rc = scs_gdrive_mkpath(remote, &err)) == 0)   /* Drive: init makes its folder */
+		rc = scs_backend_open(remote, &be, &err);
 	if (rc == -ENOENT)
 		return scsctl_failf("folder %s does not exist; create it (mkdir -p %s) and run "
 				    "`scsctl init %s` again", path, path, remote);

@@ -36,5 +36,6 @@ int member_main(int argc, char **argv);
 int rekey_main(int argc, char **argv);
 int status_main(int argc, char **argv);
 int verify_main(int argc, char **argv);
+int auth_main(int argc, char **argv);
 
 #endif

@@ -1,0 +1,51 @@
+/* scs/http.h - a small libcurl wrapper for the Drive and OAuth clients.
+ *
+ * One CURL easy handle per thread (kept for connection reuse), all of them
+ * sharing DNS and the connection pool through one curl share.  Every
+ * response body is bounded: in memory by max_resp, into a file by out_max.
+ * No retries here: callers (backend_gdrive.c, oauth.c) decide. */
+#ifndef SCS_HTTP_H
+#define SCS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "scs/err.h"
+
+#define SCS_HTTP_MAX_JSON (4u << 20)   /* default cap of a JSON reply */
+
+struct scs_http_req {
+	const char *method;             /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+	const char *url;
+	const char *const *headers;     /* NULL-terminated "Name: value" list, may be NULL */
+	const void *body;               /* request body in memory, or ... */
+	size_t body_len;
+	int body_fd;                    /* ... body_len bytes of this file from body_off (-1: none) */
+	uint64_t body_off;
+	size_t max_resp;                /* cap on an in-memory reply (0: SCS_HTTP_MAX_JSON) */
+	int out_fd;                     /* 2xx bodies go here at out_off (-1: in memory) */
+	uint64_t out_off;
+	uint64_t out_max;               /* at most this many bytes into out_fd */
+	long timeout_s;                 /* whole-request timeout (0: none; a stall still fails) */
+};
+
+struct scs_http_resp {
+	long status;                    /* HTTP status; 0 if the transport failed */
+	uint8_t *body;                  /* NUL-terminated in-memory body (free with scs_http_resp_free) */
+	size_t len;
+	uint64_t written;               /* bytes written to out_fd */
+	char location[2048];            /* Location header */
+	char range[128];                /* Range header (308 replies) */
+	int retry_after;                /* Retry-After in seconds, -1 if absent */
+};
+
+/* 0 with resp->status set (any status), -EIO on a transport failure (the
+ * message names it), -EFBIG when the reply exceeded its cap, -ENOMEM. */
+int scs_http_do(const struct scs_http_req *rq, struct scs_http_resp *resp, scs_err *err);
+void scs_http_resp_free(struct scs_http_resp *resp);
+/* An initialised request (fds -1). */
+void scs_http_req_init(struct scs_http_req *rq, const char *method, const char *url);
+
+/* Percent-encode s for a query or form value (malloc'd). */
+char *scs_http_escape(const char *s);
+
+#endif

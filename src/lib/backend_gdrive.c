@@ -1,0 +1,1989 @@
+/* backend_gdrive.c - the gdrive: back end: Google Drive v3 over libcurl.
+ *
+ * Paths are resolved to file ids one component at a time (folder ids are
+ * cached).  Random-access objects keep a local ciphertext cache file
+ * (anonymous, under $XDG_CACHE_HOME/scsfs/<hash of remote>/): reads fetch
+ * missing 256 KiB blocks with ranged alt=media GETs, writes land in the
+ * cache file (after fetching the rest of the object), fsync/close upload
+ * synchronously (multipart up to 5 MiB, else resumable in 8 MiB chunks).
+ * Requests are retried with truncated exponential backoff and jitter on
+ * rate limits, 429 and 5xx; a 401 refreshes the access token once. */
+#include "scs/gdrive.h"
+#include "scs/b64.h"
+#include "scs/config.h"
+#include "scs/crypto.h"
+#include "scs/http.h"
+#include "scs/log.h"
+#include "scs/oauth.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BLK            (256u << 10)      /* ranged read granularity */
+#define FETCH_MAX      (8u << 20)        /* largest single ranged GET */
+#define MULTIPART_MAX  (5u << 20)
+#define CHUNK          (8u << 20)        /* resumable chunk (multiple of 256 KiB) */
+#define MAX_TRIES      10
+#define MAX_RETRY_S    300               /* total backoff budget per request */
+#define MAX_CLOSED     32                /* closed objects kept with their cache */
+#define FOLDER_MIME    "application/vnd.google-apps.folder"
+#define FIELDS         "id,name,mimeType,size,modifiedTime,version,appProperties"
+#define LINK_KEY       "scsfs_link"
+
+struct gd_file {
+	struct gd_file *next;
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	pthread_mutex_t lock;
+	int fd;                  /* anonymous cache file (ciphertext) */
+	int refs;                /* open handles */
+	uint64_t size;           /* current (local) object size */
+	uint64_t remote_size;    /* size of the object on Drive */
+	uint64_t version;        /* Drive version the cache matches */
+	uint8_t *have;           /* bitmap of fetched blocks of the remote object */
+	size_t nblocks;
+	int have_all;            /* everything of the remote object is in fd */
+	int dirty;               /* local changes not uploaded */
+	struct scs_gdrive_meta meta;
+};
+
+struct gd_dir {
+	char *path;
+	char id[SCS_GDRIVE_ID_MAX + 1];
+};
+
+struct gd_be {
+	scs_backend be;
+	struct scs_oauth *oauth;
+	struct scs_gdrive_endpoints ep;
+	char root_id[SCS_GDRIVE_ID_MAX + 1];
+	char cache_dir[SCS_PATH_MAX];
+	pthread_mutex_t lock;          /* dirs, ids, files */
+	struct gd_dir *dirs;
+	size_t ndirs, capdirs;
+	char (*ids)[SCS_GDRIVE_ID_MAX + 1];
+	size_t nids;
+	struct gd_file *files;
+};
+
+struct gd_obj {
+	scs_obj o;
+	struct gd_file *f;
+};
+
+static inline struct gd_be *GB(scs_backend *be) { return (struct gd_be *)be; }
+
+/* ---- JSON parsers (bounded; fuzzed) ---- */
+
+static int id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > SCS_GDRIVE_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+static uint64_t u64_field(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	if (json_is_integer(v))
+		return json_integer_value(v) < 0 ? 0 : (uint64_t)json_integer_value(v);
+	const char *s = json_string_value(v);
+	if (!s || !*s || strlen(s) > 20)
+		return 0;
+	char *e;
+	errno = 0;
+	unsigned long long x = strtoull(s, &e, 10);
+	return (*e || errno || s[0] == '-') ? 0 : (uint64_t)x;
+}
+
+/* RFC 3339 "YYYY-MM-DDTHH:MM:SS[.fff]Z" -> timespec (0 if unreadable). */
+static struct timespec parse_time(const char *s)
+{
+	struct timespec ts = { 0, 0 };
+	struct tm tm = { 0 };
+	int n = 0;
+	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+		return ts;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	ts.tv_sec = timegm(&tm);
+	if (ts.tv_sec < 0)
+		ts.tv_sec = 0;
+	if (s[n] == '.') {
+		long ns = 0, mul = 100000000;
+		for (const char *p = s + n + 1; *p >= '0' && *p <= '9'; p++) {
+			ns += (*p - '0') * mul;
+			mul /= 10;
+		}
+		ts.tv_nsec = ns;
+	}
+	return ts;
+}
+
+static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
+{
+	memset(m, 0, sizeof *m);
+	if (!json_is_object(f))
+		return -EBADMSG;
+	const char *id = json_string_value(json_object_get(f, "id"));
+	const char *name = json_string_value(json_object_get(f, "name"));
+	const char *mime = json_string_value(json_object_get(f, "mimeType"));
+	if (!id || !id_ok(id))
+		return -EBADMSG;
+	strcpy(m->id, id);
+	if (name) {
+		size_t n = strlen(name);
+		if (n > SCS_GDRIVE_NAME_MAX)
+			return -EBADMSG;
+		memcpy(m->name, name, n + 1);
+	}
+	if (mime && !strcmp(mime, FOLDER_MIME))
+		m->is_dir = 1;
+	else if (mime && !strncmp(mime, "application/vnd.google-apps.", 28))
+		m->foreign = 1;
+	m->size = u64_field(f, "size");
+	m->version = u64_field(f, "version");
+	m->mtime = parse_time(json_string_value(json_object_get(f, "modifiedTime")));
+	json_t *ap = json_object_get(f, "appProperties");
+	if (json_is_object(ap)) {
+		const char *l = json_string_value(json_object_get(ap, LINK_KEY));
+		const char *pm = json_string_value(json_object_get(ap, "m"));
+		m->is_link = l && !strcmp(l, "1") && !m->is_dir;
+		if (pm && strlen(pm) <= 5) {
+			char *e;
+			unsigned long v = strtoul(pm, &e, 8);
+			if (!*e)
+				m->perm = (uint32_t)(v & 07777);
+		}
+	}
+	return 0;
+}
+
+static json_t *load_json(const void *json, size_t len)
+{
+	if (!json || len > SCS_HTTP_MAX_JSON)
+		return NULL;
+	return json_loadb(json, len, 0, NULL);
+}
+
+int scs_gdrive_parse_file(const void *json, size_t len, struct scs_gdrive_meta *m)
+{
+	json_t *j = load_json(json, len);
+	int r = j ? meta_from_json(j, m) : -EBADMSG;
+	json_decref(j);
+	return r;
+}
+
+int scs_gdrive_parse_list(const void *json, size_t len,
+			  int (*cb)(void *arg, const struct scs_gdrive_meta *m), void *arg,
+			  char *next, size_t next_cap)
+{
+	if (next_cap)
+		next[0] = '\0';
+	json_t *j = load_json(json, len);
+	if (!j || !json_is_object(j)) {
+		json_decref(j);
+		return -EBADMSG;
+	}
+	json_t *files = json_object_get(j, "files");
+	const char *tok = json_string_value(json_object_get(j, "nextPageToken"));
+	int r = 0;
+	if (files && !json_is_array(files))
+		r = -EBADMSG;
+	if (!r && tok) {
+		if (strlen(tok) >= next_cap)
+			r = -EBADMSG;
+		else
+			strcpy(next, tok);
+	}
+	size_t i;
+	json_t *f;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		r = -ENOMEM;
+	if (!r && files) {
+		json_array_foreach(files, i, f) {
+			if (meta_from_json(f, m) < 0 || m->foreign || !m->name[0])
+				continue;   /* unusable entries are skipped, not fatal */
+			r = cb(arg, m);
+			if (r)
+				break;
+		}
+	}
+	free(m);
+	json_decref(j);
+	return r;
+}
+
+void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t rcap,
+			     char *message, size_t mcap)
+{
+	if (rcap)
+		reason[0] = '\0';
+	if (mcap)
+		message[0] = '\0';
+	json_t *j = load_json(json, len);
+	json_t *e = json_object_get(j, "error");
+	if (json_is_object(e)) {
+		const char *msg = json_string_value(json_object_get(e, "message"));
+		json_t *es = json_object_get(e, "errors");
+		json_t *e0 = json_is_array(es) ? json_array_get(es, 0) : NULL;
+		const char *rs = json_string_value(json_object_get(e0, "reason"));
+		if (rs && rcap)
+			snprintf(reason, rcap, "%s", rs);
+		if (msg && mcap)
+			snprintf(message, mcap, "%s", msg);
+	}
+	json_decref(j);
+}
+
+/* ---- requests with auth and retries ---- */
+
+struct gd_rq {
+	const char *method;
+	const char *url;
+	const char *ctype;         /* Content-Type of the body, or NULL */
+	const char *extra;         /* one more header, or NULL */
+	const void *body;
+	size_t body_len;
+	int body_fd;
+	uint64_t body_off;
+	int out_fd;
+	uint64_t out_off, out_max;
+	size_t max_resp;
+	int no_auth;               /* resumable session URIs */
+};
+
+static void gd_rq_init(struct gd_rq *q, const char *method, const char *url)
+{
+	memset(q, 0, sizeof *q);
+	q->method = method;
+	q->url = url;
+	q->body_fd = -1;
+	q->out_fd = -1;
+}
+
+static void backoff_sleep(int attempt, int retry_after)
+{
+	uint32_t rnd = 0;
+	scs_random(&rnd, sizeof rnd);
+	int shift = attempt > 5 ? 5 : attempt;
+	uint64_t ms = (1000ull << shift) + rnd % 1000;
+	if (ms > 32000)
+		ms = 32000 + rnd % 1000;
+	if (retry_after > 0 && (uint64_t)retry_after * 1000 > ms)
+		ms = (uint64_t)retry_after * 1000 + rnd % 1000;
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int retryable(long st, const char *reason, const char *msg)
+{
+	if (st == 429 || (st >= 500 && st <= 599))
+		return 1;
+	if (st == 403 && (!strcmp(reason, "rateLimitExceeded") ||
+			  !strcmp(reason, "userRateLimitExceeded")))
+		/* The daily upload cap looks alike but with this exact message. */
+		return strcmp(msg, "User rate limit exceeded.") != 0;
+	return 0;
+}
+
+/* Map a final non-2xx reply to an errno, logging what a user needs. */
+static int status_errno(const char *what, long st, const char *reason, const char *msg)
+{
+	if (st == 404)
+		return -ENOENT;
+	if (st == 409)
+		return -EEXIST;
+	if (st == 403 && (!strcmp(reason, "storageQuotaExceeded") ||
+			  !strcmp(reason, "teamDriveFileLimitExceeded"))) {
+		scs_log(SCS_LOG_ERR, "gdrive: %s: Google Drive storage is full (%s); free space in "
+			"Drive or buy more storage", what, reason);
+		return -ENOSPC;
+	}
+	if (st == 403 && (!strcmp(reason, "userRateLimitExceeded") ||
+			  !strcmp(reason, "dailyLimitExceeded"))) {
+		scs_log(SCS_LOG_ERR, "gdrive: %s: the daily Google Drive limit is reached (%s); "
+			"try again tomorrow", what, msg);
+		return -EDQUOT;
+	}
+	if (st == 401 || st == 403) {
+		scs_log(SCS_LOG_ERR, "gdrive: %s: access denied (HTTP %ld %s)", what, st, reason);
+		return -EACCES;
+	}
+	if (st == 400 || st == 416) {
+		scs_log(SCS_LOG_ERR, "gdrive: %s: request refused (HTTP %ld %s: %.200s)", what, st,
+			reason, msg);
+		return -EINVAL;
+	}
+	scs_log(SCS_LOG_ERR, "gdrive: %s failed: HTTP %ld %s", what, st, reason);
+	return -EIO;
+}
+
+/* Perform q, retrying transient failures.  On 0, rs holds a reply whose
+ * status may still be an error the caller interprets (404, 409, 308...);
+ * *final_errno gets its mapping (0 for 2xx/308). */
+static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp *rs, int *final_errno)
+{
+	time_t start = time(NULL);
+	long stale = -1;
+	int refreshed = 0;
+	for (int attempt = 0;; attempt++) {
+		char auth[4200];
+		unsigned gen = 0;
+		const char *hdrs[4];
+		int nh = 0;
+		scs_err err = { 0 };
+		if (!q->no_auth) {
+			int r = scs_oauth_header(g->oauth, auth, sizeof auth, &gen, stale, &err);
+			stale = -1;
+			if (r < 0) {
+				scs_cleanse(auth, sizeof auth);
+				if (r == -EIO && attempt < MAX_TRIES &&
+				    time(NULL) - start < MAX_RETRY_S) {
+					backoff_sleep(attempt, -1);
+					continue;
+				}
+				scs_log(SCS_LOG_ERR, "gdrive: %s", err.msg);
+				return r;
+			}
+			hdrs[nh++] = auth;
+		}
+		char ct[160];
+		if (q->ctype) {
+			snprintf(ct, sizeof ct, "Content-Type: %s", q->ctype);
+			hdrs[nh++] = ct;
+		}
+		if (q->extra)
+			hdrs[nh++] = q->extra;
+		hdrs[nh] = NULL;
+		struct scs_http_req rq;
+		scs_http_req_init(&rq, q->method, q->url);
+		rq.headers = hdrs;
+		rq.body = q->body;
+		rq.body_len = q->body_len;
+		rq.body_fd = q->body_fd;
+		rq.body_off = q->body_off;
+		rq.out_fd = q->out_fd;
+		rq.out_off = q->out_off;
+		rq.out_max = q->out_max;
+		rq.max_resp = q->max_resp;
+		int r = scs_http_do(&rq, rs, &err);
+		scs_cleanse(auth, sizeof auth);
+		char reason[64] = "", msg[200] = "";
+		int transient;
+		if (r == -EIO) {
+			transient = 1;
+			snprintf(reason, sizeof reason, "network error");
+		} else if (r < 0) {
+			scs_log(SCS_LOG_ERR, "gdrive: %s %s: %s", q->method, "request", err.msg);
+			return r;
+		} else {
+			if (rs->status >= 200 && rs->status < 400) {
+				*final_errno = 0;
+				return 0;
+			}
+			scs_gdrive_error_reason(rs->body, rs->len, reason, sizeof reason, msg, sizeof msg);
+			if (rs->status == 401 && !refreshed && !q->no_auth) {
+				refreshed = 1;
+				stale = gen;
+				scs_http_resp_free(rs);
+				attempt--;
+				continue;
+			}
+			transient = retryable(rs->status, reason, msg);
+		}
+		if (!transient || attempt + 1 >= MAX_TRIES || time(NULL) - start >= MAX_RETRY_S) {
+			if (r == -EIO) {
+				scs_log(SCS_LOG_ERR, "gdrive: %s", err.msg);
+				return -EIO;
+			}
+			*final_errno = status_errno(q->method, rs->status, reason, msg);
+			return 0;
+		}
+		int ra = r == 0 ? rs->retry_after : -1;
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s: %ld %s, retrying", q->method, r ? 0L : rs->status,
+			reason);
+		scs_http_resp_free(rs);
+		backoff_sleep(attempt, ra);
+	}
+}
+
+/* gd_call that turns any non-success into the errno (and frees rs). */
+static int gd_do(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp *rs)
+{
+	int fe = 0;
+	int r = gd_call(g, q, rs, &fe);
+	if (r < 0)
+		return r;
+	if (fe) {
+		scs_http_resp_free(rs);
+		return fe;
+	}
+	return 0;
+}
+
+/* GET url and parse the reply (NULL *out if it is not JSON). */
+static int get_json(struct gd_be *g, const char *url, json_t **out)
+{
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "GET", url);
+	int r = gd_do(g, &q, &rs);
+	if (r < 0)
+		return r;
+	*out = load_json(rs.body, rs.len);
+	scs_http_resp_free(&rs);
+	return 0;
+}
+
+/* ---- ids, paths, caches ---- */
+
+/* q-string literal: '...' with \ and ' escaped. */
+static char *q_quote(const char *s)
+{
+	size_t n = strlen(s);
+	char *o = malloc(2 * n + 3), *p = o;
+	if (!o)
+		return NULL;
+	*p++ = '\'';
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\\' || s[i] == '\'')
+			*p++ = '\\';
+		*p++ = s[i];
+	}
+	*p++ = '\'';
+	*p = '\0';
+	return o;
+}
+
+static int next_id(struct gd_be *g, char out[SCS_GDRIVE_ID_MAX + 1])
+{
+	pthread_mutex_lock(&g->lock);
+	if (g->nids) {
+		strcpy(out, g->ids[--g->nids]);
+		pthread_mutex_unlock(&g->lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&g->lock);
+	char url[SCS_URL_MAX + 128];
+	snprintf(url, sizeof url, "%s/files/generateIds?count=50&space=drive&fields=ids", g->ep.api);
+	json_t *j;
+	int r = get_json(g, url, &j);
+	if (r < 0)
+		return r;
+	json_t *arr = json_object_get(j, "ids");
+	size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
+	if (n > 50)
+		n = 50;
+	pthread_mutex_lock(&g->lock);
+	r = -EPROTO;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_string_value(json_array_get(arr, i));
+		if (!id || !id_ok(id))
+			continue;
+		if (r < 0) {
+			strcpy(out, id);
+			r = 0;
+		} else if (g->nids < 50) {
+			strcpy(g->ids[g->nids++], id);
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	json_decref(j);
+	if (r < 0)
+		scs_log(SCS_LOG_ERR, "gdrive: generateIds gave no usable id");
+	return r;
+}
+
+static int dir_cache_get(struct gd_be *g, const char *path, char id[SCS_GDRIVE_ID_MAX + 1])
+{
+	if (!*path) {
+		strcpy(id, g->root_id);
+		return 1;
+	}
+	int found = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < g->ndirs; i++)
+		if (!strcmp(g->dirs[i].path, path)) {
+			strcpy(id, g->dirs[i].id);
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return found;
+}
+
+static void dir_cache_put(struct gd_be *g, const char *path, const char *id)
+{
+	if (!*path)
+		return;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < g->ndirs; i++)
+		if (!strcmp(g->dirs[i].path, path)) {
+			strcpy(g->dirs[i].id, id);
+			goto out;
+		}
+	if (g->ndirs == g->capdirs) {
+		size_t nc = g->capdirs ? 2 * g->capdirs : 64;
+		struct gd_dir *nd = realloc(g->dirs, nc * sizeof *nd);
+		if (!nd)
+			goto out;
+		g->dirs = nd;
+		g->capdirs = nc;
+	}
+	char *p = strdup(path);
+	if (p) {
+		g->dirs[g->ndirs].path = p;
+		strcpy(g->dirs[g->ndirs].id, id);
+		g->ndirs++;
+	}
+out:
+	pthread_mutex_unlock(&g->lock);
+}
+
+static int under(const char *p, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return !strncmp(p, prefix, n) && (p[n] == '\0' || p[n] == '/');
+}
+
+/* Drop path and everything below it; with to, move them there instead. */
+static void dir_cache_move(struct gd_be *g, const char *from, const char *to)
+{
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < g->ndirs;) {
+		char *p = g->dirs[i].path;
+		if (under(p, from) || (to && under(p, to))) {
+			char *np = NULL;
+			if (to && under(p, from) && asprintf(&np, "%s%s", to, p + strlen(from)) < 0)
+				np = NULL;
+			if (np) {
+				free(p);
+				g->dirs[i].path = np;
+				i++;
+				continue;
+			}
+			free(p);
+			g->dirs[i] = g->dirs[--g->ndirs];
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* The size of an open object, if there is one (local writes not yet uploaded). */
+static void apply_open_size(struct gd_be *g, const char *id, uint64_t *size)
+{
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (!strcmp(f->id, id) && (f->refs > 0 || f->dirty)) {
+			*size = __atomic_load_n(&f->size, __ATOMIC_RELAXED);
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void to_attr(struct gd_be *g, const struct scs_gdrive_meta *m, struct scs_attr *a)
+{
+	uint8_t h[SCS_SHA256_LEN];
+	memset(a, 0, sizeof *a);
+	scs_sha256(m->id, strlen(m->id), h);
+	memcpy(&a->ino, h, sizeof a->ino);
+	if (a->ino < 2)
+		a->ino += 2;
+	a->size = m->size;
+	if (m->is_dir) {
+		a->mode = S_IFDIR | (m->perm ? m->perm : 0755);
+		a->nlink = 2;
+		a->size = 4096;
+	} else {
+		if (!m->is_link)
+			apply_open_size(g, m->id, &a->size);
+		a->mode = m->is_link ? (S_IFLNK | 0777) : (S_IFREG | (m->perm ? m->perm : 0644));
+		a->nlink = 1;
+	}
+	a->blocks = (a->size + 511) / 512;
+	a->uid = getuid();
+	a->gid = getgid();
+	a->atime = a->mtime = a->ctime = m->mtime;
+}
+
+struct find_ctx {
+	const char *name;
+	struct scs_gdrive_meta *out;
+	int found;
+};
+
+static int find_cb(void *arg, const struct scs_gdrive_meta *m)
+{
+	struct find_ctx *c = arg;
+	/* Drive compares names case-insensitively: check exactly; among
+	 * duplicates the smallest id wins, on every machine alike. */
+	if (strcmp(m->name, c->name))
+		return 0;
+	if (!c->found || strcmp(m->id, c->out->id) < 0) {
+		*c->out = *m;
+		c->found = 1;
+	}
+	return 0;
+}
+
+/* All pages of a files.list query; cb per file. */
+static int list_query(struct gd_be *g, const char *q, int page_size,
+		      int (*cb)(void *, const struct scs_gdrive_meta *), void *arg)
+{
+	char *eq = scs_http_escape(q);
+	if (!eq)
+		return -ENOMEM;
+	char token[1024] = "";
+	size_t ucap = strlen(eq) + SCS_URL_MAX + 1400;
+	char *url = malloc(ucap);
+	if (!url) {
+		free(eq);
+		return -ENOMEM;
+	}
+	int r;
+	do {
+		char *et = scs_http_escape(token);
+		if (!et) {
+			r = -ENOMEM;
+			break;
+		}
+		snprintf(url, ucap, "%s/files?q=%s&pageSize=%d&spaces=drive&supportsAllDrives=true"
+			 "&includeItemsFromAllDrives=true&fields=nextPageToken,files(" FIELDS ")%s%s",
+			 g->ep.api, eq, page_size, token[0] ? "&pageToken=" : "", et);
+		free(et);
+		struct gd_rq rq;
+		struct scs_http_resp rs;
+		gd_rq_init(&rq, "GET", url);
+		r = gd_do(g, &rq, &rs);
+		if (r < 0)
+			break;
+		r = scs_gdrive_parse_list(rs.body, rs.len, cb, arg, token, sizeof token);
+		scs_http_resp_free(&rs);
+		if (r == -EBADMSG)
+			scs_log(SCS_LOG_ERR, "gdrive: unreadable listing from Drive");
+	} while (r == 0 && token[0]);
+	free(url);
+	free(eq);
+	return r;
+}
+
+static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs_gdrive_meta *m)
+{
+	char *qn = q_quote(name);
+	if (!qn)
+		return -ENOMEM;
+	char *q;
+	if (asprintf(&q, "'%s' in parents and name = %s and trashed = false", pid, qn) < 0) {
+		free(qn);
+		return -ENOMEM;
+	}
+	free(qn);
+	struct find_ctx c = { .name = name, .out = m };
+	int r = list_query(g, q, 100, find_cb, &c);
+	free(q);
+	if (r < 0)
+		return r;
+	return c.found ? 0 : -ENOENT;
+}
+
+static int get_meta(struct gd_be *g, const char *id, struct scs_gdrive_meta *m)
+{
+	char url[SCS_URL_MAX + 256];
+	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=" FIELDS, g->ep.api, id);
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "GET", url);
+	int r = gd_do(g, &q, &rs);
+	if (r < 0)
+		return r;
+	r = scs_gdrive_parse_file(rs.body, rs.len, m);
+	scs_http_resp_free(&rs);
+	return r;
+}
+
+/* Split path into parent dir and base name (pointing into path). */
+static void split(const char *path, char *parent, size_t cap, const char **base)
+{
+	const char *s = strrchr(path, '/');
+	size_t n = s ? (size_t)(s - path) : 0;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	*base = s ? s + 1 : path;
+}
+
+/* The folder id of dir ("" = root). */
+static int resolve_dir(struct gd_be *g, const char *dir, char id[SCS_GDRIVE_ID_MAX + 1])
+{
+	if (dir_cache_get(g, dir, id))
+		return 0;
+	char parent[SCS_PATH_MAX];
+	const char *base;
+	split(dir, parent, sizeof parent, &base);
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	int r = resolve_dir(g, parent, pid);
+	if (r < 0)
+		return r;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	r = lookup(g, pid, base, m);
+	if (!r && !m->is_dir)
+		r = -ENOTDIR;
+	if (!r) {
+		strcpy(id, m->id);
+		dir_cache_put(g, dir, m->id);
+	}
+	free(m);
+	return r;
+}
+
+/* Metadata of path; pid (may be NULL) gets its parent's id. */
+static int resolve(struct gd_be *g, const char *path, struct scs_gdrive_meta *m, char *pid)
+{
+	char parent[SCS_PATH_MAX], pbuf[SCS_GDRIVE_ID_MAX + 1];
+	const char *base;
+	if (!*path) {
+		int r = get_meta(g, g->root_id, m);
+		if (!r && !m->is_dir)
+			r = -ENOTDIR;
+		return r;
+	}
+	split(path, parent, sizeof parent, &base);
+	if (!pid)
+		pid = pbuf;
+	int r = resolve_dir(g, parent, pid);
+	if (r < 0)
+		return r;
+	r = lookup(g, pid, base, m);
+	if (!r && m->is_dir)
+		dir_cache_put(g, path, m->id);
+	return r;
+}
+
+/* ---- metadata operations ---- */
+
+static int gd_stat(scs_backend *be, const char *path, struct scs_attr *a)
+{
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	int r = resolve(GB(be), path, m, NULL);
+	if (!r)
+		to_attr(GB(be), m, a);
+	free(m);
+	return r;
+}
+
+struct list_ctx {
+	struct gd_be *g;
+	const char *dir;
+	scs_list_cb cb;
+	void *arg;
+};
+
+static int list_cb(void *arg, const struct scs_gdrive_meta *m)
+{
+	struct list_ctx *c = arg;
+	struct scs_attr a;
+	if (strchr(m->name, '/') || !strcmp(m->name, ".") || !strcmp(m->name, ".."))
+		return 0;
+	to_attr(c->g, m, &a);
+	if (m->is_dir) {
+		char *p;
+		if (asprintf(&p, "%s%s%s", c->dir, *c->dir ? "/" : "", m->name) >= 0) {
+			dir_cache_put(c->g, p, m->id);
+			free(p);
+		}
+	}
+	return c->cb(c->arg, m->name, &a);
+}
+
+static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
+{
+	struct gd_be *g = GB(be);
+	char id[SCS_GDRIVE_ID_MAX + 1], *q;
+	int r = resolve_dir(g, dir, id);
+	if (r < 0)
+		return r;
+	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
+		return -ENOMEM;
+	struct list_ctx c = { g, dir, cb, arg };
+	r = list_query(g, q, 1000, list_cb, &c);
+	free(q);
+	return r;
+}
+
+/* POST /files (metadata only) with a pre-generated id; a retry that finds
+ * the id taken (409) was our own earlier attempt. */
+static int create_meta(struct gd_be *g, const char *pid, const char *name, const char *mime,
+		       uint32_t perm, int link, char id_out[SCS_GDRIVE_ID_MAX + 1])
+{
+	int r = next_id(g, id_out);
+	if (r < 0)
+		return r;
+	char pm[8];
+	snprintf(pm, sizeof pm, "%o", perm & 07777);
+	json_t *ap = json_pack("{s:s}", "m", pm);
+	if (link)
+		json_object_set_new(ap, LINK_KEY, json_string("1"));
+	json_t *j = json_pack("{s:s, s:s, s:[s], s:o}", "id", id_out, "name", name, "parents", pid,
+			      "appProperties", ap);
+	if (j && mime)
+		json_object_set_new(j, "mimeType", json_string(mime));
+	char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!body)
+		return -ENOMEM;
+	char url[SCS_URL_MAX + 128];
+	snprintf(url, sizeof url, "%s/files?supportsAllDrives=true&fields=id", g->ep.api);
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "POST", url);
+	q.ctype = "application/json; charset=UTF-8";
+	q.body = body;
+	q.body_len = strlen(body);
+	r = gd_do(g, &q, &rs);
+	free(body);
+	if (r == -EEXIST)
+		return 0;
+	if (r == 0)
+		scs_http_resp_free(&rs);
+	return r;
+}
+
+static int gd_mkdir(scs_backend *be, const char *path, uint32_t mode)
+{
+	struct gd_be *g = GB(be);
+	struct scs_gdrive_meta m;
+	char pid[SCS_GDRIVE_ID_MAX + 1], id[SCS_GDRIVE_ID_MAX + 1];
+	int r = resolve(g, path, &m, pid);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	r = create_meta(g, pid, base, FOLDER_MIME, mode ? mode : 0755, 0, id);
+	if (!r)
+		dir_cache_put(g, path, id);
+	return r;
+}
+
+static int delete_id(struct gd_be *g, const char *id)
+{
+	char url[SCS_URL_MAX + 256];
+	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true", g->ep.api, id);
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "DELETE", url);
+	int r = gd_do(g, &q, &rs);
+	if (!r)
+		scs_http_resp_free(&rs);
+	return r == -ENOENT ? 0 : r;   /* a retried delete finds it gone */
+}
+
+static int stop_cb(void *arg, const struct scs_gdrive_meta *m)
+{
+	(void)arg; (void)m;
+	return 1;
+}
+
+static int dir_empty(struct gd_be *g, const char *id)
+{
+	char *q;
+	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
+		return -ENOMEM;
+	int r = list_query(g, q, 1, stop_cb, NULL);
+	free(q);
+	return r == 1 ? -ENOTEMPTY : r;
+}
+
+static int gd_rmdir(scs_backend *be, const char *path)
+{
+	struct gd_be *g = GB(be);
+	struct scs_gdrive_meta m;
+	if (!*path)
+		return -EBUSY;
+	int r = resolve(g, path, &m, NULL);
+	if (r < 0)
+		return r;
+	if (!m.is_dir)
+		return -ENOTDIR;
+	r = dir_empty(g, m.id);
+	if (!r)
+		r = delete_id(g, m.id);
+	if (!r)
+		dir_cache_move(g, path, NULL);
+	return r;
+}
+
+static int gd_unlink(scs_backend *be, const char *path)
+{
+	struct gd_be *g = GB(be);
+	struct scs_gdrive_meta m;
+	int r = resolve(g, path, &m, NULL);
+	if (r < 0)
+		return r;
+	if (m.is_dir)
+		return -EISDIR;
+	return delete_id(g, m.id);
+}
+
+/* PATCH /files/id with a JSON body and optional query suffix. */
+static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char *extra_q)
+{
+	char *b = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!b)
+		return -ENOMEM;
+	char url[SCS_URL_MAX + 600];
+	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=id%s", g->ep.api, id,
+		 extra_q ? extra_q : "");
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "PATCH", url);
+	q.ctype = "application/json; charset=UTF-8";
+	q.body = b;
+	q.body_len = strlen(b);
+	int r = gd_do(g, &q, &rs);
+	free(b);
+	if (!r)
+		scs_http_resp_free(&rs);
+	return r;
+}
+
+static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned flags)
+{
+	struct gd_be *g = GB(be);
+	struct scs_gdrive_meta src, dst;
+	char spid[SCS_GDRIVE_ID_MAX + 1], dpid[SCS_GDRIVE_ID_MAX + 1];
+	if (flags & ~1u)   /* RENAME_NOREPLACE only; no atomic exchange on Drive */
+		return -EINVAL;
+	int r = resolve(g, from, &src, spid);
+	if (r < 0)
+		return r;
+	if (!strcmp(from, to))
+		return 0;
+	if (src.is_dir && under(to, from))
+		return -EINVAL;
+	r = resolve(g, to, &dst, dpid);
+	int exists = r == 0;
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (exists) {
+		if (flags & 1u)
+			return -EEXIST;
+		if (!strcmp(dst.id, src.id))
+			return 0;
+		if (dst.is_dir && !src.is_dir)
+			return -EISDIR;
+		if (!dst.is_dir && src.is_dir)
+			return -ENOTDIR;
+		if (dst.is_dir && (r = dir_empty(g, dst.id)) < 0)
+			return r;
+	}
+	const char *base = strrchr(to, '/') ? strrchr(to, '/') + 1 : to;
+	char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "";
+	if (strcmp(spid, dpid))
+		snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s", dpid, spid);
+	/* Move first, then delete what it replaces: a crash in between leaves
+	 * a duplicate name (resolved the same way everywhere), never a loss. */
+	r = patch_meta(g, src.id, json_pack("{s:s}", "name", base), extra);
+	if (r < 0)
+		return r;
+	if (exists)
+		r = delete_id(g, dst.id);
+	if (src.is_dir || exists)
+		dir_cache_move(g, from, src.is_dir ? to : NULL);
+	if (exists && dst.is_dir)
+		dir_cache_put(g, to, src.id);
+	return r;
+}
+
+static int gd_chmod(scs_backend *be, const char *path, uint32_t mode)
+{
+	struct scs_gdrive_meta m;
+	int r = resolve(GB(be), path, &m, NULL);
+	if (r < 0)
+		return r;
+	if (m.is_link)
+		return 0;
+	char pm[8];
+	snprintf(pm, sizeof pm, "%o", mode & 07777);
+	return patch_meta(GB(be), m.id, json_pack("{s:{s:s}}", "appProperties", "m", pm), NULL);
+}
+
+static int gd_chown(scs_backend *be, const char *path, uint32_t uid, uint32_t gid)
+{
+	struct scs_attr a;
+	int r = gd_stat(be, path, &a);
+	if (r < 0)
+		return r;
+	if ((uid != (uint32_t)-1 && uid != a.uid) || (gid != (uint32_t)-1 && gid != a.gid))
+		return -EPERM;   /* Drive has one owner: the signed-in account */
+	return 0;
+}
+
+static int gd_utimens(scs_backend *be, const char *path, const struct timespec ts[2])
+{
+	if (ts[1].tv_nsec == UTIME_OMIT)
+		return 0;
+	struct scs_gdrive_meta m;
+	int r = resolve(GB(be), path, &m, NULL);
+	if (r < 0)
+		return r;
+	struct timespec t = ts[1];
+	if (t.tv_nsec == UTIME_NOW)
+		clock_gettime(CLOCK_REALTIME, &t);
+	struct tm tm;
+	time_t sec = t.tv_sec;
+	gmtime_r(&sec, &tm);
+	char s[96];
+	snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000);
+	return patch_meta(GB(be), m.id, json_pack("{s:s}", "modifiedTime", s), NULL);
+}
+
+static int gd_statfs(scs_backend *be, struct statvfs *st)
+{
+	struct gd_be *g = GB(be);
+	char url[SCS_URL_MAX + 64];
+	snprintf(url, sizeof url, "%s/about?fields=storageQuota", g->ep.api);
+	json_t *j;
+	int r = get_json(g, url, &j);
+	if (r < 0)
+		return r;
+	json_t *sq = json_object_get(j, "storageQuota");
+	uint64_t limit = u64_field(sq, "limit"), usage = u64_field(sq, "usage");
+	json_decref(j);
+	if (!limit)
+		limit = 1ull << 50;    /* unlimited accounts */
+	memset(st, 0, sizeof *st);
+	st->f_bsize = st->f_frsize = 4096;
+	st->f_blocks = limit / 4096;
+	st->f_bfree = st->f_bavail = usage < limit ? (limit - usage) / 4096 : 0;
+	st->f_files = 1u << 24;
+	st->f_ffree = st->f_favail = 1u << 23;
+	st->f_namemax = 255;
+	return 0;
+}
+
+/* ---- content transfer ---- */
+
+/* GET alt=media into memory (max bytes). */
+static int download_mem(struct gd_be *g, const char *id, size_t max, uint8_t **data, size_t *len)
+{
+	char url[SCS_URL_MAX + 256];
+	snprintf(url, sizeof url, "%s/files/%s?alt=media&supportsAllDrives=true", g->ep.api, id);
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "GET", url);
+	q.max_resp = max + 1;
+	int r = gd_do(g, &q, &rs);
+	if (r < 0)
+		return r;
+	if (rs.len > max) {
+		scs_http_resp_free(&rs);
+		return -EFBIG;
+	}
+	*len = rs.len;
+	*data = rs.body ? rs.body : calloc(1, 1);
+	return *data ? 0 : -ENOMEM;
+}
+
+static char *multipart_body(const char *meta, const void *data, size_t len, size_t *out_len,
+			    char boundary[40])
+{
+	uint8_t rnd[12];
+	scs_random(rnd, sizeof rnd);
+	strcpy(boundary, "scsfs-");
+	scs_hex_encode(rnd, sizeof rnd, boundary + 6);
+	char *head, *tail;
+	if (asprintf(&head, "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n%s\r\n"
+		     "--%s\r\nContent-Type: application/octet-stream\r\n\r\n", boundary, meta,
+		     boundary) < 0)
+		return NULL;
+	if (asprintf(&tail, "\r\n--%s--\r\n", boundary) < 0) {
+		free(head);
+		return NULL;
+	}
+	size_t hl = strlen(head), tl = strlen(tail);
+	char *b = malloc(hl + len + tl);
+	if (b) {
+		memcpy(b, head, hl);
+		if (len)
+			memcpy(b + hl, data, len);
+		memcpy(b + hl + len, tail, tl);
+		*out_len = hl + len + tl;
+	}
+	free(head);
+	free(tail);
+	return b;
+}
+
+/* Multipart upload: update id's content (create: POST with meta holding
+ * the pre-generated id).  m gets the new metadata when non-NULL. */
+static int upload_multipart(struct gd_be *g, const char *id, const char *meta_json, int create,
+			    const void *data, size_t len, struct scs_gdrive_meta *m)
+{
+	char boundary[40], ctype[80];
+	size_t blen;
+	char *body = multipart_body(meta_json, data, len, &blen, boundary);
+	if (!body)
+		return -ENOMEM;
+	snprintf(ctype, sizeof ctype, "multipart/related; boundary=%s", boundary);
+	char url[SCS_URL_MAX + 256];
+	if (create)
+		snprintf(url, sizeof url, "%s/files?uploadType=multipart&supportsAllDrives=true"
+			 "&fields=" FIELDS, g->ep.upload);
+	else
+		snprintf(url, sizeof url, "%s/files/%s?uploadType=multipart&supportsAllDrives=true"
+			 "&fields=" FIELDS, g->ep.upload, id);
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, create ? "POST" : "PATCH", url);
+	q.ctype = ctype;
+	q.body = body;
+	q.body_len = blen;
+	int r = gd_do(g, &q, &rs);
+	free(body);
+	if (r == -EEXIST && create) {
+		/* Our own earlier attempt got through before its reply was lost. */
+		return m ? get_meta(g, id, m) : 0;
+	}
+	if (r < 0)
+		return r;
+	if (m && scs_gdrive_parse_file(rs.body, rs.len, m) < 0)
+		r = get_meta(g, id, m);
+	scs_http_resp_free(&rs);
+	return r;
+}
+
+/* "bytes=0-N" -> N+1; no header -> 0. */
+static uint64_t range_next(const char *range)
+{
+	const char *d = strchr(range, '-');
+	if (!range[0] || !d)
+		return 0;
+	return strtoull(d + 1, NULL, 10) + 1;
+}
+
+/* Resumable upload of size bytes of fd as id's new content. */
+static int upload_resumable(struct gd_be *g, const char *id, int fd, uint64_t size,
+			    struct scs_gdrive_meta *m)
+{
+	int failures = 0, restarts = 0;
+	char url[SCS_URL_MAX + 256];
+	snprintf(url, sizeof url, "%s/files/%s?uploadType=resumable&supportsAllDrives=true"
+		 "&fields=" FIELDS, g->ep.upload, id);
+restart:
+	if (restarts++ > 3) {
+		scs_log(SCS_LOG_ERR, "gdrive: upload of %s keeps failing; giving up for now", id);
+		return -EIO;
+	}
+	char xlen[64];
+	snprintf(xlen, sizeof xlen, "X-Upload-Content-Length: %llu", (unsigned long long)size);
+	struct gd_rq q;
+	struct scs_http_resp rs;
+	gd_rq_init(&q, "PATCH", url);
+	q.ctype = "application/json; charset=UTF-8";
+	q.extra = xlen;
+	q.body = "{}";
+	q.body_len = 2;
+	int r = gd_do(g, &q, &rs);
+	if (r < 0)
+		return r;
+	char *session = strdup(rs.location);
+	scs_http_resp_free(&rs);
+	if (!session || strncmp(session, "http", 4)) {
+		free(session);
+		scs_log(SCS_LOG_ERR, "gdrive: Drive started an upload session without a Location");
+		return -EPROTO;
+	}
+	uint64_t off = 0;
+	int query = 0;
+	for (;;) {
+		char cr[96];
+		struct gd_rq c;
+		gd_rq_init(&c, "PUT", session);
+		c.no_auth = 1;
+		c.extra = cr;
+		if (query) {
+			snprintf(cr, sizeof cr, "Content-Range: bytes */%llu", (unsigned long long)size);
+		} else {
+			uint64_t n = size - off > CHUNK ? CHUNK : size - off;
+			if (size == 0)
+				snprintf(cr, sizeof cr, "Content-Range: bytes */0");
+			else
+				snprintf(cr, sizeof cr, "Content-Range: bytes %llu-%llu/%llu",
+					 (unsigned long long)off, (unsigned long long)(off + n - 1),
+					 (unsigned long long)size);
+			c.body_fd = fd;
+			c.body_off = off;
+			c.body_len = n;
+		}
+		scs_err err = { 0 };
+		struct scs_http_req hr;
+		const char *hdrs[] = { cr, "Content-Type: application/octet-stream", NULL };
+		scs_http_req_init(&hr, "PUT", session);
+		hr.headers = hdrs;
+		hr.body_fd = c.body_fd;
+		hr.body_off = c.body_off;
+		hr.body_len = c.body_len;
+		if (query)
+			hr.body = "";
+		r = scs_http_do(&hr, &rs, &err);
+		long st = r == 0 ? rs.status : 0;
+		if (r < 0 && r != -EIO) {
+			free(session);
+			return r;
+		}
+		if (st == 200 || st == 201) {
+			if (m && scs_gdrive_parse_file(rs.body, rs.len, m) < 0)
+				r = get_meta(g, id, m);
+			else
+				r = 0;
+			scs_http_resp_free(&rs);
+			free(session);
+			return r;
+		}
+		if (st == 308) {
+			off = range_next(rs.range);
+			scs_http_resp_free(&rs);
+			query = 0;
+			if (off > size) {
+				free(session);
+				return -EPROTO;
+			}
+			continue;
+		}
+		char reason[64] = "", msg[200] = "";
+		if (r == 0)
+			scs_gdrive_error_reason(rs.body, rs.len, reason, sizeof reason, msg, sizeof msg);
+		scs_http_resp_free(&rs);
+		if (st == 404 || (st >= 400 && st < 500 && !retryable(st, reason, msg))) {
+			free(session);
+			if (st == 403 && !strcmp(reason, "storageQuotaExceeded"))
+				return status_errno("upload", st, reason, msg);
+			if (st != 404)
+				scs_log(SCS_LOG_WARN, "gdrive: upload session refused (HTTP %ld %s); "
+					"starting it again", st, reason);
+			goto restart;
+		}
+		/* Network error, 5xx, 429, rate limit: back off, ask what arrived. */
+		if (++failures > MAX_TRIES) {
+			free(session);
+			scs_log(SCS_LOG_ERR, "gdrive: upload of %s failed: %s", id,
+				r ? err.msg : "the server keeps failing");
+			return -EIO;
+		}
+		backoff_sleep(failures - 1, -1);
+		query = 1;
+	}
+}
+
+/* ---- objects ---- */
+
+static void file_free(struct gd_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->have);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+static int cache_fd(struct gd_be *g)
+{
+	int fd = open(g->cache_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	char tmpl[SCS_PATH_MAX + 16];
+	snprintf(tmpl, sizeof tmpl, "%s/obj-XXXXXX", g->cache_dir);
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(tmpl);
+	return fd;
+}
+
+/* Set up (or reuse) the cache of object m.  Called with g->lock held. */
+static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, struct gd_file **out)
+{
+	struct gd_file **pp, *f;
+	for (pp = &g->files; (f = *pp); pp = &f->next) {
+		if (strcmp(f->id, m->id))
+			continue;
+		if (f->refs == 0 && !f->dirty && f->version != m->version) {
+			*pp = f->next;    /* changed on Drive since: start afresh */
+			file_free(f);
+			break;
+		}
+		f->refs++;
+		*out = f;
+		return 0;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f)
+		return -ENOMEM;
+	f->fd = cache_fd(g);
+	if (f->fd < 0) {
+		int r = f->fd;
+		free(f);
+		scs_log(SCS_LOG_ERR, "gdrive: cannot make a cache file in %s: %s", g->cache_dir,
+			strerror(-r));
+		return r;
+	}
+	strcpy(f->id, m->id);
+	f->meta = *m;
+	f->size = f->remote_size = m->size;
+	f->version = m->version;
+	f->nblocks = (size_t)((m->size + BLK - 1) / BLK);
+	f->have = calloc(f->nblocks ? (f->nblocks + 7) / 8 : 1, 1);
+	f->have_all = m->size == 0;
+	pthread_mutex_init(&f->lock, NULL);
+	if (!f->have) {
+		file_free(f);
+		return -ENOMEM;
+	}
+	f->refs = 1;
+	f->next = g->files;
+	g->files = f;
+	*out = f;
+	return 0;
+}
+
+/* Drop closed clean entries beyond MAX_CLOSED.  g->lock held. */
+static void file_trim(struct gd_be *g)
+{
+	size_t n = 0;
+	for (struct gd_file **pp = &g->files, *f; (f = *pp);) {
+		if (f->refs == 0 && !f->dirty && ++n > MAX_CLOSED) {
+			*pp = f->next;
+			file_free(f);
+			continue;
+		}
+		pp = &f->next;
+	}
+}
+
+#define HAVE(f, b) ((f)->have[(b) / 8] & (1u << ((b) % 8)))
+
+/* Make [off, off+n) of the remote object present in the cache.  f->lock held. */
+static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n)
+{
+	if (f->have_all || off >= f->remote_size)
+		return 0;
+	if (off + n > f->remote_size)
+		n = f->remote_size - off;
+	size_t b = (size_t)(off / BLK), e = (size_t)((off + n - 1) / BLK);
+	while (b <= e) {
+		if (HAVE(f, b)) {
+			b++;
+			continue;
+		}
+		size_t b2 = b;
+		while (b2 + 1 <= e && !HAVE(f, b2 + 1) && (b2 + 1 - b + 1) * BLK <= FETCH_MAX)
+			b2++;
+		uint64_t s = (uint64_t)b * BLK, t = (uint64_t)(b2 + 1) * BLK;
+		if (t > f->remote_size)
+			t = f->remote_size;
+		char url[SCS_URL_MAX + 256], range[80];
+		snprintf(url, sizeof url, "%s/files/%s?alt=media&supportsAllDrives=true", g->ep.api, f->id);
+		snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)s,
+			 (unsigned long long)(t - 1));
+		struct gd_rq q;
+		struct scs_http_resp rs;
+		gd_rq_init(&q, "GET", url);
+		q.extra = range;
+		q.out_fd = f->fd;
+		q.out_off = s;
+		q.out_max = t - s;
+		int r = gd_do(g, &q, &rs);
+		if (r < 0) {
+			if (r == -EINVAL || r == -EFBIG)
+				scs_log(SCS_LOG_ERR, "gdrive: object %s is not the size Drive said; "
+					"it changed underneath", f->id);
+			return r == -ENOENT ? -ESTALE : (r == -EINVAL || r == -EFBIG ? -EIO : r);
+		}
+		uint64_t got = rs.written;
+		long st = rs.status;
+		scs_http_resp_free(&rs);
+		if ((st != 206 && !(st == 200 && s == 0)) || got != t - s) {
+			scs_log(SCS_LOG_ERR, "gdrive: short read of %s (HTTP %ld, %llu of %llu bytes)",
+				f->id, st, (unsigned long long)got, (unsigned long long)(t - s));
+			return -EIO;
+		}
+		for (size_t i = b; i <= b2; i++)
+			f->have[i / 8] |= (uint8_t)(1u << (i % 8));
+		b = b2 + 1;
+	}
+	return 0;
+}
+
+static int fetch_all(struct gd_be *g, struct gd_file *f)
+{
+	if (f->have_all)
+		return 0;
+	int r = fetch(g, f, 0, f->remote_size);
+	if (!r)
+		f->have_all = 1;
+	return r;
+}
+
+static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
+{
+	struct gd_be *g = GB(be);
+	*out = NULL;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	struct gd_obj *o = calloc(1, sizeof *o);
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	int r = (m && o) ? resolve(g, path, m, pid) : -ENOMEM;
+	if (r == 0 && (flags & O_CREAT) && (flags & O_EXCL))
+		r = -EEXIST;
+	else if (r == 0 && (m->is_dir || m->is_link))
+		r = m->is_dir ? -EISDIR : -ELOOP;
+	else if (r == -ENOENT && (flags & O_CREAT)) {
+		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+		char id[SCS_GDRIVE_ID_MAX + 1];
+		r = create_meta(g, pid, base, NULL, mode ? mode : 0644, 0, id);
+		if (!r)
+			r = get_meta(g, id, m);
+	}
+	if (r == 0) {
+		pthread_mutex_lock(&g->lock);
+		r = file_get(g, m, &o->f);
+		pthread_mutex_unlock(&g->lock);
+	}
+	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+		struct gd_file *f = o->f;
+		pthread_mutex_lock(&f->lock);
+		if (ftruncate(f->fd, 0) < 0) {
+			r = -errno;
+		} else {
+			f->have_all = 1;
+			f->dirty = f->size != 0 || f->dirty;
+			__atomic_store_n(&f->size, 0, __ATOMIC_RELAXED);
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	free(m);
+	if (r < 0) {
+		if (o && o->f) {
+			pthread_mutex_lock(&g->lock);
+			o->f->refs--;
+			pthread_mutex_unlock(&g->lock);
+		}
+		free(o);
+		return r;
+	}
+	o->o.be = be;
+	*out = &o->o;
+	return 0;
+}
+
+static ssize_t gd_pread(scs_obj *so, void *buf, size_t n, uint64_t off)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	struct gd_file *f = o->f;
+	pthread_mutex_lock(&f->lock);
+	ssize_t ret;
+	if (off >= f->size) {
+		ret = 0;
+		goto out;
+	}
+	if (n > f->size - off)
+		n = (size_t)(f->size - off);
+	int r = fetch(GB(so->be), f, off, n);
+	if (r < 0) {
+		ret = r;
+		goto out;
+	}
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (k == 0) {
+			memset((char *)buf + done, 0, n - done);   /* sparse tail after a truncate-up */
+			done = n;
+			break;
+		}
+		done += (size_t)k;
+	}
+	ret = (ssize_t)done;
+out:
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+static ssize_t gd_pwrite(scs_obj *so, const void *buf, size_t n, uint64_t off)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	struct gd_file *f = o->f;
+	pthread_mutex_lock(&f->lock);
+	ssize_t ret;
+	int r = fetch_all(GB(so->be), f);
+	if (r < 0) {
+		ret = r;
+		goto out;
+	}
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			ret = k < 0 ? -errno : -EIO;
+			goto out;
+		}
+		done += (size_t)k;
+	}
+	f->dirty = 1;
+	if (off + n > f->size)
+		__atomic_store_n(&f->size, off + n, __ATOMIC_RELAXED);
+	ret = (ssize_t)n;
+out:
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+static int gd_ftruncate(scs_obj *so, uint64_t size)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	struct gd_file *f = o->f;
+	pthread_mutex_lock(&f->lock);
+	int r = fetch_all(GB(so->be), f);
+	if (!r && ftruncate(f->fd, (off_t)size) < 0)
+		r = -errno;
+	if (!r) {
+		if (size != f->size)
+			f->dirty = 1;
+		__atomic_store_n(&f->size, size, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+/* Upload f if dirty.  f->lock held. */
+static int flush_locked(struct gd_be *g, struct gd_file *f)
+{
+	if (!f->dirty)
+		return 0;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	int r;
+	uint64_t size = f->size;
+	if (ftruncate(f->fd, (off_t)size) < 0) {   /* the file is exactly the object */
+		free(m);
+		return -errno;
+	}
+	if (size <= MULTIPART_MAX) {
+		uint8_t *data = malloc(size ? size : 1);
+		r = data ? 0 : -ENOMEM;
+		size_t done = 0;
+		while (!r && done < size) {
+			ssize_t k = pread(f->fd, data + done, size - done, (off_t)done);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0)
+				r = k < 0 ? -errno : -EIO;
+			else
+				done += (size_t)k;
+		}
+		if (!r)
+			r = upload_multipart(g, f->id, "{}", 0, data, size, m);
+		free(data);
+	} else {
+		r = upload_resumable(g, f->id, f->fd, size, m);
+	}
+	if (r == -ENOENT) {
+		/* Deleted on Drive (unlinked while open): nothing to keep. */
+		f->dirty = 0;
+		r = 0;
+	} else if (r == 0) {
+		f->dirty = 0;
+		f->remote_size = size;
+		f->version = m->version;
+		f->meta = *m;
+		f->have_all = 1;
+		free(f->have);
+		f->nblocks = 0;
+		f->have = calloc(1, 1);
+		if (!f->have)
+			r = -ENOMEM;
+	}
+	free(m);
+	return r;
+}
+
+static int gd_fsync(scs_obj *so, int datasync)
+{
+	(void)datasync;
+	struct gd_obj *o = (struct gd_obj *)so;
+	pthread_mutex_lock(&o->f->lock);
+	int r = flush_locked(GB(so->be), o->f);
+	pthread_mutex_unlock(&o->f->lock);
+	return r;
+}
+
+static int gd_fstat(scs_obj *so, struct scs_attr *a)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	pthread_mutex_lock(&o->f->lock);
+	struct scs_gdrive_meta m = o->f->meta;
+	uint64_t size = o->f->size;
+	pthread_mutex_unlock(&o->f->lock);
+	to_attr(GB(so->be), &m, a);
+	a->size = size;
+	a->blocks = (size + 511) / 512;
+	return 0;
+}
+
+static int gd_obj_close(scs_obj *so)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	struct gd_be *g = GB(so->be);
+	struct gd_file *f = o->f;
+	pthread_mutex_lock(&f->lock);
+	int r = flush_locked(g, f);
+	if (r < 0) {
+		/* No write-back queue yet: the change is lost; say so. */
+		scs_log(SCS_LOG_ERR, "gdrive: could not upload %s at close (%s); the last "
+			"changes to it are lost", f->id, strerror(-r));
+		f->dirty = 0;
+		f->have_all = 0;
+		f->version = 0;   /* never reuse this cache */
+	}
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&g->lock);
+	f->refs--;
+	file_trim(g);
+	pthread_mutex_unlock(&g->lock);
+	free(o);
+	return r;
+}
+
+/* ---- whole small objects ---- */
+
+static int gd_read_file(scs_backend *be, const char *path, size_t max, uint8_t **data, size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	int r = resolve(GB(be), path, m, NULL);
+	if (!r && m->is_dir)
+		r = -EISDIR;
+	if (!r && m->size > max)
+		r = -EFBIG;
+	if (!r)
+		r = download_mem(GB(be), m->id, max, data, len);
+	free(m);
+	return r;
+}
+
+/* Create name under pid with content, exclusively as far as Drive allows:
+ * after creating, the smallest id among equal names wins; a loser deletes
+ * its copy and reports EEXIST. */
+static int create_object(struct gd_be *g, const char *pid, const char *name, const void *data,
+			 size_t len, int link, int exclusive)
+{
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	int r = next_id(g, id);
+	if (r < 0)
+		return r;
+	json_t *ap = json_pack("{s:s}", "m", link ? "777" : "644");
+	if (link)
+		json_object_set_new(ap, LINK_KEY, json_string("1"));
+	json_t *j = json_pack("{s:s, s:s, s:[s], s:o}", "id", id, "name", name, "parents", pid,
+			      "appProperties", ap);
+	char *meta = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!meta)
+		return -ENOMEM;
+	r = upload_multipart(g, id, meta, 1, data, len, NULL);
+	free(meta);
+	if (r < 0 || !exclusive)
+		return r;
+	struct scs_gdrive_meta w;
+	r = lookup(g, pid, name, &w);
+	if (r == 0 && strcmp(w.id, id)) {
+		delete_id(g, id);
+		return -EEXIST;
+	}
+	return r == -ENOENT ? 0 : r;   /* not yet visible in listings: ours stands */
+}
+
+static int put_object(scs_backend *be, const char *path, const void *data, size_t len,
+		      int exclusive, int link)
+{
+	struct gd_be *g = GB(be);
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	if (!m)
+		return -ENOMEM;
+	int r = resolve(g, path, m, pid);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	if (r == 0) {
+		if (exclusive || link)
+			r = -EEXIST;
+		else if (m->is_dir)
+			r = -EISDIR;
+		else   /* a content upload replaces the whole object atomically */
+			r = upload_multipart(g, m->id, "{}", 0, data, len, NULL);
+	} else if (r == -ENOENT) {
+		r = create_object(g, pid, base, data, len, link, exclusive || link);
+	}
+	free(m);
+	return r;
+}
+
+static int gd_write_file(scs_backend *be, const char *path, const void *data, size_t len)
+{
+	return put_object(be, path, data, len, 0, 0);
+}
+
+static int gd_create_file(scs_backend *be, const char *path, const void *data, size_t len)
+{
+	return put_object(be, path, data, len, 1, 0);
+}
+
+/* Drive has no symlinks: a small object marked appProperties scsfs_link=1
+ * whose content is the (already encrypted) target. */
+static int gd_symlink(scs_backend *be, const char *target, const char *path)
+{
+	return put_object(be, path, target, strlen(target), 1, 1);
+}
+
+static int gd_readlink(scs_backend *be, const char *path, char *buf, size_t size)
+{
+	if (size < 2)
+		return -EINVAL;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	int r = resolve(GB(be), path, m, NULL);
+	if (!r && !m->is_link)
+		r = -EINVAL;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (!r)
+		r = download_mem(GB(be), m->id, size - 1, &data, &len);
+	free(m);
+	if (r == -EFBIG)
+		return -ENAMETOOLONG;
+	if (r < 0)
+		return r;
+	if (memchr(data, 0, len)) {
+		free(data);
+		return -EIO;
+	}
+	memcpy(buf, data, len);
+	buf[len] = '\0';
+	free(data);
+	return (int)len;
+}
+
+static void gd_close(scs_backend *be)
+{
+	struct gd_be *g = GB(be);
+	while (g->files) {
+		struct gd_file *f = g->files;
+		g->files = f->next;
+		if (f->dirty) {
+			pthread_mutex_lock(&f->lock);
+			flush_locked(g, f);
+			pthread_mutex_unlock(&f->lock);
+		}
+		file_free(f);
+	}
+	for (size_t i = 0; i < g->ndirs; i++)
+		free(g->dirs[i].path);
+	free(g->dirs);
+	free(g->ids);
+	scs_oauth_close(g->oauth);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+static const struct scs_backend_ops gdrive_ops = {
+	.scheme = "gdrive",
+	.close = gd_close,
+	.stat = gd_stat,
+	.list = gd_list,
+	.mkdir = gd_mkdir,
+	.rmdir = gd_rmdir,
+	.unlink = gd_unlink,
+	.rename = gd_rename,
+	.symlink = gd_symlink,
+	.readlink = gd_readlink,
+	.link = NULL,               /* no hard links on Drive: ENOTSUP */
+	.chmod = gd_chmod,
+	.chown = gd_chown,
+	.utimens = gd_utimens,
+	.statfs = gd_statfs,
+	.open = gd_open,
+	.pread = gd_pread,
+	.pwrite = gd_pwrite,
+	.ftruncate = gd_ftruncate,
+	.fallocate = NULL,
+	.fsync = gd_fsync,
+	.fstat = gd_fstat,
+	.obj_close = gd_obj_close,
+	.read_file = gd_read_file,
+	.write_file = gd_write_file,
+	.create_file = gd_create_file,
+};
+
+static int gdrive_open(const char *spec, const char *remote, scs_backend **out, scs_err *err,
+		       int create)
+{
+	*out = NULL;
+	struct gd_be *g = calloc(1, sizeof *g);
+	if (!g)
+		return scs_err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&g->lock, NULL);
+	g->be.ops = &gdrive_ops;
+	g->ids = calloc(50, sizeof *g->ids);
+	g->be.remote = strdup(remote);
+	int r = (g->ids && g->be.remote) ? 0 : scs_err_set(err, -ENOMEM, "out of memory");
+	if (!r)
+		r = scs_oauth_open(&g->oauth, err);
+	if (r < 0)
+		goto fail;
+	scs_gdrive_endpoints(&g->ep);
+
+	/* The cache directory of this remote. */
+	uint8_t h[SCS_SHA256_LEN];
+	char hex[33], sub[64];
+	scs_sha256(remote, strlen(remote), h);
+	scs_hex_encode(h, 16, hex);
+	snprintf(sub, sizeof sub, "%s", hex);
+	r = scs_xdg_path(SCS_XDG_CACHE, sub, g->cache_dir, sizeof g->cache_dir);
+	if (r == 0)
+		r = scs_mkdir_p(g->cache_dir, 0700);
+	if (r < 0) {
+		r = scs_err_set(err, r, "cannot create the cache directory %s: %s", g->cache_dir,
+				strerror(-r));
+		goto fail;
+	}
+
+	if (!strncmp(spec, "id=", 3)) {
+		if (!id_ok(spec + 3)) {
+			r = scs_err_set(err, -EINVAL, "%s: not a Drive folder id; copy the id from the "
+					"folder's address in Drive", remote);
+			goto fail;
+		}
+		struct scs_gdrive_meta m;
+		r = get_meta(g, spec + 3, &m);
+		if (r == 0 && !m.is_dir)
+			r = -ENOTDIR;
+		if (r < 0)
+			goto open_fail;
+		strcpy(g->root_id, m.id);
+	} else {
+		if (spec[0] != '/') {
+			r = scs_err_set(err, -EINVAL, "%s: use gdrive:/path/in/drive or "
+					"gdrive:id=FOLDER_ID", remote);
+			goto fail;
+		}
+		strcpy(g->root_id, "root");
+		struct scs_gdrive_meta m;
+		r = get_meta(g, "root", &m);
+		if (r < 0)
+			goto open_fail;
+		strcpy(g->root_id, m.id);
+		/* Walk the path from My Drive's root. */
+		const char *p = spec;
+		while (*p) {
+			while (*p == '/')
+				p++;
+			const char *e = strchr(p, '/');
+			size_t n = e ? (size_t)(e - p) : strlen(p);
+			if (!n)
+				break;
+			char name[SCS_GDRIVE_NAME_MAX + 1];
+			if (n > SCS_GDRIVE_NAME_MAX) {
+				r = scs_err_set(err, -ENAMETOOLONG, "%s: a folder name is too long", remote);
+				goto fail;
+			}
+			memcpy(name, p, n);
+			name[n] = '\0';
+			r = lookup(g, g->root_id, name, &m);
+			if (r == -ENOENT && create) {
+				char nid[SCS_GDRIVE_ID_MAX + 1];
+				r = create_meta(g, g->root_id, name, FOLDER_MIME, 0755, 0, nid);
+				if (r == 0)
+					r = get_meta(g, nid, &m);
+			}
+			if (r == 0 && !m.is_dir)
+				r = -ENOTDIR;
+			if (r < 0)
+				goto open_fail;
+			strcpy(g->root_id, m.id);
+			p += n;
+		}
+	}
+	*out = &g->be;
+	return 0;
+open_fail:
+	if (r == -ENOENT)
+		r = scs_err_set(err, -ENOENT, "folder %s does not exist in Google Drive; check the "
+				"path (scsctl init creates it)", remote);
+	else if (r == -ENOTDIR)
+		r = scs_err_set(err, -ENOTDIR, "%s is not a folder in Google Drive", remote);
+	else if (r == -EACCES)
+		r = scs_err_set(err, -EACCES, "Google Drive refused access to %s; sign in again "
+				"with `scsctl auth gdrive`", remote);
+	else
+		r = scs_err_set(err, r, "cannot reach Google Drive for %s (%s); check the "
+				"network and try again", remote, strerror(-r));
+fail:
+	free(g->be.remote);
+	g->be.remote = NULL;
+	gd_close(&g->be);
+	return r;
+}
+
+int scs_backend_gdrive_open(const char *spec, const char *remote, scs_backend **out, scs_err *err)
+{
+	return gdrive_open(spec, remote, out, err, 0);
+}
+
+int scs_gdrive_mkpath(const char *remote, scs_err *err)
+{
+	scs_backend *be;
+	if (strncmp(remote, "gdrive:", 7) || remote[7] != '/')
+		return scs_err_set(err, -EINVAL, "%s: only gdrive:/path folders can be created", remote);
+	int r = gdrive_open(remote + 7, remote, &be, err, 1);
+	if (r == 0)
+		scs_backend_close(be);
+	return r;
+}
