@@ -186,6 +186,17 @@ struct item {
 	int type;
 	int content_old, name_old;
 	int busy;
+	uint64_t old_ino;            /* hard-linked file re-encrypted: its old inode */
+};
+
+/* Hard links: the new object of an inode with several names, so the other
+ * names are linked to it instead of getting copies of their own.  The entry
+ * goes when its last other name is done (the old inode, still linked until
+ * then, cannot have its number reused before). */
+struct hlink {
+	uint64_t old_ino;
+	char *rpath;
+	uint32_t left;
 };
 
 struct pass {
@@ -203,7 +214,44 @@ struct pass {
 	void *arg;
 	long stop_after;             /* test hook, -1 off */
 	unsigned pause;              /* test hook, seconds */
+	struct hlink *hl;
+	size_t nhl, caphl;
 };
+
+static struct hlink *hlink_find(struct pass *ps, uint64_t ino)
+{
+	for (size_t i = 0; i < ps->nhl; i++)
+		if (ps->hl[i].old_ino == ino)
+			return &ps->hl[i];
+	return NULL;
+}
+
+static void hlink_add(struct pass *ps, uint64_t ino, const char *rpath, uint32_t left)
+{
+	char *p = strdup(rpath);
+	if (ps->nhl == ps->caphl) {
+		size_t cap = ps->caphl ? 2 * ps->caphl : 16;
+		struct hlink *v = realloc(ps->hl, cap * sizeof *v);
+		if (v) {
+			ps->hl = v;
+			ps->caphl = cap;
+		}
+	}
+	if (!p || ps->nhl == ps->caphl) {
+		free(p);             /* the other names just get copies */
+		return;
+	}
+	ps->hl[ps->nhl++] = (struct hlink){ ino, p, left };
+}
+
+/* One more name of h is linked: forget h after the last. */
+static void hlink_done(struct pass *ps, struct hlink *h)
+{
+	if (--h->left)
+		return;
+	free(h->rpath);
+	*h = ps->hl[--ps->nhl];
+}
 
 static void items_free(struct pass *ps)
 {
@@ -318,7 +366,13 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 		return 0;                /* a member rewrote it in the new epoch */
 	if ((r = tmp_name(it->rpath, tmp, sizeof tmp)) < 0)
 		return scs_err_set(err, r, "%s: name too long for a temporary copy", it->path);
-	r = scs_file_rewrite(ps->be, it->rpath, tmp, a0.mode & 07777, ps->k, it->path, err);
+	/* Another name of this inode was done already: link to its new object. */
+	struct hlink *h = hlink_find(ps, a0.ino);
+	r = h ? scs_be_link(ps->be, h->rpath, tmp) : -ENOENT;
+	if (r < 0)
+		h = NULL;
+	if (r < 0)
+		r = scs_file_rewrite(ps->be, it->rpath, tmp, a0.mode & 07777, ps->k, it->path, err);
 	if (r == -EBADMSG && (scs_be_stat(ps->be, it->rpath, &a1) < 0 || !same_object(&a0, &a1))) {
 		scs_err_clear(err);
 		return 1;                /* written to while we read it: try again later */
@@ -348,6 +402,12 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 	}
 	ps->res->files++;
 	ps->res->bytes += a0.size;
+	if (h) {
+		hlink_done(ps, h);
+	} else if (a0.nlink > 1) {
+		it->old_ino = a0.ino;
+		hlink_add(ps, a0.ino, it->rpath, a0.nlink - 1);
+	}
 	return 0;
 }
 
@@ -427,6 +487,19 @@ static int move_name(struct pass *ps, struct item *it, scs_err *err)
 		return scs_err_set(err, r, "%s: cannot rename: %s", it->path, strerror(-r));
 	}
 	scs_dir_drop_name(ps->d, it->rpath);
+	char *np = strdup(dst);
+	if (np) {
+		free(it->rpath);
+		it->rpath = np;
+		struct hlink *h = it->old_ino ? hlink_find(ps, it->old_ino) : NULL;
+		if (h) {
+			char *q = strdup(np);
+			if (q) {
+				free(h->rpath);
+				h->rpath = q;
+			}
+		}
+	}
 	if (it->type == T_DIR)
 		ps->res->dirs++;
 	else
@@ -549,6 +622,9 @@ int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SC
 	}
 out:
 	items_free(&ps);
+	for (size_t i = 0; i < ps.nhl; i++)
+		free(ps.hl[i].rpath);
+	free(ps.hl);
 	scs_dir_free(ps.d);
 	return r;
 }

@@ -89,7 +89,8 @@ def tree(root):
 
 
 def fill(v):
-    """A small tree with every kind of entry; distinctive sizes."""
+    """A small tree with every kind of entry (6 file names, one a hard link
+    of another, 2 symlinks, 3 directories); distinctive sizes."""
     files = {
         "a.txt": marker() + b"a" * 1000,
         "empty": b"",
@@ -103,6 +104,7 @@ def fill(v):
         p.write_bytes(data)
     os.symlink("docs/report.odt", v.path("link-to-report"))
     os.symlink("../../a.txt", v.path("docs/deep/up"))
+    os.link(v.path("docs/deep/er/note.md"), v.path("docs/note-hardlink.md"))
     os.chmod(v.path("a.txt"), 0o640)
     os.utime(v.path("a.txt"), (1_600_000_000, 1_600_000_000))
     return files
@@ -154,20 +156,24 @@ def test_rekey_moves_everything_and_retires_epoch_1(group):
     names_before = stored_names(group.cloud)
     st = rekey_status(alice)
     assert st["epoch"] == "2" and st["retired"] == "none"
-    assert st["in older epochs"].startswith("5 files"), st
-    assert st["re-key"].startswith("5 files"), st
-    assert status(alice)["re-key"].startswith("5 files")
+    assert st["in older epochs"].startswith("6 files"), st
+    assert st["re-key"].startswith("6 files"), st
+    assert status(alice)["re-key"].startswith("6 files")
     r = rekey(alice, "wait", "--timeout", "1", check=False)
-    assert r.returncode == 1 and "timed out: 5 files" in r.stderr
+    assert r.returncode == 1 and "timed out: 6 files" in r.stderr
 
     r = rekey(alice, "run")
-    assert "re-encrypted 5 files" in r.stdout
+    assert "re-encrypted 6 files" in r.stdout
     assert "2 symbolic links" in r.stdout
     assert "epochs below 2 are retired" in r.stdout
     assert r.stdout.rstrip().endswith("re-key: done")
     # The server's view: everything in epoch 2, every name re-encrypted.
     eps = epochs(group.cloud)
-    assert len(eps) == 7 and set(eps.values()) == {2}, eps
+    assert len(eps) == 8 and set(eps.values()) == {2}, eps
+    # The hard link is still one object with two names.
+    size = 256 + 28 * 2 + len(before["docs/deep/er/note.md"])
+    linked = [p.stat() for p, k in backing(group.cloud) if k == "file" and p.stat().st_size == size]
+    assert len(linked) == 2 and linked[0].st_ino == linked[1].st_ino and linked[0].st_nlink == 2
     after = stored_names(group.cloud)
     assert len(after) == len(names_before)
     assert not (after & names_before), "names still encrypted under epoch 1"
@@ -210,7 +216,7 @@ def test_rekey_is_admin_only(group):
     refused(r, None, "only an admin")
     assert set(epochs(group.cloud).values()) == {1}
     # status needs no keys at all and works for members.
-    assert rekey_status(carol)["re-key"].startswith("5 files")
+    assert rekey_status(carol)["re-key"].startswith("6 files")
 
 
 @pytest.mark.parametrize("stop_after", [0, 3])
@@ -218,7 +224,7 @@ def test_rekey_crash_and_resume(group, stop_after):
     alice = group.users["alice"]
     va = group.vaults["alice"]
     before, _ = setup_removed(group, n_extra=6)
-    n_files = 5 + 6
+    n_files = 6 + 6
     r = alice.run([SCSCTL, "rekey", "run"], env={"SCSFS_REKEY_STOP_AFTER": str(stop_after)})
     assert r.returncode == 9, r.stderr
     # Killed right before replacing a file: its new copy is a stale temporary,
