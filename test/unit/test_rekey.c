@@ -280,6 +280,7 @@ int main(void)
 	CHECK_EQ(scs_rekey_run(be, kc, root, stop_after_2, &calls, &res, &err), -EINTR);
 	CHECK(calls >= 2);
 	CHECK_EQ(res.files, 2);
+	uint64_t links1 = res.links;           /* the walk order decides */
 	CHECK_EQ(scs_rekey_scan(be, 2, 0, &sc, &err), 0);
 	CHECK_EQ(sc.old_files, NFILES - 2);
 	CHECK_EQ(sc.temps, 0);                  /* the stale one went first */
@@ -291,7 +292,7 @@ int main(void)
 	/* Run again: converges. */
 	CHECK_EQ(scs_rekey_run(be, kc, root, NULL, NULL, &res, &err), 0);
 	CHECK_EQ(res.files, NFILES - 2);
-	CHECK_EQ(res.links, 2);
+	CHECK_EQ(links1 + res.links, 2);
 	CHECK_EQ(res.dirs, 1);
 	CHECK_EQ(res.left, 0);
 	CHECK_EQ(scs_rekey_scan(be, 2, 0, &sc, &err), 0);
