@@ -70,6 +70,8 @@ struct gd_be {
 	char (*ids)[SCS_GDRIVE_ID_MAX + 1];
 	size_t nids;
 	struct gd_file *files;
+	int opening;                   /* in scs_backend_gdrive_open: no log lines */
+	int auth_logged;
 };
 
 struct gd_obj {
@@ -359,7 +361,9 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 					backoff_sleep(attempt, -1);
 					continue;
 				}
-				scs_log(SCS_LOG_ERR, "gdrive: %s", err.msg);
+				/* Once per mount: the opener reports its own failure. */
+				if (!g->opening && !__atomic_exchange_n(&g->auth_logged, 1, __ATOMIC_RELAXED))
+					scs_log(SCS_LOG_ERR, "gdrive: %s", err.msg);
 				return r;
 			}
 			hdrs[nh++] = auth;
@@ -1871,6 +1875,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_init(&g->lock, NULL);
 	g->be.ops = &gdrive_ops;
+	g->opening = 1;
 	g->ids = calloc(50, sizeof *g->ids);
 	g->be.remote = strdup(remote);
 	int r = (g->ids && g->be.remote) ? 0 : scs_err_set(err, -ENOMEM, "out of memory");
@@ -1951,6 +1956,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 			p += n;
 		}
 	}
+	g->opening = 0;
 	*out = &g->be;
 	return 0;
 open_fail:

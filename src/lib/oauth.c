@@ -6,7 +6,6 @@
 #include "scs/config.h"
 #include "scs/crypto.h"
 #include "scs/http.h"
-#include "scs/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -565,12 +564,8 @@ static int refresh_locked(struct scs_oauth *o, scs_err *err)
 	free_form(f);
 	if (r < 0)
 		return r;
-	if (t.error[0]) {
-		r = grant_error(t.error, err);
-		scs_log(SCS_LOG_ERR, "gdrive: %s", err ? err->msg : "sign-in refused; sign in again "
-			"with `scsctl auth gdrive`");
-		return r;
-	}
+	if (t.error[0])
+		return grant_error(t.error, err);
 	if (strlen(t.access_token) >= sizeof o->access) {
 		scs_oauth_token_free(&t);
 		return scs_err_set(err, -EPROTO, "the access token from Google is too long");

@@ -1,0 +1,375 @@
+"""The gdrive: back end through the real programs against the Drive v3
+emulator on loopback (test/gdrive_emulator.py): sign-in (device flow and
+loopback redirect with PKCE), init, mount, file operations, a second
+machine with an empty cache, ciphertext only on "Drive", backoff on
+injected 429/503 bursts, a token expiring mid-session, ranged reads, and a
+revoked sign-in."""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from scsmount import SCSCTL, User, Vault, fusermount_u, is_mounted, make_user, one_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emulator"))
+from emulator_util import Emulator  # noqa: E402
+
+REMOTE = "gdrive:/Team Secure"
+CLIENT_ID = "scsfs-test.apps.googleusercontent.com"
+CLIENT_SECRET = "test-client-secret-9d1c"
+BLK = 256 << 10
+
+
+class GUser(User):
+    """A user whose Drive endpoints are the emulator."""
+    endpoint = None
+
+    def env(self, passfile=True, **extra):
+        e = super().env(passfile=passfile, **extra)
+        e["SCSFS_GDRIVE_ENDPOINT"] = self.endpoint
+        return e
+
+
+class GVault(Vault):
+    @property
+    def remote(self):
+        return REMOTE
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    root = tmp_path_factory.mktemp("drive")
+    e = Emulator.start(root, python="/usr/bin/python3")
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def gu(emu, tmp_path_factory, fuse, programs):
+    """alice, signed in to the emulator with the device flow, with a group
+    in gdrive:/Team Secure."""
+    home = tmp_path_factory.mktemp("galice") / "alice"
+    base = make_user(home, "alice")
+    u = GUser(base.home, "alice")
+    u.endpoint = emu.base
+    r = u.ctl("auth", "gdrive", "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+              "--device", timeout=120)
+    m = re.search(r"open (\S+) on any device and enter the code: (\S+)", r.stdout)
+    assert m, r.stdout
+    u.ctl("init", REMOTE)
+    return u
+
+
+def cred_file(u):
+    return u.config_dir / "gdrive.json"
+
+
+@pytest.fixture
+def gv(gu, tmp_path):
+    v = GVault(gu, tmp_path / "unused-cloud", tmp_path / "mnt")
+    yield v
+    v.cleanup()
+
+
+def media_gets(log):
+    return [r for r in log if r["method"] == "GET" and "alt=media" in r["query"]]
+
+
+# ---------------------------------------------------------------- sign-in
+
+def test_device_sign_in_stores_refresh_token_0600(gu, emu):
+    p = cred_file(gu)
+    st = os.stat(p)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    d = json.loads(p.read_text())
+    assert d["client_id"] == CLIENT_ID and d["client_secret"] == CLIENT_SECRET
+    assert d["refresh_token"]
+    # The device flow polled: pending, slow_down, then the tokens.
+    errs = [r["status"] for r in emu.log() if r["path"] == "/token"]
+    assert 428 in errs and 403 in errs
+
+
+def start_loopback_auth(u, *args, env=None):
+    """Start `scsctl auth gdrive` (loopback flow); return (process, address printed)."""
+    p = subprocess.Popen([str(SCSCTL), "auth", "gdrive", "--client-id", CLIENT_ID, *args],
+                         env=u.env(**(env or {})), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for _ in range(5):
+        line = p.stdout.readline()
+        if line.startswith("http"):
+            return p, line.strip()
+    p.kill()
+    p.wait()
+    pytest.fail("no address printed: " + p.stderr.read())
+
+
+def test_loopback_sign_in_with_pkce(gu, emu, tmp_path):
+    u = GUser(tmp_path / "bob", "bob")
+    u.endpoint = emu.base
+    secret = tmp_path / "secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    p, url = start_loopback_auth(u, env={"SCSFS_GDRIVE_CLIENT_SECRET_FILE": secret})
+    try:
+        assert "code_challenge_method=S256" in url and "state=" in url
+        assert "redirect_uri=http%3A%2F%2F127.0.0.1%3A" in url
+        # The emulator consents at once and redirects to our listener.
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert b"signed in" in r.read()
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    d = json.loads(cred_file(u).read_text())
+    assert d["refresh_token"] and d["client_secret"] == CLIENT_SECRET
+    assert d["refresh_token"] not in out + err
+    ex = [r for r in emu.log() if r["path"] == "/token" and r["method"] == "POST"]
+    assert ex[-1]["status"] == 200
+
+
+def test_loopback_refuses_a_wrong_state(gu, emu, tmp_path):
+    u = GUser(tmp_path / "carol", "carol")
+    u.endpoint = emu.base
+    p, url = start_loopback_auth(u, "--client-secret", CLIENT_SECRET)
+    try:
+        forged = re.sub(r"state=[^&]+", "state=forged", url)
+        try:
+            urllib.request.urlopen(forged, timeout=30).read()
+            pytest.fail("a redirect with a foreign state was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400
+        assert p.poll() is None, "gave up on a forged redirect instead of waiting"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            r.read()
+        p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0
+    assert cred_file(u).exists()
+
+
+def test_auth_without_client_is_one_line(gu, tmp_path):
+    u = GUser(tmp_path / "dave", "dave")
+    u.endpoint = gu.endpoint
+    r = u.run([SCSCTL, "auth", "gdrive", "--device"])
+    assert r.returncode != 0
+    assert "client-id" in one_line(r.stderr)
+
+
+# ---------------------------------------------------------------- the mount
+
+def write(p, data):
+    with open(p, "wb") as f:
+        f.write(data)
+
+
+def test_mount_operations_and_second_machine(gv, gu, emu, tmp_path):
+    v = gv.mount()
+    m = v.mnt
+    big = os.urandom(9 * 1024 * 1024 + 12345)
+    write(m / "notes.txt", b"first words of a secret plan\n")
+    (m / "Projects").mkdir()
+    (m / "Projects" / "deep").mkdir()
+    write(m / "Projects" / "deep" / "report.odt", b"quarterly secret numbers " * 100)
+    write(m / "big.bin", big)
+    with open(m / "notes.txt", "r+b") as f:
+        f.seek(6)
+        f.write(b"WORDS")
+    os.rename(m / "notes.txt", m / "Projects" / "notes-renamed.txt")
+    write(m / "gone.txt", b"to be removed")
+    os.unlink(m / "gone.txt")
+    write(m / "trunc.txt", b"0123456789" * 1000)
+    os.truncate(m / "trunc.txt", 15)
+    # editors: write beside, rename over
+    write(m / "doc.txt", b"old version")
+    write(m / "doc.txt.swp", b"new version")
+    os.rename(m / "doc.txt.swp", m / "doc.txt")
+    os.symlink("Projects/notes-renamed.txt", m / "link")
+    (m / "emptydir").mkdir()
+    os.rmdir(m / "emptydir")
+
+    def check(root):
+        assert sorted(os.listdir(root)) == ["Projects", "big.bin", "doc.txt", "link", "trunc.txt"]
+        assert (root / "Projects" / "notes-renamed.txt").read_bytes() == \
+            b"first WORDS of a secret plan\n"
+        assert (root / "Projects" / "deep" / "report.odt").read_bytes() == \
+            b"quarterly secret numbers " * 100
+        assert (root / "big.bin").read_bytes() == big
+        assert (root / "trunc.txt").read_bytes() == b"012345678901234"
+        assert (root / "doc.txt").read_bytes() == b"new version"
+        assert os.readlink(root / "link") == "Projects/notes-renamed.txt"
+
+    check(m)
+    v.unmount()
+    # The 9 MiB object went up resumable, in 8 MiB chunks.
+    puts = [r for r in emu.log() if r["method"] in ("PUT", "POST") and r["path"].startswith("/upload")
+            and "upload_id" in r["query"]]
+    assert any(r["status"] == 308 for r in puts), puts
+
+    # A second machine: the same identity, an empty cache.
+    shutil.copytree(gu.home, tmp_path / "alice2", ignore=shutil.ignore_patterns(".cache"))
+    other = GUser(tmp_path / "alice2", "alice")
+    other.endpoint = gu.endpoint
+    assert not any((other.home / ".cache").iterdir())
+    v2 = GVault(other, tmp_path / "unused2", tmp_path / "mnt2")
+    try:
+        v2.mount()
+        check(v2.mnt)
+    finally:
+        v2.cleanup()
+
+    # Drive holds ciphertext only: no plaintext name or content anywhere.
+    state = emu.state()
+    names = {f["name"] for f in state["files"].values()} if isinstance(state["files"], dict) \
+        else {f["name"] for f in state["files"]}
+    for plain in ("notes-renamed.txt", "Projects", "deep", "report.odt", "big.bin", "doc.txt",
+                  "trunc.txt", "link"):
+        assert plain not in names
+    for blob in (Path(emu.root) / "blobs").iterdir():
+        data = blob.read_bytes()
+        assert b"secret plan" not in data and b"quarterly secret" not in data
+        assert big[:4096] not in data and b"notes-renamed" not in data
+        assert b"new version" not in data
+
+
+def test_backoff_on_429_and_503_bursts(gv, emu):
+    v = gv.mount()
+    m = v.mnt
+    write(m / "before.txt", b"x")
+    emu.clear_log()
+    t0 = time.time()
+    emu.control(actions=[
+        {"action": "fault", "status": 429, "count": 2, "path": "/drive/v3/files"},
+        {"action": "fault", "status": 503, "count": 2, "path": "/drive/v3/files"},
+    ])
+    write(m / "during.txt", b"written through a burst of errors")
+    (m / "dir-in-burst").mkdir()
+    assert (m / "during.txt").read_bytes() == b"written through a burst of errors"
+    v.unmount()
+    log = emu.log()
+    faulted = [r for r in log if r.get("fault")]
+    assert len(faulted) == 4, faulted
+    # Each failure is followed by a retry of the same request (same method,
+    # path and query), spaced out: >= 1 s after its first failure, >= 2 s
+    # after its second (2^n s plus up to 1 s of jitter).  The mount may run
+    # several requests at once, so chains are followed per request.
+    times = [r["time"] for r in log if r["time"] >= faulted[0]["time"]]
+    key = lambda r: (r["method"], r["path"], r["query"])
+    seen = {}
+    for f in faulted:
+        n = seen.get(key(f), 0)
+        seen[key(f)] = n + 1
+        nxt = [r for r in log if r["time"] > f["time"] and key(r) == key(f)]
+        assert nxt, f"no retry after {f}"
+        gap = nxt[0]["time"] - f["time"]
+        assert 2 ** n * 0.95 <= gap < 2 ** n + 1.5, (n, gap, f)
+    assert max(seen.values()) >= 2, "no request was retried twice"
+    assert len(times) > 4 and time.time() - t0 < 120
+    v.mount()
+    assert (m / "during.txt").read_bytes() == b"written through a burst of errors"
+    assert (m / "dir-in-burst").is_dir()
+    v.unmount()
+
+
+def test_retry_after_is_honoured(gv, emu):
+    v = gv.mount()
+    emu.clear_log()
+    emu.control(action="fault", status=429, count=1, retry_after=3, path="/drive/v3/files")
+    write(v.mnt / "ra.txt", b"after a pause")
+    v.unmount()
+    log = emu.log()
+    f = [r for r in log if r.get("fault")]
+    assert len(f) == 1
+    nxt = [r for r in log if r["time"] > f[0]["time"] and r["path"] == f[0]["path"]]
+    assert nxt[0]["time"] - f[0]["time"] >= 2.9
+
+
+def test_storage_quota_is_enospc_not_retried(gv, emu):
+    v = gv.mount(foreground=True)
+    try:
+        st = emu.state()
+        emu.control(action="set", quota_limit=1)
+        emu.clear_log()
+        t0 = time.time()
+        with pytest.raises(OSError) as ei:
+            with open(v.mnt / "full.bin", "wb") as f:
+                f.write(os.urandom(100000))
+                f.flush()
+                os.fsync(f.fileno())
+        assert ei.value.errno in (28, 5), ei.value  # ENOSPC (EIO if the kernel remaps)
+        assert time.time() - t0 < 20, "a full Drive must not be retried for long"
+        assert "storage is full" in v.log()
+    finally:
+        emu.control(action="reset")
+        v.unmount(check=False)
+    assert st is not None
+
+
+def test_expired_access_token_is_refreshed(gv, emu):
+    v = gv.mount()
+    write(v.mnt / "t1.txt", b"one")
+    emu.clear_log()
+    emu.control(action="expire_tokens")
+    write(v.mnt / "t2.txt", b"two")
+    assert {"t1.txt", "t2.txt"} <= set(os.listdir(v.mnt))
+    assert (v.mnt / "t1.txt").read_bytes() == b"one"
+    v.unmount()
+    log = emu.log()
+    first401 = next(i for i, r in enumerate(log) if r["status"] == 401)
+    assert log[first401 + 1]["path"] == "/token" and log[first401 + 1]["status"] == 200
+    assert sum(1 for r in log if r["path"] == "/token") == 1
+
+
+def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
+    v = gv.mount()
+    data = os.urandom(20 * 1024 * 1024)
+    write(v.mnt / "twenty.bin", data)
+    v.unmount()
+    v.mount()     # a fresh daemon: nothing cached
+    emu.clear_log()
+    fd = os.open(v.mnt / "twenty.bin", os.O_RDONLY)
+    try:
+        got = os.pread(fd, 4096, len(data) - 4096)
+    finally:
+        os.close(fd)
+    assert got == data[-4096:]
+    v.unmount()
+    gets = media_gets(emu.log())
+    assert gets, "no ranged GET"
+    total = 0
+    for r in gets:
+        m = re.match(r"bytes=(\d+)-(\d+)", r["range"] or "")
+        assert m, f"alt=media without a range: {r}"
+        total += int(m.group(2)) - int(m.group(1)) + 1
+    # the header block and the block holding the end: about 2 x 256 KiB
+    assert total <= 3 * BLK, total
+
+
+def test_revoked_sign_in_says_sign_in_again(gu, emu, tmp_path):
+    """Last in this module: it revokes every refresh token."""
+    emu.control(action="revoke_refresh_tokens")
+    r = gu.run([SCSCTL, "status", REMOTE])
+    assert r.returncode != 0
+    line = one_line(r.stderr)
+    assert "scsctl auth gdrive" in line and "sign in again" in line.lower()
+    assert json.loads(cred_file(gu).read_text())["refresh_token"] not in r.stderr
+
+
+def test_emulator_own_suite():
+    here = Path(__file__).resolve().parent.parent / "emulator"
+    r = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        str(here)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
