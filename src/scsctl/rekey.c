@@ -107,6 +107,7 @@ static int status(int argc, char **argv)
 
 struct prog {
 	int tty;
+	int shown_all;          /* the line with every file done was printed */
 	struct timespec last;
 };
 
@@ -116,9 +117,10 @@ static int progress(void *arg, const struct scs_rekey_progress *p)
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	long ms = (now.tv_sec - g->last.tv_sec) * 1000 + (now.tv_nsec - g->last.tv_nsec) / 1000000;
-	int last = p->files_done == p->files_total;
+	int last = p->files_done == p->files_total && !g->shown_all;
 	if (ms < (g->tty ? 100 : 2000) && !(g->tty && last))
 		return 0;
+	g->shown_all |= p->files_done == p->files_total;
 	g->last = now;
 	char bd[32], bt[32], rate[32], eta[32];
 	human(p->bytes_done, bd, sizeof bd);
