@@ -172,8 +172,12 @@ def test_auth_without_client_is_one_line(gu, tmp_path):
 # ---------------------------------------------------------------- the mount
 
 def write(p, data):
+    """Write a file and fsync it: fsync returns once Drive has the object
+    (close() alone uploads at the kernel's release, just after it returns)."""
     with open(p, "wb") as f:
         f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def test_mount_operations_and_second_machine(gv, gu, emu, tmp_path):
@@ -356,6 +360,82 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
         total += int(m.group(2)) - int(m.group(1)) + 1
     # the header block and the block holding the end: about 2 x 256 KiB
     assert total <= 3 * BLK, total
+
+
+def upload_sessions(log):
+    return [r for r in log if r["method"] == "PATCH" and r["path"].startswith("/upload/")
+            and "uploadType=resumable" in r["query"]]
+
+
+def test_resumable_upload_resumes_from_the_servers_range(gv, emu):
+    v = gv.mount()
+    data = os.urandom(12 * 1024 * 1024)
+    emu.clear_log()
+    # The first chunk breaks off after 3 MiB + a bit: Drive keeps 3 MiB.
+    emu.control(action="drop", method="PUT", path="/upload/", after_bytes=3 * 1024 * 1024 + 1000)
+    write(v.mnt / "resumed.bin", data)
+    log = emu.log()
+    puts = [r for r in log if r["method"] == "PUT" and r["path"].startswith("/upload/")]
+    assert puts[0]["status"] == "dropped"
+    assert any(r["content_range"] == "bytes */%d" % emu_size(emu, puts) for r in puts), puts
+    assert any((r["content_range"] or "").startswith("bytes 3145728-") for r in puts), puts
+    assert len(upload_sessions(log)) == 1
+    v.unmount()
+    v.mount()
+    assert (v.mnt / "resumed.bin").read_bytes() == data
+    v.unmount()
+
+
+def emu_size(emu, puts):
+    """The object size announced in the first chunk's Content-Range."""
+    return int(puts[0]["content_range"].rsplit("/", 1)[1])
+
+
+def test_expired_upload_session_starts_again(gv, emu):
+    v = gv.mount()
+    data = os.urandom(10 * 1024 * 1024)
+    emu.clear_log()
+    emu.control(action="fault", status=404, method="PUT", path="/upload/", count=1)
+    write(v.mnt / "restarted.bin", data)
+    assert len(upload_sessions(emu.log())) == 2
+    v.unmount()
+    v.mount()
+    assert (v.mnt / "restarted.bin").read_bytes() == data
+    v.unmount()
+
+
+def test_lost_create_reply_makes_no_duplicate(gv, emu):
+    v = gv.mount()
+    (v.mnt / "lost").mkdir()
+    emu.clear_log()
+    emu.control(action="drop_after_commit", method="POST", path="/drive/v3/files", count=1)
+    write(v.mnt / "lost" / "created.txt", b"made once")
+    log = emu.log()
+    posts = [r for r in log if r["method"] == "POST" and r["path"] == "/drive/v3/files"]
+    assert posts[0]["status"] == "dropped" and posts[1]["status"] == 409, posts
+    v.unmount()
+    st = emu.state()
+    files = st["files"].values() if isinstance(st["files"], dict) else st["files"]
+    names = [(tuple(f["parents"]), f["name"]) for f in files if f.get("parents")]
+    assert len(names) > 10
+    assert len(names) == len(set(names)), "a duplicate name was made"
+    v.mount()
+    assert (v.mnt / "lost" / "created.txt").read_bytes() == b"made once"
+    v.unmount()
+
+
+def test_modes_kept_hard_links_refused(gv, tmp_path):
+    v = gv.mount()
+    write(v.mnt / "private.txt", b"p")
+    os.chmod(v.mnt / "private.txt", 0o600)
+    with pytest.raises(OSError) as ei:
+        os.link(v.mnt / "private.txt", v.mnt / "hard")
+    assert ei.value.errno == 95   # EOPNOTSUPP
+    v.unmount()
+    v.mount()
+    assert stat.S_IMODE(os.stat(v.mnt / "private.txt").st_mode) == 0o600
+    assert not (v.mnt / "hard").exists()
+    v.unmount()
 
 
 def test_revoked_sign_in_says_sign_in_again(gu, emu, tmp_path):
