@@ -49,6 +49,7 @@ struct scs_oauth {
 	pthread_mutex_t lock;
 	char access[4096];
 	time_t expiry;
+	long margin;              /* refresh this many seconds before expiry */
 	unsigned gen;             /* +1 at each refresh */
 };
 int scs_oauth_open(struct scs_oauth **out, scs_err *err);

@@ -573,6 +573,8 @@ static int refresh_locked(struct scs_oauth *o, scs_err *err)
 	scs_cleanse(o->access, sizeof o->access);
 	strcpy(o->access, t.access_token);
 	o->expiry = time(NULL) + t.expires_in;
+	/* Refresh a minute early (a quarter of the lifetime for short ones). */
+	o->margin = t.expires_in >= 240 ? 60 : t.expires_in / 4;
 	o->gen++;
 	scs_oauth_token_free(&t);
 	return 0;
@@ -583,9 +585,9 @@ int scs_oauth_header(struct scs_oauth *o, char *hdr, size_t cap, unsigned *gen,
 {
 	int r = 0;
 	pthread_mutex_lock(&o->lock);
-	/* Refresh a minute before expiry, when absent, or after a 401 on the
+	/* Refresh shortly before expiry, when absent, or after a 401 on the
 	 * current token. */
-	if (!o->access[0] || time(NULL) + 60 >= o->expiry ||
+	if (!o->access[0] || time(NULL) + o->margin >= o->expiry ||
 	    (stale_gen >= 0 && (unsigned)stale_gen == o->gen))
 		r = refresh_locked(o, err);
 	if (!r) {

@@ -337,6 +337,23 @@ def test_expired_access_token_is_refreshed(gv, emu):
     assert sum(1 for r in log if r["path"] == "/token") == 1
 
 
+def test_access_token_refreshed_before_expiry(gv, emu):
+    emu.control(action="set", token_lifetime=8)
+    try:
+        v = gv.mount()
+        write(v.mnt / "e1.txt", b"one")
+        emu.clear_log()
+        time.sleep(9)    # past the lifetime: refreshed before use, not after a 401
+        write(v.mnt / "e2.txt", b"two")
+        assert (v.mnt / "e1.txt").read_bytes() == b"one"
+        v.unmount()
+    finally:
+        emu.control(action="set", token_lifetime=3599)
+    log = emu.log()
+    assert not [r for r in log if r["status"] == 401], "used an expired token"
+    assert [r for r in log if r["path"] == "/token" and r["status"] == 200]
+
+
 def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
     v = gv.mount()
     data = os.urandom(20 * 1024 * 1024)
@@ -435,6 +452,56 @@ def test_modes_kept_hard_links_refused(gv, tmp_path):
     v.mount()
     assert stat.S_IMODE(os.stat(v.mnt / "private.txt").st_mode) == 0o600
     assert not (v.mnt / "hard").exists()
+    v.unmount()
+
+
+def test_random_reads_writes_truncates_match_a_model(gv):
+    """Random pwrite/pread/truncate/fsync on one file against a bytearray,
+    across remounts (empty caches: partial fetches, then writes into an
+    object only partly cached)."""
+    import random
+    rnd = random.Random(4)
+    model = bytearray()
+    v = gv.mount()
+    p = v.mnt / "model.bin"
+    write(p, b"")
+    for round_ in range(3):
+        fd = os.open(p, os.O_RDWR)
+        try:
+            for i in range(60):
+                op = rnd.random()
+                if op < 0.45:
+                    off = rnd.randrange(0, 3 << 20)
+                    data = rnd.randbytes(rnd.randrange(1, 300000))
+                    os.pwrite(fd, data, off)
+                    if off > len(model):
+                        model.extend(bytes(off - len(model)))
+                    model[off:off + len(data)] = data
+                elif op < 0.8:
+                    off = rnd.randrange(0, max(1, len(model) + 1000))
+                    n = rnd.randrange(1, 200000)
+                    assert os.pread(fd, n, off) == bytes(model[off:off + n]), (round_, i)
+                elif op < 0.9:
+                    size = rnd.randrange(0, 3 << 20)
+                    os.ftruncate(fd, size)
+                    if size < len(model):
+                        del model[size:]
+                    else:
+                        model.extend(bytes(size - len(model)))
+                else:
+                    os.fsync(fd)
+        finally:
+            os.close(fd)
+        v.unmount()
+        v.mount()
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            # a read near the end first: only part of the object is fetched
+            if len(model) > 10:
+                assert os.pread(fd, 10, len(model) - 10) == bytes(model[-10:])
+        finally:
+            os.close(fd)
+    assert p.read_bytes() == bytes(model)
     v.unmount()
 
 
