@@ -55,7 +55,7 @@ static void test_open_errors(const char *dir)
 	CHECK(strstr(err.msg, "does not exist") != NULL);
 	CHECK(be == NULL);
 
-	CHECK_EQ(scs_backend_open("gdrive:/x", &be, &err), -ENOTSUP);
+	CHECK_EQ(scs_backend_open("s3:bucket/x", &be, &err), -EINVAL);
 	CHECK(strstr(err.msg, "use local:") != NULL);
 	CHECK_EQ(scs_backend_open("ftp://x", &be, &err), -EINVAL);
 	CHECK(strstr(err.msg, "unknown remote") != NULL);
