@@ -69,6 +69,12 @@ struct scs_backend_ops {
 	int (*read_file)(scs_backend *be, const char *path, size_t max, uint8_t **data, size_t *len);
 	int (*write_file)(scs_backend *be, const char *path, const void *data, size_t len);
 	int (*create_file)(scs_backend *be, const char *path, const void *data, size_t len);
+
+	/* Optional (the re-key pass): on = 1 takes an exclusive hold on the
+	 * object, which fails with -EAGAIN while anyone else has it open for
+	 * writing, and makes new opens wait until on = 0 releases it (local:
+	 * a write lease, fcntl F_SETLEASE).  Other errors: no hold possible. */
+	int (*hold)(scs_obj *o, int on);
 };
 
 struct scs_backend {
@@ -142,6 +148,8 @@ static inline int scs_obj_fsync(scs_obj *o, int datasync)
 { return SCS_BE_CALL(o->be, fsync, o, datasync); }
 static inline int scs_obj_fstat(scs_obj *o, struct scs_attr *a)
 { return SCS_BE_CALL(o->be, fstat, o, a); }
+static inline int scs_obj_hold(scs_obj *o, int on)
+{ return SCS_BE_CALL(o->be, hold, o, on); }
 static inline int scs_obj_close(scs_obj *o)
 { return o->be->ops->obj_close(o); }
 static inline int scs_be_read_file(scs_backend *be, const char *p, size_t max, uint8_t **data, size_t *len)

@@ -200,6 +200,14 @@ static int local_statfs(scs_backend *be, struct statvfs *st)
 
 /* ---- objects ---- */
 
+/* A write lease: refused (EAGAIN) while another open file description has
+ * the object open for writing; later opens wait for the release (the
+ * holder gets SIGIO, which the caller must not leave at its default). */
+static int local_hold(scs_obj *o, int on)
+{
+	return fcntl(OFD(o), F_SETLEASE, on ? F_WRLCK : F_UNLCK) < 0 ? -errno : 0;
+}
+
 static int local_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
 {
 	*out = NULL;
@@ -412,6 +420,7 @@ static const struct scs_backend_ops local_ops = {
 	.utimens = local_utimens,
 	.statfs = local_statfs,
 	.open = local_open,
+	.hold = local_hold,
 	.pread = local_pread,
 	.pwrite = local_pwrite,
 	.ftruncate = local_ftruncate,

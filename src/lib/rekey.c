@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,15 @@ static void test_hooks(struct pass *ps, const char *path)
 	}
 }
 
+static void release(scs_obj *held, int hold)
+{
+	if (!held)
+		return;
+	if (hold == 0)
+		scs_obj_hold(held, 0);
+	scs_obj_close(held);
+}
+
 /* Step 1 for a file: its contents under the current epoch.  0 done (or
  * nothing to do), 1 busy (changed meanwhile, try later), <0 error. */
 static int move_file(struct pass *ps, struct item *it, scs_err *err)
@@ -386,16 +396,27 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 	struct timespec ts[2] = { a0.atime, a0.mtime };
 	scs_be_utimens(ps->be, tmp, ts);
 	test_hooks(ps, it->path);
+	/* Nobody may have it open for writing (a mount's open file would go on
+	 * writing to the replaced object), and opens wait while we swap. */
+	scs_obj *held = NULL;
+	int hold = scs_be_open(ps->be, it->rpath, O_RDONLY, 0, &held) == 0 ? scs_obj_hold(held, 1) : -1;
 	/* The compare before the swap: a member who wrote meanwhile changed
 	 * the inode's ctime (and the header, at close). */
-	r = scs_be_stat(ps->be, it->rpath, &a1);
-	if (r == 0)
+	r = hold == -EAGAIN ? 1 : scs_be_stat(ps->be, it->rpath, &a1);
+	if (r == 0 && held) {
+		/* through the held object: opening it again would wait for us */
+		ssize_t n = scs_obj_pread(held, h1, sizeof h1, 0);
+		r = n < 0 ? (int)n : n != (ssize_t)sizeof h1 ? 1 : 0;
+	} else if (r == 0) {
 		r = read_header(ps->be, it->rpath, h1, &ep);
-	if (r < 0 || !same_object(&a0, &a1) || memcmp(h0, h1, sizeof h0) != 0) {
+	}
+	if (r != 0 || !same_object(&a0, &a1) || memcmp(h0, h1, sizeof h0) != 0) {
+		release(held, hold);
 		scs_be_unlink(ps->be, tmp);
 		return r == -ENOENT ? 0 : 1;
 	}
 	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
+	release(held, hold);
 	if (r < 0) {
 		scs_be_unlink(ps->be, tmp);
 		return scs_err_set(err, r, "%s: cannot replace it: %s", it->path, strerror(-r));
@@ -572,6 +593,11 @@ int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SC
 	if (s && *s)
 		ps.pause = (unsigned)strtoul(s, NULL, 10);
 	clock_gettime(CLOCK_MONOTONIC, &ps.t0);
+	/* Someone opening a file we hold (backend hold) sends us SIGIO, whose
+	 * default action would end the process; we release within moments. */
+	struct sigaction sa;
+	if (sigaction(SIGIO, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGIO, SIG_IGN);
 
 	/* Leftovers of an interrupted pass first. */
 	struct scs_rekey_scan sc;

@@ -299,6 +299,37 @@ def test_concurrent_write_during_rekey_is_not_lost(group):
     assert set(epochs(group.cloud).values()) == {2}
 
 
+def test_file_held_open_for_writing_is_left_for_later(group):
+    """A mount's file open for writing across the pass: replacing it would
+    send the rest of that write to the replaced object.  The pass leaves it
+    (and says so), and the next pass after the close moves the new content."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    setup_removed(group)
+    va.mount()
+    new = marker() + b"written through a file held open during the pass"
+    try:
+        with open(va.path("a.txt"), "r+b") as f:
+            f.write(b"x")
+            f.flush()
+            os.fsync(f.fileno())
+            r = rekey(alice, "run", check=False)
+            assert r.returncode == 1, r.stdout + r.stderr
+            assert "1 changed during the pass" in r.stderr, r.stderr
+            assert "re-encrypted 5 files" in r.stdout
+            f.seek(0)
+            f.truncate(0)
+            f.write(new)
+        r = rekey(alice, "run")
+        assert "re-encrypted 1 files" in r.stdout
+    finally:
+        va.unmount()
+    va.mount()
+    assert va.path("a.txt").read_bytes() == new, "the write through the held file was lost"
+    va.unmount()
+    assert set(epochs(group.cloud).values()) == {2}
+
+
 def test_retired_epoch_is_refused(group):
     alice = group.users["alice"]
     va = group.vaults["alice"]
