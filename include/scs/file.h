@@ -19,7 +19,10 @@
 typedef struct scs_file scs_file;
 
 /* Create a new empty file object at path (O_EXCL).  display names the file
- * in log lines (a plaintext path); it is copied. */
+ * in log lines (a plaintext path); it is copied.  The header is signed and
+ * written by the first scs_file_flush / scs_file_sync / scs_file_close
+ * (one signature for a file created, written and closed); until then the
+ * object's header bytes are zeros and other readers cannot open it. */
 int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
 		    const scs_keyctx *k, const char *display, scs_file **out);
 /* Open an existing object; writable opens the object O_RDWR.  Verifies the

@@ -374,23 +374,24 @@ int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
 		r = -ENOMEM;
 		goto fail;
 	}
-	/* The empty last record, and the header over it. */
+	/* The empty last record. */
 	uint8_t *rec = obj + SCS_HEADER_SIZE;
 	r = scs_chunk_seal(g, f->h.file_id, 0, 1, NULL, 0, rec);
 	gcm_put(f, g);
 	if (r < 0)
 		goto fail;
-	uint8_t hash[SCS_SHA256_LEN];
-	r = scs_sha256(rec, SCS_RECORD_OVERHEAD, hash);
-	if (r < 0)
-		goto fail;
 	r = scs_be_open(be, path, O_RDWR | O_CREAT | O_EXCL, mode, &f->obj);
 	if (r < 0)
 		goto fail;
-	/* write_header writes only the header; write the record first so one
-	 * more write makes the object complete. */
+	/* Only the record now: the header is signed once, at the first flush,
+	 * fsync or close (f->dirty), over whatever was written by then.  A file
+	 * created, written and closed is signed once, not twice (an Ed25519
+	 * signature is ~50 us, the largest cost of a small file).  Until that
+	 * flush the header bytes are zeros: the object is not valid yet, as an
+	 * object being written is not complete; flush, fsync and close return
+	 * only after the signed header is written. */
 	ssize_t w = scs_obj_pwrite(f->obj, rec, SCS_RECORD_OVERHEAD, SCS_HEADER_SIZE);
-	r = w < 0 ? (int)w : write_header(f, hash);
+	r = w < 0 ? (int)w : 0;
 	if (r < 0) {
 		scs_obj_close(f->obj);
 		scs_be_unlink(be, path);
@@ -398,6 +399,7 @@ int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
 	}
 	f->size = 0;
 	f->epoch = f->h.epoch;
+	f->dirty = 1;
 	*out = f;
 	return 0;
 fail:
