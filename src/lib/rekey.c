@@ -245,6 +245,24 @@ static void hlink_add(struct pass *ps, uint64_t ino, const char *rpath, uint32_t
 	ps->hl[ps->nhl++] = (struct hlink){ ino, p, left };
 }
 
+/* Directory from was renamed to: the new objects remembered below it moved. */
+static void hlink_moved_dir(struct pass *ps, const char *from, const char *to)
+{
+	size_t fl = strlen(from);
+	for (size_t i = 0; i < ps->nhl; i++) {
+		const char *p = ps->hl[i].rpath;
+		if (strncmp(p, from, fl) != 0 || p[fl] != '/')
+			continue;
+		size_t n = strlen(to) + strlen(p + fl) + 1;
+		char *q = malloc(n);
+		if (!q)
+			continue;        /* that link then gets a copy */
+		snprintf(q, n, "%s%s", to, p + fl);
+		free(ps->hl[i].rpath);
+		ps->hl[i].rpath = q;
+	}
+}
+
 /* One more name of h is linked: forget h after the last. */
 static void hlink_done(struct pass *ps, struct hlink *h)
 {
@@ -399,7 +417,11 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 	/* Nobody may have it open for writing (a mount's open file would go on
 	 * writing to the replaced object), and opens wait while we swap. */
 	scs_obj *held = NULL;
-	int hold = scs_be_open(ps->be, it->rpath, O_RDONLY, 0, &held) == 0 ? scs_obj_hold(held, 1) : -1;
+	int hold = -1;
+	/* (Not for hard-linked objects: a second name can refuse the lease
+	 * for as long as it exists, and the link is what we must keep.) */
+	if (a0.nlink == 1 && scs_be_open(ps->be, it->rpath, O_RDONLY, 0, &held) == 0)
+		hold = scs_obj_hold(held, 1);
 	/* The compare before the swap: a member who wrote meanwhile changed
 	 * the inode's ctime (and the header, at close). */
 	r = hold == -EAGAIN ? 1 : scs_be_stat(ps->be, it->rpath, &a1);
@@ -508,6 +530,8 @@ static int move_name(struct pass *ps, struct item *it, scs_err *err)
 		return scs_err_set(err, r, "%s: cannot rename: %s", it->path, strerror(-r));
 	}
 	scs_dir_drop_name(ps->d, it->rpath);
+	if (it->type == T_DIR)
+		hlink_moved_dir(ps, it->rpath, dst);
 	char *np = strdup(dst);
 	if (np) {
 		free(it->rpath);
