@@ -362,3 +362,23 @@ def test_retired_epoch_is_refused(group):
     r = alice.ctl("verify", check=False)
     assert r.returncode == 1
     assert "a.txt" in r.stdout and "retired" in r.stdout, r.stdout
+
+
+def test_running_mount_keeps_working_through_the_pass(group):
+    """A mount that was running during the pass (its inodes know the old
+    names) still reads every file, and writes in the new epoch."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    before, _ = setup_removed(group)
+    va.mount(args=["-o", "keyring_refresh=1"])
+    try:
+        assert tree(va.path()) == before
+        rekey(alice, "run")
+        time.sleep(2)           # the mount re-reads the keyring (retired epoch 1)
+        assert tree(va.path()) == before
+        new = marker()
+        va.path("docs/report.odt").write_bytes(new)
+        assert va.path("docs/report.odt").read_bytes() == new
+    finally:
+        va.unmount()
+    assert set(epochs(group.cloud).values()) == {2}
