@@ -213,7 +213,7 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 
 	/* 1. the folder exists and is readable */
 	rc = scs_backend_open(rem, &v->be, err);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT && strncmp(rem, "local:", 6) == 0)   /* gdrive: says its own */
 		rc = scs_err_set(err, -ENOENT, "folder %s does not exist; check the path or run "
 				 "`scsctl init local:%s`", remote_path(rem), remote_path(rem));
 	if (rc < 0)

@@ -249,6 +249,32 @@ def test_mount_operations_and_second_machine(gv, gu, emu, tmp_path):
         assert b"new version" not in data
 
 
+def test_folder_by_id(gv, gu, emu, tmp_path):
+    st = emu.state()
+    files = st["files"].values() if isinstance(st["files"], dict) else st["files"]
+    team = [f for f in files if f["name"] == "Team Secure"]
+    assert len(team) == 1
+    r = gu.ctl("status", "gdrive:id=" + team[0]["id"])
+    assert "group fingerprint:" in r.stdout
+    v = GVault(gu, tmp_path / "unused", tmp_path / "mnt-id")
+    v.__class__ = type("IdVault", (GVault,), {"remote": property(lambda s: "gdrive:id=" + team[0]["id"])})
+    try:
+        v.mount()
+        write(v.mnt / "by-id.txt", b"via the folder id")
+        v.unmount()
+    finally:
+        v.cleanup()
+    gv.mount()
+    assert (gv.mnt / "by-id.txt").read_bytes() == b"via the folder id"
+    gv.unmount()
+    bad = gu.run([SCSCTL, "status", "gdrive:id=../etc"])
+    assert bad.returncode != 0 and "folder id" in one_line(bad.stderr)
+    gone = gu.run([SCSCTL, "status", "gdrive:/No Such Folder"])
+    line = one_line(gone.stderr)
+    assert gone.returncode != 0 and "does not exist in Google Drive" in line
+    assert "local:" not in line
+
+
 def test_backoff_on_429_and_503_bursts(gv, emu):
     v = gv.mount()
     m = v.mnt
