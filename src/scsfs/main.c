@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "scs/config.h"
+#include "scs/keyring.h"
 #include "scs/log.h"
+#include "scs/rekey.h"
 
 #ifndef SCSFS_VERSION
 #define SCSFS_VERSION "0.1.0"
@@ -43,6 +45,7 @@ struct opts {
 	double attr_timeout;
 	double negative_timeout;
 	double refresh;
+	int rekey;
 	unsigned max_idle;
 	unsigned max_threads;
 	char *pos[3];
@@ -61,6 +64,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("attr_timeout=%lf", attr_timeout),
 	OPT("negative_timeout=%lf", negative_timeout),
 	OPT("keyring_refresh=%lf", refresh),
+	{ "rekey", offsetof(struct opts, rekey), 1 },
 	OPT("max_idle_threads=%u", max_idle),
 	OPT("max_threads=%u", max_threads),
 	FUSE_OPT_KEY("-f", KEY_FG),
@@ -149,6 +153,8 @@ static void usage(FILE *f)
 "  -o no_writeback_cache     send every write to scsfs at once\n"
 "  -o keyring_refresh=SECS   look for keyring changes every SECS (default 10;\n"
 "                            0: never)\n"
+"  -o rekey                  admins: run the re-key pass in the background\n"
+"                            after a removal (see scsctl rekey)\n"
 "  -o max_idle_threads=N     idle worker threads kept (default 10)\n"
 "  -o max_threads=N          worker threads at most (default 16)\n"
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
@@ -288,11 +294,46 @@ static int check_mountpoint(const char *mnt, char *abs, size_t cap)
 struct refresher {
 	struct fs *fs;
 	double every;
+	int rekey;                 /* -o rekey: run the re-key pass here */
+	time_t next_rekey;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int stop;
 	pthread_t th;
 };
+
+static int rekey_stop(void *arg, const struct scs_rekey_progress *p)
+{
+	(void)p;
+	return __atomic_load_n(&((struct refresher *)arg)->stop, __ATOMIC_RELAXED);
+}
+
+/* -o rekey: an admin's mount moves files of older epochs to the current
+ * one after a removal and retires the old epochs (scsctl rekey run does
+ * the same); what is left busy is tried again a minute later. */
+static void background_rekey(struct refresher *rf)
+{
+	struct fs *fs = rf->fs;
+	const scs_keyring *kr = scs_vault_keyring(fs->vault);
+	const struct scs_member *me = scs_keyring_member(kr, fs->k->self_fpr);
+	if (!rf->rekey || time(NULL) < rf->next_rekey || kr->epoch <= 1 ||
+	    kr->retired_below >= kr->epoch || !me || me->role != SCS_ROLE_ADMIN || !fs->k->sign_key)
+		return;
+	scs_err err;
+	struct scs_rekey_result res;
+	scs_log(SCS_LOG_INFO, "re-key: moving files of older epochs to epoch %u", (unsigned)kr->epoch);
+	int r = scs_rekey_run(fs->be, fs->k, scs_vault_root_dir_id(fs->vault), rekey_stop, rf, &res, &err);
+	if (r == 0 && res.epoch > 1)
+		r = scs_rekey_retire(fs->vault, res.epoch, &err);
+	if (r == 0) {
+		scs_dir_forget_keys(fs->d);
+		scs_log(SCS_LOG_INFO, "re-key: done, %llu files moved; epochs below %u are retired",
+			(unsigned long long)res.files, (unsigned)res.epoch);
+	} else if (r != -EINTR) {
+		scs_log(SCS_LOG_WARN, "re-key: %s", err.msg);
+		rf->next_rekey = time(NULL) + 60;
+	}
+}
 
 static void *refresh_main(void *arg)
 {
@@ -328,6 +369,7 @@ static void *refresh_main(void *arg)
 				scs_dir_forget_keys(rf->fs->d);
 				scs_log(SCS_LOG_INFO, "keyring: now at epoch %u", (unsigned)after);
 			}
+			background_rekey(rf);
 		}
 		pthread_mutex_lock(&rf->mu);
 	}
@@ -335,11 +377,12 @@ static void *refresh_main(void *arg)
 	return NULL;
 }
 
-static int refresher_start(struct refresher *rf, struct fs *fs, double every)
+static int refresher_start(struct refresher *rf, struct fs *fs, double every, int rekey)
 {
 	memset(rf, 0, sizeof *rf);
 	rf->fs = fs;
 	rf->every = every;
+	rf->rekey = rekey;
 	pthread_mutex_init(&rf->mu, NULL);
 	pthread_cond_init(&rf->cv, NULL);
 	if (every <= 0)
@@ -504,7 +547,7 @@ int main(int argc, char *argv[])
 	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
 
 	struct refresher rf;
-	int rf_started = refresher_start(&rf, &fs, o.refresh);
+	int rf_started = refresher_start(&rf, &fs, o.refresh, o.rekey);
 	if (rf_started < 0)
 		scs_log(SCS_LOG_WARN, "cannot start the keyring refresh thread; keyring changes need a remount");
 	if (o.single) {

@@ -382,3 +382,41 @@ def test_running_mount_keeps_working_through_the_pass(group):
     finally:
         va.unmount()
     assert set(epochs(group.cloud).values()) == {2}
+
+
+def test_admin_mount_rekeys_in_the_background(group):
+    """scsfs -o rekey: an admin's running mount sees the removal and runs the
+    pass itself, ending with the retire entry."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    va.mount(foreground=True, args=["-o", "keyring_refresh=1,rekey"])
+    try:
+        fill(va)
+        before = tree(va.path())
+        alice.ctl("member", "remove", "bob")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and rekey_status(alice)["re-key"] != "done":
+            time.sleep(0.5)
+        assert rekey_status(alice)["re-key"] == "done", va.log()
+        assert rekey_status(alice)["retired"] == "epochs below 2"
+        assert "re-key: done" in va.log()
+        assert tree(va.path()) == before
+    finally:
+        va.unmount()
+    assert set(epochs(group.cloud).values()) == {2}
+    assert mounted_tree(va) == before
+
+
+def test_without_the_option_a_mount_does_not_rekey(group):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    va.mount(args=["-o", "keyring_refresh=1"])
+    try:
+        fill(va)
+        alice.ctl("member", "remove", "bob")
+        time.sleep(3)
+    finally:
+        va.unmount()
+    assert set(epochs(group.cloud).values()) == {1}
