@@ -403,6 +403,23 @@ def test_access_token_refreshed_before_expiry(gv, emu):
     assert [r for r in log if r["path"] == "/token" and r["status"] == 200]
 
 
+def test_no_token_in_the_daemon_log(gv, gu, emu):
+    v = gv.mount(foreground=True, args=["-o", "debug"])
+    try:
+        write(v.mnt / "quiet.txt", b"q")
+        emu.control(action="expire_tokens")
+        emu.control(action="fault", status=503, count=1, path="/drive/v3/files")
+        assert (v.mnt / "quiet.txt").read_bytes() == b"q"
+        os.listdir(v.mnt)
+    finally:
+        v.unmount(check=False)
+    log = v.log()
+    assert log, "no daemon log"
+    refresh = json.loads(cred_file(gu).read_text())["refresh_token"]
+    assert "ya29.emu-" not in log and refresh not in log and CLIENT_SECRET not in log
+    assert "Bearer" not in log
+
+
 def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
     v = gv.mount()
     data = os.urandom(20 * 1024 * 1024)
