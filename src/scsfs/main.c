@@ -356,6 +356,7 @@ static void *refresh_main(void *arg)
 		pthread_mutex_unlock(&rf->mu);
 		scs_err err;
 		uint32_t before = scs_vault_epoch(rf->fs->vault);
+		uint32_t retired = scs_vault_keyring(rf->fs->vault)->retired_below;
 		int r = scs_vault_refresh(rf->fs->vault, &err);
 		if (r) {
 			if (strcmp(last, err.msg)) {
@@ -365,10 +366,13 @@ static void *refresh_main(void *arg)
 		} else {
 			last[0] = '\0';
 			uint32_t after = scs_vault_epoch(rf->fs->vault);
-			if (after != before) {
-				scs_dir_forget_keys(rf->fs->d);
+			uint32_t rnow = scs_vault_keyring(rf->fs->vault)->retired_below;
+			if (after != before || rnow != retired)
+				scs_dir_forget_keys(rf->fs->d);   /* names of retired epochs go */
+			if (after != before)
 				scs_log(SCS_LOG_INFO, "keyring: now at epoch %u", (unsigned)after);
-			}
+			if (rnow != retired)
+				scs_log(SCS_LOG_INFO, "keyring: epochs below %u are retired", (unsigned)rnow);
 			background_rekey(rf);
 		}
 		pthread_mutex_lock(&rf->mu);

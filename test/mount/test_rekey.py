@@ -371,16 +371,26 @@ def test_running_mount_keeps_working_through_the_pass(group):
     va = group.vaults["alice"]
     before, _ = setup_removed(group)
     va.mount(args=["-o", "keyring_refresh=1"])
+    saved = group.tmp / "saved-a"
+    old = [p for p, k in backing(group.cloud) if k == "file" and
+           p.stat().st_size == 256 + 28 + len(before["a.txt"])][0]
+    shutil.copy2(old, saved)
     try:
         assert tree(va.path()) == before
         rekey(alice, "run")
         time.sleep(2)           # the mount re-reads the keyring (retired epoch 1)
         assert tree(va.path()) == before
+        # The server puts the old object back under its old name: the
+        # running mount no longer lists names of the retired epoch.
+        shutil.copy2(saved, old)
+        time.sleep(1.5)         # past entry_timeout
+        assert tree(va.path()) == before, "an epoch-1 name was listed after retirement"
         new = marker()
         va.path("docs/report.odt").write_bytes(new)
         assert va.path("docs/report.odt").read_bytes() == new
     finally:
         va.unmount()
+    old.unlink()
     assert set(epochs(group.cloud).values()) == {2}
 
 
