@@ -281,6 +281,76 @@ int scs_gcm_open1(const uint8_t key[SCS_KEY_LEN], const uint8_t nonce[SCS_GCM_NO
 /* OpenSSL's SIV takes each EVP_*Update(out = NULL) as one AD component and
  * allows a single update for the message.  OpenSSL 3.0 cannot seal an empty
  * message with SIV, so n >= 1 (names and other SIV inputs are never empty). */
+/* Keying SIV (CMAC and CTR key schedules, and the S2V start value) costs
+ * more than sealing a name.  Each thread keeps the last name key keyed into
+ * an encrypt and a decrypt context that are never used directly: every
+ * call copies the template (a copy carries the key schedules and the
+ * initial S2V state), so the result is that of a freshly keyed context.
+ * The key and the templates are cleansed when the key changes and when
+ * the thread exits. */
+struct siv_cache {
+	uint8_t key[SCS_SIV_KEY_LEN];
+	int keyed;
+	EVP_CIPHER_CTX *tmpl[2];        /* [0] decrypt, [1] encrypt */
+	EVP_CIPHER_CTX *work;
+};
+
+static pthread_key_t siv_key;
+static pthread_once_t siv_once = PTHREAD_ONCE_INIT;
+
+static void siv_cache_free(void *p)
+{
+	struct siv_cache *sc = p;
+	if (!sc)
+		return;
+	EVP_CIPHER_CTX_free(sc->tmpl[0]);       /* frees cleanse key schedules */
+	EVP_CIPHER_CTX_free(sc->tmpl[1]);
+	EVP_CIPHER_CTX_free(sc->work);
+	OPENSSL_clear_free(sc, sizeof *sc);
+}
+
+static void siv_once_init(void)
+{
+	pthread_key_create(&siv_key, siv_cache_free);
+}
+
+/* A context ready for one message under key (enc: encrypt), or NULL. */
+static EVP_CIPHER_CTX *siv_ctx(const uint8_t key[SCS_SIV_KEY_LEN], int enc)
+{
+	pthread_once(&siv_once, siv_once_init);
+	struct siv_cache *sc = pthread_getspecific(siv_key);
+	if (!sc) {
+		sc = OPENSSL_zalloc(sizeof *sc);
+		if (!sc)
+			return NULL;
+		sc->tmpl[0] = EVP_CIPHER_CTX_new();
+		sc->tmpl[1] = EVP_CIPHER_CTX_new();
+		sc->work = EVP_CIPHER_CTX_new();
+		if (!sc->tmpl[0] || !sc->tmpl[1] || !sc->work ||
+		    pthread_setspecific(siv_key, sc) != 0) {
+			siv_cache_free(sc);
+			return NULL;
+		}
+	}
+	if (!sc->keyed || !scs_ct_equal(sc->key, key, SCS_SIV_KEY_LEN)) {
+		sc->keyed = 0;
+		EVP_CIPHER_CTX_reset(sc->tmpl[0]);
+		EVP_CIPHER_CTX_reset(sc->tmpl[1]);
+		if (EVP_DecryptInit_ex2(sc->tmpl[0], alg_siv, key, NULL, NULL) != 1 ||
+		    EVP_EncryptInit_ex2(sc->tmpl[1], alg_siv, key, NULL, NULL) != 1) {
+			EVP_CIPHER_CTX_reset(sc->tmpl[0]);
+			EVP_CIPHER_CTX_reset(sc->tmpl[1]);
+			scs_cleanse(sc->key, sizeof sc->key);
+			return NULL;
+		}
+		memcpy(sc->key, key, SCS_SIV_KEY_LEN);
+		sc->keyed = 1;
+	}
+	if (EVP_CIPHER_CTX_copy(sc->work, sc->tmpl[enc ? 1 : 0]) != 1)
+		return NULL;
+	return sc->work;
+}
+
 int scs_siv_seal(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t *ad, size_t adlen,
 		 const uint8_t *pt, size_t n, uint8_t *out)
 {
@@ -288,21 +358,20 @@ int scs_siv_seal(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t *ad, size_t a
 		return fail(-ENOSYS);
 	if (n == 0 || n > INT_MAX - SCS_SIV_TAG_LEN || adlen > INT_MAX)
 		return -EINVAL;
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *c = siv_ctx(key, 1);
 	if (!c)
 		return fail(-ENOMEM);
-	int outl = 0, r = -EIO;
+	int outl = 0;
 	uint8_t dummy = 0;
-	if (EVP_EncryptInit_ex2(c, alg_siv, key, NULL, NULL) != 1 ||
-	    EVP_EncryptUpdate(c, NULL, &outl, ad ? ad : &dummy, (int)adlen) != 1 ||
+	if (EVP_EncryptUpdate(c, NULL, &outl, ad ? ad : &dummy, (int)adlen) != 1 ||
 	    EVP_EncryptUpdate(c, out + SCS_SIV_TAG_LEN, &outl, pt, (int)n) != 1 ||
 	    EVP_EncryptFinal_ex(c, out + SCS_SIV_TAG_LEN + n, &outl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SCS_SIV_TAG_LEN, out) != 1)
-		goto out;
-	r = 0;
-out:
-	EVP_CIPHER_CTX_free(c);
-	return r ? fail(r) : 0;
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SCS_SIV_TAG_LEN, out) != 1) {
+		EVP_CIPHER_CTX_reset(c);
+		return fail(-EIO);
+	}
+	EVP_CIPHER_CTX_reset(c);
+	return 0;
 }
 
 int scs_siv_open(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t *ad, size_t adlen,
@@ -313,23 +382,20 @@ int scs_siv_open(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t *ad, size_t a
 	if (inlen <= SCS_SIV_TAG_LEN || inlen > INT_MAX || adlen > INT_MAX)
 		return -EBADMSG;
 	size_t n = inlen - SCS_SIV_TAG_LEN;
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *c = siv_ctx(key, 0);
 	if (!c)
 		return fail(-ENOMEM);
-	int outl = 0, r = -EBADMSG;
+	int outl = 0, r = 0;
 	uint8_t tag[SCS_SIV_TAG_LEN], dummy = 0;
 	memcpy(tag, in, sizeof tag);
-	if (EVP_DecryptInit_ex2(c, alg_siv, key, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SCS_SIV_TAG_LEN, tag) != 1 ||
+	if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SCS_SIV_TAG_LEN, tag) != 1 ||
 	    EVP_DecryptUpdate(c, NULL, &outl, ad ? ad : &dummy, (int)adlen) != 1 ||
 	    EVP_DecryptUpdate(c, pt, &outl, in + SCS_SIV_TAG_LEN, (int)n) != 1 ||
 	    EVP_DecryptFinal_ex(c, pt + n, &outl) != 1) {
 		scs_cleanse(pt, n);
-		goto out;
+		r = -EBADMSG;
 	}
-	r = 0;
-out:
-	EVP_CIPHER_CTX_free(c);
+	EVP_CIPHER_CTX_reset(c);
 	return r ? fail(r) : 0;
 }
 
