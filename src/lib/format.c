@@ -18,6 +18,8 @@
 #include "scs/buf.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAGIC "SCSF"
@@ -87,39 +89,99 @@ bad:
 	return -EBADMSG;
 }
 
-static int wrap_key(const uint8_t epoch_key[SCS_KEY_LEN], uint8_t out[SCS_KEY_LEN])
+/* The wrap key is HKDF(epoch key, wrap_info): one HKDF (~40k instructions)
+ * and one GCM keying per header would be paid for every file created,
+ * re-signed or opened.  Each thread keeps the last epoch key it saw with
+ * its wrap key, keyed into a GCM context; a different epoch key replaces
+ * them.  Everything is cleansed when replaced and when the thread exits. */
+struct wrap_cache {
+	int ok;
+	uint8_t ek[SCS_KEY_LEN];
+	scs_gcm *g;                  /* keyed with HKDF(ek, wrap_info) */
+};
+
+static pthread_key_t wrap_tls;
+static pthread_once_t wrap_once = PTHREAD_ONCE_INIT;
+
+static void wrap_cache_free(void *p)
 {
-	return scs_hkdf(epoch_key, SCS_KEY_LEN, NULL, 0, wrap_info, sizeof wrap_info - 1,
-			out, SCS_KEY_LEN);
+	struct wrap_cache *c = p;
+	if (!c)
+		return;
+	scs_gcm_free(c->g);
+	scs_cleanse(c, sizeof *c);
+	free(c);
+}
+
+static void wrap_once_init(void)
+{
+	pthread_key_create(&wrap_tls, wrap_cache_free);
+}
+
+/* The GCM context of the wrap key of epoch_key (owned by the thread), or
+ * NULL with *err set. */
+static scs_gcm *wrap_gcm(const uint8_t epoch_key[SCS_KEY_LEN], int *err)
+{
+	pthread_once(&wrap_once, wrap_once_init);
+	struct wrap_cache *c = pthread_getspecific(wrap_tls);
+	if (!c) {
+		c = calloc(1, sizeof *c);
+		if (!c || pthread_setspecific(wrap_tls, c) != 0) {
+			free(c);
+			*err = -ENOMEM;
+			return NULL;
+		}
+	}
+	if (c->ok && scs_ct_equal(c->ek, epoch_key, SCS_KEY_LEN))
+		return c->g;
+	c->ok = 0;
+	scs_gcm_free(c->g);
+	c->g = NULL;
+	uint8_t k[SCS_KEY_LEN];
+	*err = scs_hkdf(epoch_key, SCS_KEY_LEN, NULL, 0, wrap_info, sizeof wrap_info - 1,
+			k, SCS_KEY_LEN);
+	if (!*err) {
+		c->g = scs_gcm_new(k);
+		if (!c->g)
+			*err = -ENOMEM;
+	}
+	scs_cleanse(k, sizeof k);
+	if (*err) {
+		scs_cleanse(c->ek, sizeof c->ek);
+		return NULL;
+	}
+	memcpy(c->ek, epoch_key, SCS_KEY_LEN);
+	c->ok = 1;
+	return c->g;
 }
 
 int scs_filekey_wrap(const uint8_t epoch_key[SCS_KEY_LEN], scs_header *h,
 		     const uint8_t file_key[SCS_KEY_LEN])
 {
-	uint8_t k[SCS_KEY_LEN], enc[SCS_HEADER_SIZE];
+	uint8_t enc[SCS_HEADER_SIZE];
 	int r;
 	h->version = SCS_FORMAT_VERSION;
 	if ((r = scs_random(h->wrap_nonce, SCS_GCM_NONCE_LEN)) ||
-	    (r = scs_header_encode(h, enc)) || (r = wrap_key(epoch_key, k)))
-		goto out;
-	r = scs_gcm_seal1(k, h->wrap_nonce, enc, OFF_WRAP_NONCE, file_key, SCS_KEY_LEN,
-			  h->wrapped_key, h->wrap_tag);
-out:
-	scs_cleanse(k, sizeof k);
-	return r;
+	    (r = scs_header_encode(h, enc)))
+		return r;
+	scs_gcm *g = wrap_gcm(epoch_key, &r);
+	if (!g)
+		return r;
+	return scs_gcm_seal(g, h->wrap_nonce, enc, OFF_WRAP_NONCE, file_key, SCS_KEY_LEN,
+			    h->wrapped_key, h->wrap_tag);
 }
 
 int scs_filekey_unwrap(const uint8_t epoch_key[SCS_KEY_LEN], const scs_header *h,
 		       uint8_t file_key[SCS_KEY_LEN])
 {
-	uint8_t k[SCS_KEY_LEN], enc[SCS_HEADER_SIZE];
+	uint8_t enc[SCS_HEADER_SIZE];
 	int r;
 	if (scs_header_encode(h, enc))
 		return -EBADMSG;
-	if ((r = wrap_key(epoch_key, k)) == 0)
-		r = scs_gcm_open1(k, h->wrap_nonce, enc, OFF_WRAP_NONCE, h->wrapped_key,
-				  SCS_KEY_LEN, h->wrap_tag, file_key);
-	scs_cleanse(k, sizeof k);
+	scs_gcm *g = wrap_gcm(epoch_key, &r);
+	if (g)
+		r = scs_gcm_open(g, h->wrap_nonce, enc, OFF_WRAP_NONCE, h->wrapped_key,
+				 SCS_KEY_LEN, h->wrap_tag, file_key);
 	return r == -ENOMEM ? r : (r ? -EBADMSG : 0);
 }
 
