@@ -9,8 +9,11 @@
 #include "scs/b64.h"
 #include "scs/backend.h"
 #include "scs/buf.h"
+#include "scs/crypto.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 static const char name_info[] = "scsfs v1 name key";
@@ -71,6 +74,102 @@ int scs_name_long_check(const char *stored, size_t storedlen, const char *full, 
 	return memcmp(want, stored, LONG_LEN) == 0 ? 0 : -EBADMSG;
 }
 
+/* ---- name memo ----
+ *
+ * SIV is deterministic: a (name key, directory id, name) always encrypts to
+ * the same stored name.  Remember recent short names, from encryptions and
+ * from listings that decrypted them, so a lookup, create or unlink of a
+ * name just listed or looked up skips the encryption (an rm -rf encrypts
+ * every name twice after listing it).  Direct-mapped, NM_SLOTS entries,
+ * exact compare on (key, dir id, name); only canonical encodings are kept,
+ * so a hit returns exactly what scs_siv_seal would.  The name keys seen
+ * (at most NM_KEYS, e.g. one per epoch in use) are kept for the life of
+ * the process, as the vault keeps the epoch keys they derive from. */
+#define NM_SLOTS 2048
+#define NM_KEYS  4
+#define NM_PLAIN_MAX 164          /* > the longest name with a short encoding */
+
+struct nm_entry {
+	uint32_t gen;                 /* nm_gen[key] when stored; 0 = empty */
+	uint8_t key;
+	uint8_t plen;
+	uint8_t dir_id[SCS_DIR_ID_LEN];
+	char plain[NM_PLAIN_MAX];
+	char enc[SCS_NAME_MAX_ENC + 1];
+};
+
+static pthread_mutex_t nm_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nm_entry nm_tab[NM_SLOTS];
+static uint8_t nm_keys[NM_KEYS][SCS_SIV_KEY_LEN];
+static uint32_t nm_gen[NM_KEYS];     /* 0: key slot unused */
+static uint32_t nm_next_gen = 1;
+static unsigned nm_victim;
+
+static size_t nm_slot(const uint8_t dir_id[SCS_DIR_ID_LEN], const char *name, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (size_t i = 0; i < SCS_DIR_ID_LEN; i++)
+		h = (h ^ dir_id[i]) * 1099511628211ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)name[i]) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 32)) % NM_SLOTS;
+}
+
+/* Index of key in nm_keys, adding it if add (evicting the oldest);
+ * -1 if absent.  nm_lock held. */
+static int nm_key(const uint8_t key[SCS_SIV_KEY_LEN], int add)
+{
+	for (int i = 0; i < NM_KEYS; i++)
+		if (nm_gen[i] && scs_ct_equal(nm_keys[i], key, SCS_SIV_KEY_LEN))
+			return i;
+	if (!add)
+		return -1;
+	int i = (int)(nm_victim++ % NM_KEYS);
+	memcpy(nm_keys[i], key, SCS_SIV_KEY_LEN);
+	nm_gen[i] = nm_next_gen++;    /* entries of the key replaced go stale */
+	if (!nm_next_gen)
+		nm_next_gen = 1;
+	return i;
+}
+
+static int nm_get(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SCS_DIR_ID_LEN],
+		  const char *name, size_t n, char *enc)
+{
+	if (n >= NM_PLAIN_MAX)
+		return 0;
+	size_t slot = nm_slot(dir_id, name, n);
+	int hit = 0;
+	pthread_mutex_lock(&nm_lock);
+	struct nm_entry *e = &nm_tab[slot];
+	if (e->gen && e->plen == n && memcmp(e->plain, name, n) == 0 &&
+	    memcmp(e->dir_id, dir_id, SCS_DIR_ID_LEN) == 0 && e->gen == nm_gen[e->key] &&
+	    nm_key(key, 0) == e->key) {
+		strcpy(enc, e->enc);
+		hit = 1;
+	}
+	pthread_mutex_unlock(&nm_lock);
+	return hit;
+}
+
+static void nm_put(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SCS_DIR_ID_LEN],
+		   const char *name, size_t n, const char *enc, size_t enclen)
+{
+	if (n >= NM_PLAIN_MAX || enclen > SCS_NAME_MAX_ENC)
+		return;
+	size_t slot = nm_slot(dir_id, name, n);
+	pthread_mutex_lock(&nm_lock);
+	int k = nm_key(key, 1);
+	struct nm_entry *e = &nm_tab[slot];
+	e->gen = nm_gen[k];
+	e->key = (uint8_t)k;
+	e->plen = (uint8_t)n;
+	memcpy(e->dir_id, dir_id, SCS_DIR_ID_LEN);
+	memcpy(e->plain, name, n);
+	memcpy(e->enc, enc, enclen);
+	e->enc[enclen] = '\0';
+	pthread_mutex_unlock(&nm_lock);
+}
+
 int scs_name_encrypt(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SCS_DIR_ID_LEN],
 		     const char *name, char *full, char *stored, int *is_long)
 {
@@ -79,11 +178,17 @@ int scs_name_encrypt(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SC
 	int r = check_plain(name, n);
 	if (r)
 		return r;
+	if (nm_get(key, dir_id, name, n, full)) {
+		strcpy(stored, full);
+		*is_long = 0;
+		return 0;
+	}
 	if ((r = scs_siv_seal(key, dir_id, SCS_DIR_ID_LEN, (const uint8_t *)name, n, ct)))
 		return r;
 	scs_b64url_encode(ct, SCS_SIV_TAG_LEN + n, full);
 	size_t flen = strlen(full);
 	if (flen <= SCS_NAME_MAX_ENC) {
+		nm_put(key, dir_id, name, n, full, flen);
 		memcpy(stored, full, flen + 1);
 		*is_long = 0;
 		return 0;
@@ -110,6 +215,14 @@ int scs_name_decrypt(const uint8_t key[SCS_SIV_KEY_LEN], const uint8_t dir_id[SC
 		return -EBADMSG;
 	}
 	plain[pn] = '\0';
+	if (enclen <= SCS_NAME_MAX_ENC && pn < NM_PLAIN_MAX) {
+		/* Keep it only if it is the canonical encoding (what encrypting
+		 * the name gives), not a variant the decoder also accepted. */
+		char canon[SCS_ENC_NAME_BUF];
+		scs_b64url_encode(ct, (size_t)n, canon);
+		if (strlen(canon) == enclen && memcmp(canon, enc, enclen) == 0)
+			nm_put(key, dir_id, plain, pn, enc, enclen);
+	}
 	return 0;
 }
 
