@@ -439,6 +439,8 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 	}
 	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
 	release(held, hold);
+	if (r == -ENOENT)
+		return 1;                /* our temporary went: another pass cleaning up */
 	if (r < 0) {
 		scs_be_unlink(ps->be, tmp);
 		return scs_err_set(err, r, "%s: cannot replace it: %s", it->path, strerror(-r));
@@ -489,7 +491,9 @@ static int move_link(struct pass *ps, struct item *it, scs_err *err)
 		goto out;
 	}
 	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
-	if (r < 0)
+	if (r == -ENOENT)
+		r = 1;                   /* as for files */
+	else if (r < 0)
 		scs_be_unlink(ps->be, tmp);
 	else
 		ps->res->links++;
