@@ -20,7 +20,9 @@ struct scs_gdrive_meta {
 	uint64_t size;
 	uint64_t version;
 	struct timespec mtime;
-	uint32_t perm;       /* appProperties m (octal), 0 if absent */
+	uint32_t perm;       /* appProperties m (octal), when has_perm */
+	int has_perm;
+	struct timespec atime; /* appProperties a ("sec.nsec"), else mtime */
 };
 
 /* spec: "/path/in/drive" or "id=FOLDER_ID".  remote is the full REMOTE. */

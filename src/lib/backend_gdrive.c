@@ -136,6 +136,21 @@ static struct timespec parse_time(const char *s)
 	return ts;
 }
 
+/* appProperties time "sec.nsec" -> 1 and *t, else 0. */
+static int prop_time(json_t *ap, const char *key, struct timespec *t)
+{
+	const char *v = json_string_value(json_object_get(ap, key));
+	long long sec;
+	long ns;
+	int n = 0;
+	if (!v || strlen(v) > 32 || sscanf(v, "%lld.%ld%n", &sec, &ns, &n) != 2 || v[n] ||
+	    sec < 0 || ns < 0 || ns >= 1000000000)
+		return 0;
+	t->tv_sec = (time_t)sec;
+	t->tv_nsec = ns;
+	return 1;
+}
+
 static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
 {
 	memset(m, 0, sizeof *m);
@@ -168,9 +183,20 @@ static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
 		if (pm && strlen(pm) <= 5) {
 			char *e;
 			unsigned long v = strtoul(pm, &e, 8);
-			if (!*e)
+			if (!*e && e != pm) {
 				m->perm = (uint32_t)(v & 07777);
+				m->has_perm = 1;
+			}
 		}
+		struct timespec t;
+		/* mtime to the nanosecond, while Drive's (ms) still agrees */
+		if (prop_time(ap, "t", &t) && t.tv_sec == m->mtime.tv_sec &&
+		    t.tv_nsec / 1000000 == m->mtime.tv_nsec / 1000000)
+			m->mtime = t;
+		if (!prop_time(ap, "a", &m->atime))
+			m->atime = m->mtime;
+	} else {
+		m->atime = m->mtime;
 	}
 	return 0;
 }
@@ -614,19 +640,20 @@ static void to_attr(struct gd_be *g, const struct scs_gdrive_meta *m, struct scs
 		a->ino += 2;
 	a->size = m->size;
 	if (m->is_dir) {
-		a->mode = S_IFDIR | (m->perm ? m->perm : 0755);
+		a->mode = S_IFDIR | (m->has_perm ? m->perm : 0755);
 		a->nlink = 2;
 		a->size = 4096;
 	} else {
 		if (!m->is_link)
 			apply_open_size(g, m->id, &a->size);
-		a->mode = m->is_link ? (S_IFLNK | 0777) : (S_IFREG | (m->perm ? m->perm : 0644));
+		a->mode = m->is_link ? (S_IFLNK | 0777) : (S_IFREG | (m->has_perm ? m->perm : 0644));
 		a->nlink = 1;
 	}
 	a->blocks = (a->size + 511) / 512;
 	a->uid = getuid();
 	a->gid = getgid();
-	a->atime = a->mtime = a->ctime = m->mtime;
+	a->mtime = a->ctime = m->mtime;
+	a->atime = m->atime;
 }
 
 struct find_ctx {
@@ -976,12 +1003,44 @@ static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char 
 	return r;
 }
 
+/* Move id to name under parent new_pid (from old_pid). */
+static int move_id(struct gd_be *g, const char *id, const char *name, const char *old_pid,
+		   const char *new_pid)
+{
+	char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "";
+	if (strcmp(old_pid, new_pid))
+		snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s", new_pid, old_pid);
+	return patch_meta(g, id, json_pack("{s:s}", "name", name), extra);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/* RENAME_EXCHANGE: two moves (Drive allows equal names meanwhile); not
+ * atomic for other readers, but nothing is ever missing. */
+static int exchange(struct gd_be *g, const char *from, const struct scs_gdrive_meta *a,
+		    const char *apid, const char *to, const struct scs_gdrive_meta *b,
+		    const char *bpid)
+{
+	if ((a->is_dir && under(to, from)) || (b->is_dir && under(from, to)))
+		return -EINVAL;
+	int r = move_id(g, a->id, base_name(to), apid, bpid);
+	if (!r)
+		r = move_id(g, b->id, base_name(from), bpid, apid);
+	dir_cache_move(g, from, NULL);
+	dir_cache_move(g, to, NULL);
+	return r;
+}
+
 static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned flags)
 {
 	struct gd_be *g = GB(be);
 	struct scs_gdrive_meta src, dst;
 	char spid[SCS_GDRIVE_ID_MAX + 1], dpid[SCS_GDRIVE_ID_MAX + 1];
-	if (flags & ~1u)   /* RENAME_NOREPLACE only; no atomic exchange on Drive */
+	if ((flags & ~3u) || flags == 3u)   /* RENAME_NOREPLACE, RENAME_EXCHANGE */
 		return -EINVAL;
 	int r = resolve(g, from, &src, spid);
 	if (r < 0)
@@ -994,6 +1053,8 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	int exists = r == 0;
 	if (r < 0 && r != -ENOENT)
 		return r;
+	if (flags & 2u)
+		return exists ? exchange(g, from, &src, spid, to, &dst, dpid) : -ENOENT;
 	if (exists) {
 		if (flags & 1u)
 			return -EEXIST;
@@ -1006,13 +1067,9 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 		if (dst.is_dir && (r = dir_empty(g, dst.id)) < 0)
 			return r;
 	}
-	const char *base = strrchr(to, '/') ? strrchr(to, '/') + 1 : to;
-	char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "";
-	if (strcmp(spid, dpid))
-		snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s", dpid, spid);
 	/* Move first, then delete what it replaces: a crash in between leaves
 	 * a duplicate name (resolved the same way everywhere), never a loss. */
-	r = patch_meta(g, src.id, json_pack("{s:s}", "name", base), extra);
+	r = move_id(g, src.id, base_name(to), spid, dpid);
 	if (r < 0)
 		return r;
 	if (exists)
@@ -1048,24 +1105,40 @@ static int gd_chown(scs_backend *be, const char *path, uint32_t uid, uint32_t gi
 	return 0;
 }
 
+/* mtime is Drive's modifiedTime (ms precision); atime, which Drive does
+ * not keep for us, goes into the private property "a". */
 static int gd_utimens(scs_backend *be, const char *path, const struct timespec ts[2])
 {
-	if (ts[1].tv_nsec == UTIME_OMIT)
+	if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
 		return 0;
 	struct scs_gdrive_meta m;
 	int r = resolve(GB(be), path, &m, NULL);
 	if (r < 0)
 		return r;
-	struct timespec t = ts[1];
-	if (t.tv_nsec == UTIME_NOW)
-		clock_gettime(CLOCK_REALTIME, &t);
-	struct tm tm;
-	time_t sec = t.tv_sec;
-	gmtime_r(&sec, &tm);
-	char s[96];
-	snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000);
-	return patch_meta(GB(be), m.id, json_pack("{s:s}", "modifiedTime", s), NULL);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	json_t *body = json_object(), *ap = json_object();
+	char ns[2][48];
+	if (ts[1].tv_nsec != UTIME_OMIT) {
+		struct timespec t = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
+		struct tm tm;
+		time_t sec = t.tv_sec;
+		gmtime_r(&sec, &tm);
+		char s[96];
+		snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 t.tv_nsec / 1000000);
+		json_object_set_new(body, "modifiedTime", json_string(s));
+		snprintf(ns[1], sizeof ns[1], "%lld.%09ld", (long long)t.tv_sec, t.tv_nsec);
+		json_object_set_new(ap, "t", json_string(ns[1]));
+	}
+	if (ts[0].tv_nsec != UTIME_OMIT) {
+		struct timespec t = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
+		snprintf(ns[0], sizeof ns[0], "%lld.%09ld", (long long)t.tv_sec, t.tv_nsec);
+		json_object_set_new(ap, "a", json_string(ns[0]));
+	}
+	json_object_set_new(body, "appProperties", ap);
+	return patch_meta(GB(be), m.id, body, NULL);
 }
 
 static int gd_statfs(scs_backend *be, struct statvfs *st)

@@ -42,6 +42,21 @@ static void test_file(void)
 	CHECK_EQ(m.perm, 0600);
 	CHECK(!m.is_dir && !m.is_link && !m.foreign);
 
+	/* nanoseconds kept in a private property while Drive's ms agree */
+	CHECK_EQ(parse("{\"id\":\"t1\",\"name\":\"x\",\"modifiedTime\":\"2026-11-23T10:15:30.250Z\","
+		       "\"appProperties\":{\"t\":\"1795428930.250123456\",\"a\":\"5.000000007\","
+		       "\"m\":\"0\"}}", &m), 0);
+	CHECK_EQ(m.mtime.tv_nsec, 250123456);
+	CHECK_EQ(m.atime.tv_sec, 5);
+	CHECK_EQ(m.atime.tv_nsec, 7);
+	CHECK(m.has_perm && m.perm == 0);
+	CHECK_EQ(parse("{\"id\":\"t1\",\"name\":\"x\",\"modifiedTime\":\"2026-11-23T10:15:31.000Z\","
+		       "\"appProperties\":{\"t\":\"1795428930.250123456\",\"a\":\"x.1\"}}", &m), 0);
+	CHECK_EQ(m.mtime.tv_sec, 1795428931);   /* changed since: Drive's time wins */
+	CHECK_EQ(m.mtime.tv_nsec, 0);
+	CHECK_EQ(m.atime.tv_sec, 1795428931);
+	CHECK(!m.has_perm);
+
 	CHECK_EQ(parse("{\"id\":\"d1\",\"name\":\"dir\",\"mimeType\":"
 		       "\"application/vnd.google-apps.folder\"}", &m), 0);
 	CHECK(m.is_dir && m.size == 0);
