@@ -208,6 +208,14 @@ static int node_stat(struct fs *fs, struct node *n, struct scs_attr *a)
 {
 	char rpath[SCS_RPATH_MAX];
 	int r = node_rpath(fs, n, rpath, sizeof rpath);
+	if (r == -ENOENT && node_get_attr(fs, n, a) == 0) {
+		/* Unlinked through this mount (it has no name left), but the
+		 * kernel still holds it: with the writeback cache it sends the
+		 * times of a file it wrote after the unlink (at sync).  Answer
+		 * with what it had, as a local filesystem does. */
+		a->nlink = 0;
+		return 0;
+	}
 	if (!r)
 		r = scs_be_stat(fs->be, rpath, a);
 	if (!r) {

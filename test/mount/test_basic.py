@@ -265,6 +265,31 @@ def test_unlink_open_file(shared, here):
     assert len(backing_files(shared.cloud)) == before
 
 
+def test_sync_after_unlinking_a_just_written_file(shared, here):
+    """With the kernel's writeback cache, the times of a file written and
+    then unlinked reach the daemon after the unlink (at sync): they must not
+    fail, and `sync -f` on the mount must succeed."""
+    p = here / "written-then-unlinked"
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"y" * 32768)
+    os.fsync(fd)
+    os.close(fd)
+    os.unlink(p)
+    r = subprocess.run(["sync", "-f", str(here)], capture_output=True, text=True)
+    assert r.returncode == 0, f"sync -f after unlink: {r.stderr!r}"
+    # and while it is still open
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"z" * 5000)
+        os.unlink(p)
+        os.utime(fd, ns=(1_000_000_000, 2_000_000_000))
+        assert os.fstat(fd).st_mtime_ns == 2_000_000_000
+        r = subprocess.run(["sync", "-f", str(here)], capture_output=True, text=True)
+        assert r.returncode == 0, f"sync -f with an unlinked open file: {r.stderr!r}"
+    finally:
+        os.close(fd)
+
+
 def test_mkdir_rmdir(shared, here):
     before = len(backing_files(shared.cloud))
     d = here / "d"
