@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -417,6 +418,12 @@ static int is_stop_signal(int r)
 
 int main(int argc, char *argv[])
 {
+	/* Buffers of 1 MiB writes go straight to mmap and back to the system
+	 * when freed: glibc's sliding threshold would otherwise keep them in
+	 * one heap arena per worker thread (peak RSS 94 MiB instead of ~50
+	 * after a 256 MiB write). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_ARENA_MAX, 2);
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct opts o;
 	memset(&o, 0, sizeof o);
