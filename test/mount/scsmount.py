@@ -12,6 +12,7 @@ CI=true and are skipped otherwise (the check is in the `fuse` fixture).
 import errno
 import hashlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -675,3 +676,23 @@ def here(shared, request):
     d = shared.mnt / request.node.name.replace("/", "_")[:100]
     d.mkdir()
     return d
+
+
+def rnd(n, seed):
+    """n reproducible pseudo-random bytes."""
+    return random.Random(seed).randbytes(n)
+
+
+def eventually(fn, timeout=10.0, what="condition", interval=0.1):
+    """Poll fn() until it is true (OSError counts as not yet); fail the test
+    after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if fn():
+                return
+        except OSError as e:
+            last = e
+        time.sleep(interval)
+    pytest.fail(f"{what} not seen within {timeout} s (last error: {last!r})")

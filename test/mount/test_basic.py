@@ -12,7 +12,7 @@ import unicodedata
 
 import pytest
 
-from scsmount import CHUNK, Shadow, backing_files, snapshot
+from scsmount import rnd, CHUNK, Shadow, backing_files, snapshot
 
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
@@ -28,8 +28,6 @@ def renameat2(old, new, flags):
         raise OSError(e, os.strerror(e), str(old))
 
 
-def rnd(n, seed):
-    return random.Random(seed).randbytes(n)
 
 
 def expect_errno(code, fn, *a, **kw):

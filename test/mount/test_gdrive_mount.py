@@ -11,13 +11,11 @@ import sys
 
 import pytest
 
-from scsmount import REPO, Shadow, Vault, assert_no_plaintext, marker
+from scsmount import rnd, REPO, Shadow, Vault, assert_no_plaintext, marker
 
 EMULATOR = REPO / "test" / "gdrive_emulator.py"
 
 
-def rnd(n, seed):
-    return random.Random(seed).randbytes(n)
 
 
 class GVault(Vault):

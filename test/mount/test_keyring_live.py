@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from scsmount import SCSFS, Vault, find_object, refused
+from scsmount import eventually, SCSFS, Vault, find_object, refused
 
 
 def pin(user, owner, remote):
@@ -30,17 +30,6 @@ def header_epoch(obj):
     return struct.unpack(">I", h[6:10])[0]
 
 
-def eventually(fn, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if fn():
-                return
-        except OSError as e:
-            last = e
-        time.sleep(0.25)
-    pytest.fail(f"{what} not seen within {timeout} s (last error: {last!r})")
 
 
 @pytest.fixture

@@ -1,18 +1,15 @@
 """What the backing folder (the cloud) sees, and tamper evidence."""
 import errno
 import os
-import random
 import secrets
 import shutil
 
 import pytest
 
-from scsmount import (CHUNK, HEADER, RECORD, SCSFS, assert_no_plaintext, backing_files, refused,
+from scsmount import (rnd, CHUNK, HEADER, RECORD, SCSFS, assert_no_plaintext, backing_files, refused,
                       find_object, is_mounted, marker, object_size)
 
 
-def rnd(n, seed):
-    return random.Random(seed).randbytes(n)
 
 
 def read_all(p):

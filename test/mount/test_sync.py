@@ -9,24 +9,11 @@ import time
 
 import pytest
 
-from scsmount import CHUNK, Vault, daemon_pids, find_object, fusermount_u, is_mounted, pid_alive
+from scsmount import rnd, eventually, CHUNK, Vault, daemon_pids, find_object, fusermount_u, is_mounted, pid_alive
 
 
-def rnd(n, seed):
-    return random.Random(seed).randbytes(n)
 
 
-def eventually(fn, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if fn():
-                return
-        except OSError as e:
-            last = e
-        time.sleep(0.1)
-    pytest.fail(f"{what} not seen within {timeout} s (last error: {last!r})")
 
 
 @pytest.fixture
