@@ -77,9 +77,31 @@ struct scs_backend_ops {
 	int (*hold)(scs_obj *o, int on);
 };
 
+/* Hooks the core sets on a back end that stores remotely and learns of
+ * other writers' changes (gdrive:).  Back ends that never call them (local:)
+ * ignore them.  Both may be called from a back end's own threads.
+ *
+ * conflict_name: an upload found that the remote object at path is no
+ *   longer the version this mount's edit was based on (another member
+ *   changed it).  Both are kept: the core returns in out (cap bytes) the
+ *   back-end path, in the same directory, of a new entry to store ours
+ *   under ("name (conflict from alice 2026-11-23 10-15).ext", encrypted);
+ *   the back end creates it there and leaves the other version at path.
+ *   Returns 0 or a negative errno (then the upload is retried later).
+ * changed: the object or directory at path changed remotely (what:
+ *   SCS_BE_CHANGED_*); the core drops what it cached about it (and the
+ *   kernel's cache).  path is NULL when the back end cannot say which. */
+enum { SCS_BE_CHANGED_CONTENT = 1, SCS_BE_CHANGED_ENTRY = 2 };
+struct scs_backend_hooks {
+	void *arg;
+	int (*conflict_name)(void *arg, const char *path, char *out, size_t cap);
+	void (*changed)(void *arg, const char *path, int what);
+};
+
 struct scs_backend {
 	const struct scs_backend_ops *ops;
 	char *remote;        /* the REMOTE string it was opened from */
+	struct scs_backend_hooks hooks; /* zero unless the core sets them */
 };
 
 struct scs_obj {
