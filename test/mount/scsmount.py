@@ -8,6 +8,12 @@ XDG_CACHE_HOME under them) and SCSFS_PASSPHRASE_FILE pointing at a 0600 file.
 
 FUSE is required: without /dev/fuse or fusermount3 the tests fail when
 CI=true and are skipped otherwise (the check is in the `fuse` fixture).
+
+SCSFS_TEST_BACKEND=gdrive runs the same suites over the gdrive: back end:
+one Drive v3 emulator (test/gdrive_emulator.py) on loopback for the whole
+session, every user signed in to it, and every Vault's remote a Drive
+folder named after its cloud path.  Tests that look inside the backing
+folder are marked `local_only` and deselected there.
 """
 import errno
 import hashlib
@@ -35,6 +41,9 @@ HEADER = 256
 RECORD = CHUNK + 28
 
 TEST_TIMEOUT = int(os.environ.get("SCSFS_TEST_TIMEOUT", "240"))
+BACKEND = os.environ.get("SCSFS_TEST_BACKEND", "local")
+assert BACKEND in ("local", "gdrive"), f"SCSFS_TEST_BACKEND={BACKEND}: local or gdrive"
+EMULATOR = REPO / "test" / "gdrive_emulator.py"
 
 
 def object_size(plain):
@@ -174,6 +183,65 @@ def _watchdog(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): watchdog limit for one test")
+    config.addinivalue_line("markers", "local_only: looks inside the backing folder of a "
+                            "local: remote (deselected under SCSFS_TEST_BACKEND=gdrive)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "local":
+        return
+    keep = [i for i in items if i.get_closest_marker("local_only") is None]
+    gone = [i for i in items if i.get_closest_marker("local_only") is not None]
+    if gone:
+        config.hook.pytest_deselected(items=gone)
+        items[:] = keep
+
+
+# ---------------------------------------------------------------- Drive
+
+class DriveEmulator:
+    """test/gdrive_emulator.py on a free loopback port, storing under root."""
+
+    def __init__(self, root, latency_ms=0):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        argv = ["/usr/bin/python3", str(EMULATOR), "--port", "0", "--root", str(self.root)]
+        if latency_ms:
+            argv += ["--latency-ms", str(latency_ms)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:"), line
+        self.endpoint = line.split()[-1]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_DRIVE = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_drive(tmp_path_factory):
+    """Under SCSFS_TEST_BACKEND=gdrive: the session's Drive emulator."""
+    if BACKEND == "gdrive":
+        _DRIVE.append(DriveEmulator(tmp_path_factory.mktemp("drive") / "root"))
+    yield
+    while _DRIVE:
+        _DRIVE.pop().stop()
+
+
+def sign_in(user):
+    """Sign user in to the session's Drive emulator (device flow)."""
+    user.extra_env["SCSFS_GDRIVE_ENDPOINT"] = _DRIVE[0].endpoint
+    r = user.ctl("auth", "gdrive", "--device", "--client-id", "test-client",
+                 "--client-secret", "test-secret", timeout=120)
+    assert "signed in" in r.stdout + r.stderr, (r.stdout, r.stderr)
 
 
 # ---------------------------------------------------------------- users
@@ -195,6 +263,7 @@ class User:
         for d in (".config", ".local/share", ".cache"):
             (self.home / d).mkdir(parents=True, exist_ok=True)
         self.passfile = self.home / "passphrase"
+        self.extra_env = {}        # e.g. the Drive emulator's endpoint
         if not self.passfile.exists():
             self.write_passfile(self.passphrase)
         else:
@@ -224,6 +293,7 @@ class User:
                    XDG_CACHE_HOME=str(self.home / ".cache"))
         if passfile:
             env["SCSFS_PASSPHRASE_FILE"] = str(self.passfile)
+        env.update(self.extra_env)
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -248,7 +318,9 @@ class User:
     def clone(self, home):
         """A copy of this user (identity and all state) in another HOME."""
         shutil.copytree(self.home, home, symlinks=True)
-        return User(home, self.name)
+        u = User(home, self.name)
+        u.extra_env = dict(self.extra_env)
+        return u
 
 
 def one_line(msg):
@@ -309,6 +381,8 @@ def make_user(home, name):
     _require_programs()
     u = User(home, name)
     u.ctl("id", "new", name)
+    if BACKEND == "gdrive":
+        sign_in(u)
     return u
 
 
@@ -344,6 +418,12 @@ class Vault:
         self.mnt = Path(mnt)
         self.cloud.mkdir(parents=True, exist_ok=True)
         self.mnt.mkdir(parents=True, exist_ok=True)
+        # Under SCSFS_TEST_BACKEND=gdrive the group lives in a Drive folder
+        # named after the cloud path (so two Vaults of one cloud share it).
+        self.drive_folder = None
+        if BACKEND == "gdrive":
+            h = hashlib.sha256(str(self.cloud.resolve()).encode()).hexdigest()[:16]
+            self.drive_folder = f"/t-{h}"
         self.proc = None           # foreground daemon (Popen)
         self.pids = []             # daemonized scsfs pids
         self.log_path = None       # stderr of a foreground daemon
@@ -353,6 +433,8 @@ class Vault:
 
     @property
     def remote(self):
+        if self.drive_folder:
+            return f"gdrive:{self.drive_folder}"
         return f"local:{self.cloud}"
 
     def init(self):
@@ -629,6 +711,53 @@ def backing_files(cloud, include_meta=False):
             p = Path(dirpath) / n
             if not p.is_symlink():
                 out.append(p)
+    return out
+
+
+def backing_objects(v, every=False):
+    """Relative paths ('/'-separated) of the objects v's group stores, without
+    .scsfs/, on either back end: the backing folder of a local: remote, or
+    the emulator's files under v's Drive folder.  Regular file objects
+    only; every=True adds directories and symlinks."""
+    if not v.drive_folder:
+        cloud = Path(v.cloud)
+        out = [str(p.relative_to(cloud)) for p in backing_files(cloud)]
+        if every:
+            for dp, dns, fns in os.walk(cloud):
+                for n in dns + fns:
+                    p = Path(dp) / n
+                    rel = p.relative_to(cloud)
+                    if rel.parts[:1] != (".scsfs",) and (p.is_symlink() or p.is_dir()):
+                        out.append(str(rel))
+        return out
+    import json
+    import urllib.request
+    with urllib.request.urlopen(_DRIVE[0].endpoint + "/__control/state", timeout=30) as r:
+        state = json.load(r)
+    files = state["files"]
+    live = {k: m for k, m in files.items()
+            if m and not m.get("trashed") and not m.get("explicitlyTrashed")}
+    kids = {}
+    for fid, m in live.items():
+        for par in m.get("parents") or []:
+            kids.setdefault(par, []).append(fid)
+    node = state["root_id"]
+    for part in v.drive_folder.strip("/").split("/"):
+        node = next(k for k in kids.get(node, []) if live[k]["name"] == part)
+    out = []
+
+    def walk(fid, rel):
+        for k in kids.get(fid, []):
+            m = live[k]
+            r = f"{rel}{m['name']}"
+            if m.get("mimeType") == "application/vnd.google-apps.folder":
+                if r != ".scsfs":
+                    if every:
+                        out.append(r)
+                    walk(k, r + "/")
+            elif every or "scsfs_link" not in (m.get("appProperties") or {}):
+                out.append(r)
+    walk(node, "")
     return out
 
 
