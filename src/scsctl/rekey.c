@@ -179,6 +179,9 @@ static int run(int argc, char **argv)
 	printf("re-encrypted %" PRIu64 " files (%s), %" PRIu64 " names, %" PRIu64 " symbolic links, "
 	       "%" PRIu64 " directory names into epoch %u in %.1f s (%s/s)\n", res.files, b,
 	       res.names, res.links, res.dirs, res.epoch, t, rate);
+	if (res.refused)
+		printf("left %" PRIu64 " files written by a removed member after their removal "
+		       "(every member refuses them; `scsctl verify` lists them)\n", res.refused);
 	fflush(stdout);
 	if (r < 0) {
 		scs_vault_close(v);
