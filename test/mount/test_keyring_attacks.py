@@ -442,6 +442,9 @@ def test_removed_member_writing_with_a_cached_key_is_refused(group):
         "alice.txt: written by bob after bob was removed" in r.stderr, r.stderr
     log = alice.ctl("log").stdout.splitlines()
     assert " retire " in log[-1], log[-1]
+    st = alice.ctl("rekey", "status").stdout
+    assert "re-key: done; 2 files still claim a retired epoch and are refused" in st, st
+    assert "re-key: done" in alice.ctl("rekey", "wait", "--timeout", "0").stdout
     va.mount(foreground=True, args=["-o", "norekey"])
     try:
         assert va.path("bob-before.txt").read_bytes() == bob_data

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scsmount import SCSCTL, SCSFS, marker, refused
+from scsmount import SCSCTL, SCSFS, eventually, marker, refused
 from test_members import group, status, templates  # noqa: F401 (fixtures)
 
 
@@ -434,6 +434,26 @@ def test_norekey_mount_does_not_rekey(group):
         assert "re-key" not in va.log()
     finally:
         va.unmount()
+    assert set(epochs(group.cloud).values()) == {1}
+
+
+def test_a_members_mount_never_rekeys(group):
+    """Only an admin's mount runs the pass (it ends with a keyring entry):
+    bob's mount, with the default options, leaves the files alone."""
+    alice = group.users["alice"]
+    vb = group.vaults["bob"]
+    group.add("alice", "bob")
+    group.add("alice", "carol")
+    group.join("bob")
+    vb.mount(foreground=True, args=["-o", "keyring_refresh=1"])
+    try:
+        fill(vb)
+        alice.ctl("member", "remove", "carol")
+        eventually(lambda: "now at epoch 2" in vb.log(), 20, "bob's mount to see epoch 2")
+        time.sleep(3)
+        assert "re-key" not in vb.log(), vb.log()
+    finally:
+        vb.unmount()
     assert set(epochs(group.cloud).values()) == {1}
 
 
