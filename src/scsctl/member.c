@@ -365,6 +365,7 @@ out:
 
 struct snap_walk {
 	const uint8_t *subject;
+	const uint8_t *pub;                /* the subject's Ed25519 key */
 	uint8_t *recs;
 	size_t n, cap;
 };
@@ -373,7 +374,9 @@ static int snap_each(void *arg, const char *rpath, const scs_header *h)
 {
 	struct snap_walk *w = arg;
 	(void)rpath;
-	if (memcmp(h->writer, w->subject, SCS_FPR_LEN) != 0)
+	/* Only headers the member really signed (a header the storage made up
+	 * in their name must not become acceptable later). */
+	if (memcmp(h->writer, w->subject, SCS_FPR_LEN) != 0 || scs_header_verify(h, w->pub) < 0)
 		return 0;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 256;
@@ -392,14 +395,18 @@ static int snap_each(void *arg, const char *rpath, const scs_header *h)
 }
 
 /* The removal snapshot: every file whose header the member being removed
- * signed, as (file id, content hash), stored under its hash before the
+ * signed (the signature checked with their public key; no secret needed),
+ * as (file id, content hash), stored under its hash before the
  * entry that names it.  Readers accept the member's signature after the
  * removal only on these.  Test hook: SCSFS_REMOVE_STOP=snapshot exits
  * abruptly once it is stored (the entry is not written). */
 static int make_snapshot(scs_vault *v, struct change *c, uint8_t hash[SCS_SHA256_LEN])
 {
 	scs_err err = { 0 };
-	struct snap_walk w = { .subject = c->subject };
+	const struct scs_member *m = scs_keyring_member(scs_vault_keyring(v), c->subject);
+	if (!m)
+		return scsctl_failf("%s is not a member of this group (any more)", c->name);
+	struct snap_walk w = { .subject = c->subject, .pub = m->ed25519 };
 	uint8_t *data = NULL;
 	size_t len = 0;
 	int rc = scs_rekey_headers(scs_vault_backend(v), snap_each, &w, &err);

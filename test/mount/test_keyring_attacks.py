@@ -510,3 +510,35 @@ def test_crash_between_snapshot_and_entry(group):
     assert p["snapshot_files"] == 1
     st = alice.ctl("status").stdout
     assert "members: 2" in st and "epoch: 2" in st, st
+
+
+def test_snapshot_lists_only_headers_bob_signed(group):
+    """The storage puts bob's fingerprint into the header of a file alice
+    wrote before the removal: the snapshot must not list it (else bob
+    could sign that content_hash later and have it accepted)."""
+    alice, va = group.users["alice"], group.vaults["alice"]
+    vb = group.vaults["bob"]
+    va.mount(args=["-o", "norekey"])
+    try:
+        va.path("alice.txt").write_bytes(b"a" * 7001)
+    finally:
+        va.unmount()
+    vb.mount(args=["-o", "norekey"])
+    try:
+        vb.path("bob.txt").write_bytes(b"b" * 7002)
+    finally:
+        vb.unmount()
+    obj = next(p for p in group.cloud.iterdir() if p.is_file() and
+               p.stat().st_size == 256 + 28 + 7001)
+    data = bytearray(obj.read_bytes())
+    data[34:66] = bytes.fromhex(member_record(group.users["bob"])["fpr"])
+    obj.write_bytes(bytes(data))
+    r = alice.ctl("member", "remove", "bob")
+    assert "the 1 files bob wrote so far" in r.stdout, r.stdout
+    (snap,) = snapshots(group.cloud)
+    recs = snap.read_bytes()[76:]
+    assert len(recs) == 48
+    bob_obj = next(p for p in group.cloud.iterdir() if p.is_file() and
+                   p.stat().st_size == 256 + 28 + 7002)
+    h = bob_obj.read_bytes()[:256]
+    assert recs == h[10:26] + h[126:158], "the record is bob's own file"
