@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "scs/format.h"
+#include "scs/err.h"
 
 typedef struct scs_keyctx {
 	void *arg;
@@ -14,10 +15,14 @@ typedef struct scs_keyctx {
 	uint32_t (*write_epoch)(void *arg);
 	/* Key of an epoch; -ENOKEY if unknown, -EKEYREVOKED if retired. */
 	int (*epoch_key)(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN]);
-	/* Ed25519 public key of a writer who may sign files of this epoch;
-	 * -EPERM if that fingerprint is not (or no longer) an accepted writer. */
-	int (*writer_pub)(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epoch,
-			  uint8_t pub[SCS_ED25519_PUB_LEN]);
+	/* Ed25519 public key of fpr if it may sign the header h (its epoch,
+	 * file_id and content_hash): -EPERM if that fingerprint is not an
+	 * accepted writer of h's epoch, -EKEYREVOKED if the epoch is retired,
+	 * -EKEYREJECTED if fpr was removed from the group and did not write
+	 * this version of the file before (why: "written by NAME after NAME
+	 * was removed from the group (keyring entry N)"; why may be NULL). */
+	int (*writer_pub)(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
+			  uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why);
 	/* Our identity: fingerprint and signing key (NULL for read-only use). */
 	const uint8_t *self_fpr;
 	EVP_PKEY *sign_key;

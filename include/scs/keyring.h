@@ -38,6 +38,17 @@
 #define SCS_KR_CANARY_LEN    (SCS_GCM_NONCE_LEN + SCS_GCM_TAG_LEN)
 #define SCS_GROUP_ID_LEN     SCS_SHA256_LEN
 #define SCS_PIN_MAX          4096
+/* Removal snapshot objects ".scsfs/keyring/snap-<64 hex of their SHA-256>"
+ * (man/scsfs-format.5, Removal snapshots): magic, group id, subject, u32be
+ * count, then count records file_id || content_hash in strictly ascending
+ * byte order. */
+#define SCS_SNAP_MAGIC       "SCSSNAP1"
+#define SCS_SNAP_MAGIC_LEN   8
+#define SCS_SNAP_REC_LEN     (SCS_FILE_ID_LEN + SCS_SHA256_LEN)
+#define SCS_SNAP_HEAD_LEN    (SCS_SNAP_MAGIC_LEN + SCS_GROUP_ID_LEN + SCS_FPR_LEN + 4)
+#define SCS_SNAP_FILES_MAX   (1u << 20)
+#define SCS_SNAP_MAX         (SCS_SNAP_HEAD_LEN + (size_t)SCS_SNAP_FILES_MAX * SCS_SNAP_REC_LEN)
+#define SCS_SNAP_PREFIX      "snap-"
 
 enum scs_role { SCS_ROLE_MEMBER = 1, SCS_ROLE_ADMIN = 2 };
 enum scs_kr_kind { SCS_KR_GENESIS = 1, SCS_KR_ADD, SCS_KR_REMOVE, SCS_KR_SET_ROLE, SCS_KR_ROTATE,
@@ -78,6 +89,14 @@ struct scs_kr_entry {
 	struct scs_member *members;            /* state after this entry */
 	int64_t created_at;
 	uint32_t retire_below;                 /* retire: epochs below it are retired */
+	/* remove: the files the subject had written, from the removal
+	 * snapshot (has_snapshot: the entry names one; snap_loaded: its
+	 * records, nsnap of SCS_SNAP_REC_LEN bytes each, sorted, are here). */
+	int has_snapshot, snap_loaded, lazy;
+	uint8_t snapshot[SCS_SHA256_LEN];
+	uint32_t snapshot_files;
+	uint8_t *snap;
+	size_t nsnap;
 };
 
 typedef struct scs_keyring {
@@ -100,6 +119,22 @@ const char *scs_kr_kind_name(int kind);
  * file of that epoch), or NULL. */
 const struct scs_member *scs_keyring_writer(const scs_keyring *kr, const uint8_t fpr[SCS_FPR_LEN],
 					    uint32_t epoch);
+
+/* Whether fpr may sign the header h (its epoch, file_id and content_hash):
+ * 0 (*m: the writer's member record), -EPERM if fpr was no member in any
+ * state of h's epoch, -EKEYREJECTED if fpr was removed by an entry with a
+ * snapshot (*removal) that does not list (file_id, content_hash): a
+ * removed member writing with a cached old epoch key.  A current member,
+ * or one removed by an entry without a snapshot (keyrings made before
+ * snapshots), is accepted as by scs_keyring_writer.  Retirement is not
+ * looked at here. */
+int scs_keyring_header_writer(const scs_keyring *kr, const uint8_t fpr[SCS_FPR_LEN],
+			      const scs_header *h, const struct scs_member **m,
+			      const struct scs_kr_entry **removal);
+/* 1 if the re-key pass should run by itself (an admin's mount): an epoch
+ * after the retired ones was started by a rotate or by a removal without
+ * "lazy".  0 if nothing is left to retire or every such removal is lazy. */
+int scs_keyring_rekey_wanted(const scs_keyring *kr);
 
 /* Read and verify every entry of the back end's keyring.  Errors: -ENOENT
  * (no keyring), -EBADMSG (what was wrong: bad signature, signer not an
@@ -144,6 +179,11 @@ struct scs_kr_change {
 	const uint8_t *subject;          /* remove/set_role: fingerprint */
 	int role;                        /* add/set_role */
 	uint32_t retire_below;           /* retire: epochs below it are retired */
+	/* remove: the snapshot object's SHA-256 (NULL: none, the pre-snapshot
+	 * form) and how many files it lists; lazy: no background re-key */
+	const uint8_t *snapshot;
+	uint32_t snapshot_files;
+	int lazy;
 };
 /* Build the next entry after kr for change c, signed by signer (not
  * checked to be an admin here: apply does that).  keys: epoch keys
@@ -159,6 +199,30 @@ int scs_keyring_publish(scs_backend *be, uint32_t seq, const uint8_t *entry, siz
 			scs_err *err);
 /* ".scsfs/keyring/%08u.entry" into out[64]. */
 void scs_keyring_entry_path(uint32_t seq, char out[64]);
+
+/* ---- removal snapshots ---- */
+
+/* Encode the snapshot of the files subject wrote: recs (n records of
+ * SCS_SNAP_REC_LEN bytes, any order, duplicates allowed) are sorted and
+ * deduplicated in place; *out (malloc) holds the object bytes, *count the
+ * number of records kept. */
+int scs_kr_snapshot_encode(const uint8_t group[SCS_GROUP_ID_LEN], const uint8_t subject[SCS_FPR_LEN],
+			   uint8_t *recs, size_t n, uint8_t **out, size_t *len, uint32_t *count);
+/* Parse snapshot object bytes strictly (size, magic, ascending records):
+ * *recs points into data.  -EBADMSG with what was wrong. */
+int scs_kr_snapshot_parse(const uint8_t *data, size_t len, uint8_t group[SCS_GROUP_ID_LEN],
+			  uint8_t subject[SCS_FPR_LEN], const uint8_t **recs, uint32_t *count,
+			  scs_err *err);
+/* ".scsfs/keyring/snap-<hex>" into out[128]. */
+void scs_kr_snapshot_path(const uint8_t hash[SCS_SHA256_LEN], char out[128]);
+/* Store snapshot bytes under their hash (create_file, never replaced; an
+ * identical existing object is fine: a retried removal).  hash out. */
+int scs_kr_snapshot_store(scs_backend *be, const uint8_t *data, size_t len,
+			  uint8_t hash[SCS_SHA256_LEN], scs_err *err);
+/* Check snapshot bytes against the remove entry seq of kr (hash, group,
+ * subject, count) and attach its records.  -EBADMSG with what was wrong. */
+int scs_keyring_snapshot_attach(scs_keyring *kr, uint32_t seq, const uint8_t *data, size_t len,
+				scs_err *err);
 
 /* ---- for tests and fuzzing ---- */
 /* Parse an entry object (outer JSON and payload) without any verification

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include "scs/backend.h"
+#include "scs/format.h"
 #include "scs/keyctx.h"
 #include "scs/names.h"
 #include "scs/err.h"
@@ -39,10 +40,19 @@ struct scs_rekey_scan {
 	uint64_t old_links;               /* symlinks whose target is older */
 	uint64_t bad;                     /* objects without a readable header */
 	uint64_t temps;                   /* temporary objects of the pass */
+	/* scs_rekey_headers only: called with every readable file header */
+	int (*each)(void *arg, const char *rpath, const scs_header *h);
+	void *each_arg;
 };
 /* clean: also remove the pass's temporary objects (a crash left them). */
 int scs_rekey_scan(scs_backend *be, uint32_t epoch, int clean, struct scs_rekey_scan *s,
 		   scs_err *err);
+
+/* Call each(arg, rpath, header) for every file object whose header
+ * decodes (no keys, no signature check), as scs_rekey_scan walks.  A
+ * negative return from each stops the walk and is returned. */
+int scs_rekey_headers(scs_backend *be, int (*each)(void *arg, const char *rpath, const scs_header *h),
+		      void *arg, scs_err *err);
 
 struct scs_rekey_progress {
 	uint64_t files_done, files_total;  /* file contents re-encrypted */
@@ -61,6 +71,8 @@ struct scs_rekey_result {
 	uint64_t busy;                     /* changed during the pass; left for later */
 	uint64_t damaged;                  /* did not authenticate; left as they are */
 	uint64_t conflicts;                /* the new name was taken; left as they are */
+	uint64_t refused;                  /* written by a removed member after the
+					    * removal: left, refused by readers */
 	uint64_t left;                     /* entries still in older epochs at the end */
 };
 

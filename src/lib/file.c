@@ -476,7 +476,16 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		what = "header is malformed";
 		goto bad;
 	}
-	r = k->writer_pub(k->arg, f->h.writer, f->h.epoch, pub);
+	scs_err why = { 0 };
+	r = k->writer_pub(k->arg, f->h.writer, &f->h, pub, &why);
+	if (r == -EKEYREJECTED) {
+		/* A removed member writing with a cached old epoch key. */
+		r = -EACCES;
+		if (log)
+			scs_log(SCS_LOG_ERR, "%s: %s; refusing it", f->display, why.msg);
+		scs_err_set(err, r, "%s; refusing it", why.msg);
+		goto fail;
+	}
 	if (r == -EKEYREVOKED) {
 		/* A completed re-key retired this epoch: an old copy put back. */
 		r = -EACCES;
@@ -524,7 +533,7 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 	 * epoch takes a fresh file key: scs_file_rewrite, the re-key pass),
 	 * and the others accept our signature on it only if we were a
 	 * member in that epoch. */
-	if (writable && k->writer_pub(k->arg, k->self_fpr, f->h.epoch, pub) < 0) {
+	if (writable && k->writer_pub(k->arg, k->self_fpr, &f->h, pub, NULL) < 0) {
 		r = -EACCES;
 		if (log)
 			scs_log(SCS_LOG_WARN, "%s: written in epoch %" PRIu32 ", before you joined; "

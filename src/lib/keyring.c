@@ -32,14 +32,16 @@ enum {
 	F_VERSION = 1 << 0, F_KIND = 1 << 1, F_SEQ = 1 << 2, F_EPOCH = 1 << 3,
 	F_AUTHOR = 1 << 4, F_GROUP = 1 << 5, F_PREV = 1 << 6, F_NONCE = 1 << 7,
 	F_SUBJECT = 1 << 8, F_MEMBERS = 1 << 9, F_WRAPS = 1 << 10, F_CANARY = 1 << 11,
-	F_BOX = 1 << 12, F_CREATED = 1 << 13, F_RETIRE = 1 << 14,
+	F_BOX = 1 << 12, F_CREATED = 1 << 13, F_RETIRE = 1 << 14, F_SNAPSHOT = 1 << 15,
+	F_SNAPFILES = 1 << 16, F_LAZY = 1 << 17,
 };
 static const struct { const char *name; unsigned bit; } fields[] = {
 	{ "version", F_VERSION }, { "kind", F_KIND }, { "seq", F_SEQ }, { "epoch", F_EPOCH },
 	{ "author", F_AUTHOR }, { "group", F_GROUP }, { "prev", F_PREV }, { "nonce", F_NONCE },
 	{ "subject", F_SUBJECT }, { "members", F_MEMBERS }, { "wraps", F_WRAPS },
 	{ "canary", F_CANARY }, { "prev_epochs_box", F_BOX }, { "created_at", F_CREATED },
-	{ "retire_below", F_RETIRE },
+	{ "retire_below", F_RETIRE }, { "snapshot", F_SNAPSHOT }, { "snapshot_files", F_SNAPFILES },
+	{ "lazy", F_LAZY },
 };
 #define F_COMMON (F_VERSION | F_KIND | F_SEQ | F_EPOCH | F_AUTHOR | F_MEMBERS | F_CREATED)
 #define F_NEWEPOCH (F_WRAPS | F_CANARY | F_BOX)
@@ -50,6 +52,11 @@ static const unsigned kind_fields[] = {
 	[SCS_KR_SET_ROLE] = F_COMMON | F_GROUP | F_PREV | F_SUBJECT,
 	[SCS_KR_ROTATE] = F_COMMON | F_GROUP | F_PREV | F_NEWEPOCH,
 	[SCS_KR_RETIRE] = F_COMMON | F_GROUP | F_PREV | F_RETIRE,
+};
+/* Fields a kind may carry besides those (a remove entry: its snapshot,
+ * both fields or neither, and "lazy":true). */
+static const unsigned kind_optional[SCS_KR_RETIRE + 1] = {
+	[SCS_KR_REMOVE] = F_SNAPSHOT | F_SNAPFILES | F_LAZY,
 };
 
 static int new_epoch_kind(int kind)
@@ -177,6 +184,53 @@ const struct scs_member *scs_keyring_writer(const scs_keyring *kr, const uint8_t
 	return NULL;
 }
 
+static int snap_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, SCS_SNAP_REC_LEN);
+}
+
+int scs_keyring_header_writer(const scs_keyring *kr, const uint8_t fpr[SCS_FPR_LEN],
+			      const scs_header *h, const struct scs_member **m,
+			      const struct scs_kr_entry **removal)
+{
+	*removal = NULL;
+	*m = scs_keyring_writer(kr, fpr, h->epoch);
+	if (!*m)
+		return -EPERM;
+	if (scs_keyring_member(kr, fpr))
+		return 0;                /* still a member */
+	/* Removed: the newest removal's snapshot lists every file they had
+	 * written (a later removal's list includes an earlier one's). */
+	const struct scs_kr_entry *r = NULL;
+	for (size_t i = kr->nentries; i-- > 0 && !r; )
+		if (kr->entries[i].kind == SCS_KR_REMOVE &&
+		    memcmp(kr->entries[i].subject, fpr, SCS_FPR_LEN) == 0)
+			r = &kr->entries[i];
+	if (!r || !r->has_snapshot)
+		return 0;                /* a keyring from before snapshots: the old rule */
+	uint8_t key[SCS_SNAP_REC_LEN];
+	memcpy(key, h->file_id, SCS_FILE_ID_LEN);
+	memcpy(key + SCS_FILE_ID_LEN, h->content_hash, SCS_SHA256_LEN);
+	if (r->snap_loaded && r->nsnap &&
+	    bsearch(key, r->snap, r->nsnap, SCS_SNAP_REC_LEN, snap_cmp))
+		return 0;                /* a version they wrote while a member */
+	*removal = r;
+	return -EKEYREJECTED;
+}
+
+int scs_keyring_rekey_wanted(const scs_keyring *kr)
+{
+	uint32_t below = kr->retired_below > 1 ? kr->retired_below : 1;
+	for (size_t i = kr->nentries; i-- > 0; ) {
+		const struct scs_kr_entry *e = &kr->entries[i];
+		if (e->epoch <= below)
+			break;
+		if ((e->kind == SCS_KR_REMOVE && !e->lazy) || e->kind == SCS_KR_ROTATE)
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- parsing ---- */
 
 void scs_kr_entry_clear(struct scs_kr_entry *e)
@@ -185,6 +239,7 @@ void scs_kr_entry_clear(struct scs_kr_entry *e)
 		free(e->wraps[i].ct);
 	free(e->wraps);
 	free(e->box);
+	free(e->snap);
 	members_free(e->members, e->nmembers);
 	memset(e, 0, sizeof *e);
 }
@@ -364,7 +419,10 @@ static int parse_payload(const uint8_t *p, size_t plen, struct scs_kr_entry *e, 
 		scs_err_set(err, rc, "unknown entry kind");
 		goto out;
 	}
-	if (have != kind_fields[e->kind]) {
+	unsigned opt = have & ~kind_fields[e->kind];
+	if ((have & kind_fields[e->kind]) != kind_fields[e->kind] ||
+	    (opt & ~kind_optional[e->kind]) ||
+	    !(opt & F_SNAPSHOT) != !(opt & F_SNAPFILES)) {
 		scs_err_set(err, rc, "a %s entry has missing or extra fields", kind_names[e->kind]);
 		goto out;
 	}
@@ -377,6 +435,11 @@ static int parse_payload(const uint8_t *p, size_t plen, struct scs_kr_entry *e, 
 	    ((have & F_PREV) && get_hex(json_object_get(o, "prev"), e->prev, SCS_SHA256_LEN) < 0) ||
 	    ((have & F_RETIRE) && get_u32(json_object_get(o, "retire_below"), &e->retire_below) < 0) ||
 	    ((have & F_SUBJECT) && get_hex(json_object_get(o, "subject"), e->subject, SCS_FPR_LEN) < 0) ||
+	    ((have & F_SNAPSHOT) && get_b64_fixed(json_object_get(o, "snapshot"), e->snapshot,
+						   SCS_SHA256_LEN) < 0) ||
+	    ((have & F_SNAPFILES) && (get_u32(json_object_get(o, "snapshot_files"), &e->snapshot_files) < 0 ||
+				      e->snapshot_files > SCS_SNAP_FILES_MAX)) ||
+	    ((have & F_LAZY) && !json_is_true(json_object_get(o, "lazy"))) ||
 	    ((have & F_NONCE) && get_b64_fixed(json_object_get(o, "nonce"), e->nonce, SCS_KR_NONCE_LEN) < 0) ||
 	    ((have & F_CANARY) && get_b64_fixed(json_object_get(o, "canary"), e->canary, SCS_KR_CANARY_LEN) < 0) ||
 	    ((have & F_BOX) && get_b64_alloc(json_object_get(o, "prev_epochs_box"), 0,
@@ -389,6 +452,8 @@ static int parse_payload(const uint8_t *p, size_t plen, struct scs_kr_entry *e, 
 	e->has_subject = !!(have & F_SUBJECT);
 	e->has_canary = !!(have & F_CANARY);
 	e->has_wraps = !!(have & F_WRAPS);
+	e->has_snapshot = !!(have & F_SNAPSHOT);
+	e->lazy = !!(have & F_LAZY);
 	rc = parse_members(json_object_get(o, "members"), e, err);
 	if (rc == 0 && e->has_wraps)
 		rc = parse_wraps(json_object_get(o, "wraps"), e, err);
@@ -692,6 +757,18 @@ struct listing {
 	char bad[256];
 };
 
+/* "snap-<64 lowercase hex>" */
+static int snap_name(const char *name)
+{
+	size_t pl = sizeof SCS_SNAP_PREFIX - 1;
+	if (strncmp(name, SCS_SNAP_PREFIX, pl) != 0 || strlen(name) != pl + 2 * SCS_SHA256_LEN)
+		return 0;
+	for (const char *p = name + pl; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return 0;
+	return 1;
+}
+
 static int list_cb(void *arg, const char *name, const struct scs_attr *a)
 {
 	struct listing *l = arg;
@@ -716,6 +793,8 @@ static int list_cb(void *arg, const char *name, const struct scs_attr *a)
 		l->seqs[l->n++] = (uint32_t)strtoul(name, NULL, 10);
 		return 0;
 	}
+	if (snap_name(name))
+		return 0;        /* fetched through the remove entry that names it */
 	if (!l->fork && !l->foreign)
 		snprintf(l->bad, sizeof l->bad, "%s", name);
 	if (digits == 8 || (n >= 6 && strcmp(name + n - 6, ".entry") == 0))
@@ -729,6 +808,35 @@ static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+/* Fetch and check the snapshot of every remove entry that names one. */
+static int load_snapshots(scs_backend *be, scs_keyring *kr, scs_err *err)
+{
+	for (size_t i = 0; i < kr->nentries; i++) {
+		const struct scs_kr_entry *e = &kr->entries[i];
+		if (!e->has_snapshot)
+			continue;
+		char path[128];
+		uint8_t *data;
+		size_t len;
+		scs_kr_snapshot_path(e->snapshot, path);
+		int rc = scs_be_read_file(be, path, SCS_SNAP_MAX, &data, &len);
+		if (rc == -ENOENT)
+			return scs_err_set(err, -EBADMSG, "keyring entry %08u: its removal snapshot %s is "
+					   "missing (deleted or not synced yet); the keyring is refused "
+					   "until it is back", e->seq, path);
+		if (rc == -EFBIG)
+			return scs_err_set(err, -EBADMSG, "keyring entry %08u: its removal snapshot %s is "
+					   "too large (tampered with); the keyring is refused", e->seq, path);
+		if (rc < 0)
+			return scs_err_set(err, rc, "cannot read %s: %s", path, strerror(-rc));
+		rc = scs_keyring_snapshot_attach(kr, e->seq, data, len, err);
+		free(data);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 int scs_keyring_load(scs_backend *be, scs_keyring **out, scs_err *err)
@@ -787,6 +895,9 @@ int scs_keyring_load(scs_backend *be, scs_keyring **out, scs_err *err)
 		if (rc < 0)
 			goto out;
 	}
+	rc = load_snapshots(be, kr, err);
+	if (rc < 0)
+		goto out;
 	*out = kr;
 	kr = NULL;
 	rc = 0;
@@ -1066,6 +1177,12 @@ static json_t *payload_json(const struct scs_kr_entry *e)
 		json_object_set_new(o, "retire_below", json_integer(e->retire_below));
 	if (f & F_SUBJECT)
 		json_object_set_new(o, "subject", hex_json(e->subject, SCS_FPR_LEN));
+	if (e->has_snapshot) {
+		json_object_set_new(o, "snapshot", b64_json(e->snapshot, SCS_SHA256_LEN));
+		json_object_set_new(o, "snapshot_files", json_integer(e->snapshot_files));
+	}
+	if (e->lazy)
+		json_object_set_new(o, "lazy", json_true());
 	if (f & F_CANARY)
 		json_object_set_new(o, "canary", b64_json(e->canary, SCS_KR_CANARY_LEN));
 	if (f & F_BOX)
@@ -1238,6 +1355,13 @@ int scs_keyring_make_entry(const scs_keyring *kr, const struct scs_kr_change *c,
 	} else if (c->kind != SCS_KR_ROTATE && c->kind != SCS_KR_RETIRE) {
 		memcpy(e.subject, c->subject, SCS_FPR_LEN);
 	}
+	if (c->kind == SCS_KR_REMOVE) {
+		e.has_snapshot = c->snapshot != NULL;
+		if (c->snapshot)
+			memcpy(e.snapshot, c->snapshot, SCS_SHA256_LEN);
+		e.snapshot_files = c->snapshot_files;
+		e.lazy = !!c->lazy;
+	}
 	if (c->kind == SCS_KR_ADD) {
 		e.wraps = calloc(1, sizeof *e.wraps);
 		if (!e.wraps)
@@ -1285,5 +1409,131 @@ int scs_keyring_publish(scs_backend *be, uint32_t seq, const uint8_t *entry, siz
 				   "same time; run the command again", seq);
 	if (rc < 0)
 		return scs_err_set(err, rc, "cannot write %s: %s", path, strerror(-rc));
+	return 0;
+}
+
+/* ---- removal snapshots ---- */
+
+void scs_kr_snapshot_path(const uint8_t hash[SCS_SHA256_LEN], char out[128])
+{
+	char hex[2 * SCS_SHA256_LEN + 1];
+	scs_hex_encode(hash, SCS_SHA256_LEN, hex);
+	snprintf(out, 128, SCS_KEYRING_DIR "/" SCS_SNAP_PREFIX "%s", hex);
+}
+
+int scs_kr_snapshot_encode(const uint8_t group[SCS_GROUP_ID_LEN], const uint8_t subject[SCS_FPR_LEN],
+			   uint8_t *recs, size_t n, uint8_t **out, size_t *len, uint32_t *count)
+{
+	size_t k = 0;
+	*out = NULL;
+	if (n)
+		qsort(recs, n, SCS_SNAP_REC_LEN, snap_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || memcmp(recs + (k - 1) * SCS_SNAP_REC_LEN, recs + i * SCS_SNAP_REC_LEN,
+				     SCS_SNAP_REC_LEN) != 0)
+			memmove(recs + k++ * SCS_SNAP_REC_LEN, recs + i * SCS_SNAP_REC_LEN, SCS_SNAP_REC_LEN);
+	if (k > SCS_SNAP_FILES_MAX)
+		return -E2BIG;
+	uint8_t *b = malloc(SCS_SNAP_HEAD_LEN + k * SCS_SNAP_REC_LEN);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, SCS_SNAP_MAGIC, SCS_SNAP_MAGIC_LEN);
+	memcpy(b + SCS_SNAP_MAGIC_LEN, group, SCS_GROUP_ID_LEN);
+	memcpy(b + SCS_SNAP_MAGIC_LEN + SCS_GROUP_ID_LEN, subject, SCS_FPR_LEN);
+	put_u32be(b + SCS_SNAP_HEAD_LEN - 4, (uint32_t)k);
+	if (k)
+		memcpy(b + SCS_SNAP_HEAD_LEN, recs, k * SCS_SNAP_REC_LEN);
+	*out = b;
+	*len = SCS_SNAP_HEAD_LEN + k * SCS_SNAP_REC_LEN;
+	*count = (uint32_t)k;
+	return 0;
+}
+
+int scs_kr_snapshot_parse(const uint8_t *data, size_t len, uint8_t group[SCS_GROUP_ID_LEN],
+			  uint8_t subject[SCS_FPR_LEN], const uint8_t **recs, uint32_t *count,
+			  scs_err *err)
+{
+	*recs = NULL;
+	*count = 0;
+	if (len < SCS_SNAP_HEAD_LEN || memcmp(data, SCS_SNAP_MAGIC, SCS_SNAP_MAGIC_LEN) != 0)
+		return scs_err_set(err, -EBADMSG, "not a removal snapshot (bad magic or too short)");
+	const uint8_t *c = data + SCS_SNAP_HEAD_LEN - 4;
+	uint32_t n = (uint32_t)c[0] << 24 | (uint32_t)c[1] << 16 | (uint32_t)c[2] << 8 | c[3];
+	if (n > SCS_SNAP_FILES_MAX || len != SCS_SNAP_HEAD_LEN + (size_t)n * SCS_SNAP_REC_LEN)
+		return scs_err_set(err, -EBADMSG, "the removal snapshot's size does not match its count");
+	const uint8_t *r = data + SCS_SNAP_HEAD_LEN;
+	for (uint32_t i = 1; i < n; i++)
+		if (memcmp(r + (size_t)(i - 1) * SCS_SNAP_REC_LEN, r + (size_t)i * SCS_SNAP_REC_LEN,
+			   SCS_SNAP_REC_LEN) >= 0)
+			return scs_err_set(err, -EBADMSG, "the removal snapshot's records are not in "
+					   "strictly ascending order");
+	memcpy(group, data + SCS_SNAP_MAGIC_LEN, SCS_GROUP_ID_LEN);
+	memcpy(subject, data + SCS_SNAP_MAGIC_LEN + SCS_GROUP_ID_LEN, SCS_FPR_LEN);
+	*recs = r;
+	*count = n;
+	return 0;
+}
+
+int scs_kr_snapshot_store(scs_backend *be, const uint8_t *data, size_t len,
+			  uint8_t hash[SCS_SHA256_LEN], scs_err *err)
+{
+	char path[128];
+	if (scs_sha256(data, len, hash) < 0)
+		return scs_err_set(err, -EIO, "hashing failed");
+	scs_kr_snapshot_path(hash, path);
+	int rc = scs_be_create_file(be, path, data, len);
+	if (rc == -EEXIST) {
+		/* A retried removal: the same files make the same object. */
+		uint8_t *old = NULL, h2[SCS_SHA256_LEN];
+		size_t ol = 0;
+		rc = scs_be_read_file(be, path, SCS_SNAP_MAX, &old, &ol);
+		if (rc == 0 && (scs_sha256(old, ol, h2) < 0 || memcmp(h2, hash, sizeof h2) != 0))
+			rc = scs_err_set(err, -EBADMSG, "%s exists with other contents (tampered "
+					 "with); remove it and run the command again", path);
+		free(old);
+		if (rc == -EBADMSG)
+			return rc;
+	}
+	if (rc < 0)
+		return scs_err_set(err, rc, "cannot write %s: %s", path, strerror(-rc));
+	return 0;
+}
+
+int scs_keyring_snapshot_attach(scs_keyring *kr, uint32_t seq, const uint8_t *data, size_t len,
+				scs_err *err)
+{
+	if (seq >= kr->nentries || kr->entries[seq].kind != SCS_KR_REMOVE ||
+	    !kr->entries[seq].has_snapshot)
+		return scs_err_set(err, -EINVAL, "keyring entry %08u names no removal snapshot", seq);
+	struct scs_kr_entry *e = &kr->entries[seq];
+	uint8_t h[SCS_SHA256_LEN], group[SCS_GROUP_ID_LEN], subject[SCS_FPR_LEN];
+	const uint8_t *recs;
+	uint32_t n;
+	char path[128], m[sizeof err->msg];
+	scs_kr_snapshot_path(e->snapshot, path);
+	if (scs_sha256(data, len, h) < 0)
+		return scs_err_set(err, -EIO, "hashing failed");
+	if (memcmp(h, e->snapshot, sizeof h) != 0)
+		return scs_err_set(err, -EBADMSG, "keyring entry %08u: its removal snapshot %s does not "
+				   "match its hash (replaced or tampered with); the keyring is refused",
+				   seq, path);
+	if (scs_kr_snapshot_parse(data, len, group, subject, &recs, &n, err) < 0) {
+		snprintf(m, sizeof m, "%s", err ? err->msg : "malformed");
+		return scs_err_set(err, -EBADMSG, "keyring entry %08u: removal snapshot %s: %s", seq,
+				   path, m);
+	}
+	if (memcmp(group, kr->group_id, sizeof group) != 0 ||
+	    memcmp(subject, e->subject, sizeof subject) != 0 || n != e->snapshot_files)
+		return scs_err_set(err, -EBADMSG, "keyring entry %08u: removal snapshot %s is for "
+				   "another group, member or count than the entry says", seq, path);
+	uint8_t *copy = malloc(n ? (size_t)n * SCS_SNAP_REC_LEN : 1);
+	if (!copy)
+		return scs_err_set(err, -ENOMEM, "out of memory");
+	if (n)
+		memcpy(copy, recs, (size_t)n * SCS_SNAP_REC_LEN);
+	free(e->snap);
+	e->snap = copy;
+	e->nsnap = n;
+	e->snap_loaded = 1;
 	return 0;
 }

@@ -142,6 +142,10 @@ static int scan_dir(scs_backend *be, const char *dir, uint32_t epoch, int clean,
 			s->files++;
 			s->bytes += a->size;
 			int x = read_header(be, p, hb, &e);
+			scs_header h;
+			if (x == 0 && s->each && scs_header_decode(hb, sizeof hb, &h) == 0 &&
+			    (r = s->each(s->each_arg, p, &h)) < 0)
+				break;
 			if (x == -EBADMSG) {
 				s->bad++;
 			} else if (x == 0 && e < epoch) {
@@ -168,6 +172,16 @@ int scs_rekey_scan(scs_backend *be, uint32_t epoch, int clean, struct scs_rekey_
 {
 	memset(s, 0, sizeof *s);
 	int r = scan_dir(be, "", epoch, clean, s, 0);
+	if (r < 0)
+		return scs_err_set(err, r, "cannot read the folder: %s", strerror(-r));
+	return 0;
+}
+
+int scs_rekey_headers(scs_backend *be, int (*each)(void *arg, const char *rpath, const scs_header *h),
+		      void *arg, scs_err *err)
+{
+	struct scs_rekey_scan s = { .each = each, .each_arg = arg };
+	int r = scan_dir(be, "", 0, 0, &s, 0);
 	if (r < 0)
 		return scs_err_set(err, r, "cannot read the folder: %s", strerror(-r));
 	return 0;
@@ -217,6 +231,7 @@ struct pass {
 	unsigned pause;              /* test hook, seconds */
 	struct hlink *hl;
 	size_t nhl, caphl;
+	int round;
 };
 
 static struct hlink *hlink_find(struct pass *ps, uint64_t ino)
@@ -300,6 +315,19 @@ static int collect(void *arg, const struct scs_walk_entry *e)
 		int r = read_header(ps->be, e->rpath, hb, &ep);
 		if (r < 0 && r != -EBADMSG && r != -ENOENT)
 			return ps->err = r;
+		/* Forged by a removed member after the removal: never re-signed
+		 * here (that would launder it), left to be refused. */
+		scs_header h;
+		uint8_t pub[SCS_ED25519_PUB_LEN];
+		scs_err why = { 0 };
+		if (r == 0 && ep < ps->epoch && scs_header_decode(hb, sizeof hb, &h) == 0 &&
+		    ps->k->writer_pub(ps->k->arg, h.writer, &h, pub, &why) == -EKEYREJECTED) {
+			ps->res->refused++;
+			if (ps->round == 0)
+				scs_log(SCS_LOG_ERR, "rekey: %s: %s; refusing it (left as it is)",
+					e->path, why.msg);
+			return 0;
+		}
 	} else if (S_ISLNK(e->attr->mode)) {
 		it.type = T_LINK;
 		int r = link_epoch(ps->be, e->rpath, &ep);
@@ -637,6 +665,8 @@ int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SC
 		return scs_err_set(err, r, "out of memory");
 	for (int round = 0;; round++) {
 		items_free(&ps);
+		ps.round = round;
+		res->refused = 0;
 		ps.pr.files_total = res->files;
 		ps.pr.bytes_total = res->bytes;
 		r = scs_dir_walk(ps.d, "", root_id, "", collect, &ps);

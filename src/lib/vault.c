@@ -83,18 +83,23 @@ static int kc_epoch_key(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
 	return rc;
 }
 
-static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epoch,
-			 uint8_t pub[SCS_ED25519_PUB_LEN])
+static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
+			 uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why)
 {
 	scs_vault *v = arg;
-	int rc = -EPERM;
+	const struct scs_member *m;
+	const struct scs_kr_entry *removal;
+	int rc;
 	pthread_rwlock_rdlock(&v->lock);
-	const struct scs_member *m = scs_keyring_writer(v->st->kr, fpr, epoch);
-	if (epoch < v->st->kr->retired_below) {
+	if (h->epoch < v->st->kr->retired_below) {
 		rc = -EKEYREVOKED;         /* nobody writes in a retired epoch */
-	} else if (m) {
-		memcpy(pub, m->ed25519, SCS_ED25519_PUB_LEN);
-		rc = 0;
+	} else {
+		rc = scs_keyring_header_writer(v->st->kr, fpr, h, &m, &removal);
+		if (rc == 0)
+			memcpy(pub, m->ed25519, SCS_ED25519_PUB_LEN);
+		else if (rc == -EKEYREJECTED)
+			scs_err_set(why, rc, "written by %s after %s was removed from the group "
+				    "(keyring entry %u)", m->name, m->name, removal->seq);
 	}
 	pthread_rwlock_unlock(&v->lock);
 	return rc;

@@ -16,6 +16,7 @@
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
+#include "scs/rekey.h"
 #include "scs/vault.h"
 
 #include <stdio.h>
@@ -25,9 +26,9 @@
 #include <unistd.h>
 
 #define ADD_USAGE    "member add IDFILE [--admin] [--remote REMOTE]"
-#define REMOVE_USAGE "member remove NAME|FPR [--remote REMOTE]"
+#define REMOVE_USAGE "member remove NAME|FPR [--lazy] [--remote REMOTE]"
 #define LIST_USAGE   "member list [--remote REMOTE]"
-#define USAGE        "member add IDFILE [--admin] | member remove NAME|FPR | member list"
+#define USAGE        "member add IDFILE [--admin] | member remove NAME|FPR [--lazy] | member list"
 
 struct change {
 	int kind;                          /* SCS_KR_ADD or SCS_KR_REMOVE */
@@ -35,6 +36,9 @@ struct change {
 	int role;                          /* add */
 	uint8_t subject[SCS_FPR_LEN];      /* remove */
 	char name[SCS_NAME_LEN_MAX + 1];   /* the member added or removed */
+	const uint8_t *snapshot;           /* remove: the snapshot's hash */
+	uint32_t snapshot_files;           /* remove */
+	int lazy;                          /* remove --lazy */
 };
 
 /* ---- shared by the subcommands ---- */
@@ -55,18 +59,20 @@ void scsctl_date(int64_t t, int with_time, char *out, size_t cap)
 		snprintf(out, cap, "?");
 }
 
-/* Parse "[--remote REMOTE]" and the other options of a member subcommand;
- * positional arguments are collected in pos (at most npos). */
+/* Parse "[--remote REMOTE]" and the other options of a member subcommand
+ * (admin: --admin of add, --lazy of remove); positional arguments are
+ * collected in pos (at most npos). */
 static int parse_args(int argc, char **argv, const char **remote, int *admin,
 		      const char **pos, int npos, int *got)
 {
+	const char *flag = npos && strcmp(argv[1], "remove") == 0 ? "--lazy" : "--admin";
 	*got = 0;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--remote") == 0 && i + 1 < argc)
 			*remote = argv[++i];
 		else if (strncmp(argv[i], "--remote=", 9) == 0)
 			*remote = argv[i] + 9;
-		else if (admin && strcmp(argv[i], "--admin") == 0)
+		else if (admin && strcmp(argv[i], flag) == 0)
 			*admin = 1;
 		else if ((argv[i][0] == '-' && argv[i][1] != '\0') || *got >= npos)
 			return -1;
@@ -192,7 +198,8 @@ static int build_and_store(scs_backend *be, scs_keyring **kr, scs_identity *self
 	uint32_t nkeys = 0, seq = (*kr)->seq + 1;
 	size_t len = 0;
 	struct scs_kr_change ch = { .kind = c->kind, .member = c->newcomer,
-				    .subject = c->subject, .role = c->role };
+				    .subject = c->subject, .role = c->role, .snapshot = c->snapshot,
+				    .snapshot_files = c->snapshot_files, .lazy = c->lazy };
 	int rc = scs_keyring_unlock(*kr, self, &keys, &nkeys, &err);
 	if (rc == 0)
 		rc = scs_keyring_make_entry(*kr, &ch, self, (const uint8_t (*)[SCS_KEY_LEN])keys,
@@ -356,11 +363,84 @@ out:
 
 /* ---- member remove ---- */
 
+struct snap_walk {
+	const uint8_t *subject;
+	const uint8_t *pub;                /* the subject's Ed25519 key */
+	uint8_t *recs;
+	size_t n, cap;
+};
+
+static int snap_each(void *arg, const char *rpath, const scs_header *h)
+{
+	struct snap_walk *w = arg;
+	(void)rpath;
+	/* Only headers the member really signed (a header the storage made up
+	 * in their name must not become acceptable later). */
+	if (memcmp(h->writer, w->subject, SCS_FPR_LEN) != 0 || scs_header_verify(h, w->pub) < 0)
+		return 0;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 256;
+		if (cap > SCS_SNAP_FILES_MAX)
+			return -E2BIG;
+		uint8_t *r = realloc(w->recs, cap * SCS_SNAP_REC_LEN);
+		if (!r)
+			return -ENOMEM;
+		w->recs = r;
+		w->cap = cap;
+	}
+	uint8_t *r = w->recs + w->n++ * SCS_SNAP_REC_LEN;
+	memcpy(r, h->file_id, SCS_FILE_ID_LEN);
+	memcpy(r + SCS_FILE_ID_LEN, h->content_hash, SCS_SHA256_LEN);
+	return 0;
+}
+
+/* The removal snapshot: every file whose header the member being removed
+ * signed (the signature checked with their public key; no secret needed),
+ * as (file id, content hash), stored under its hash before the
+ * entry that names it.  Readers accept the member's signature after the
+ * removal only on these.  Test hook: SCSFS_REMOVE_STOP=snapshot exits
+ * abruptly once it is stored (the entry is not written). */
+static int make_snapshot(scs_vault *v, struct change *c, uint8_t hash[SCS_SHA256_LEN])
+{
+	scs_err err = { 0 };
+	const struct scs_member *m = scs_keyring_member(scs_vault_keyring(v), c->subject);
+	if (!m)
+		return scsctl_failf("%s is not a member of this group (any more)", c->name);
+	struct snap_walk w = { .subject = c->subject, .pub = m->ed25519 };
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc = scs_rekey_headers(scs_vault_backend(v), snap_each, &w, &err);
+	if (rc == -E2BIG)
+		rc = scs_err_set(&err, rc, "%s wrote more than %u files; scsfs cannot record them "
+				 "for the removal", c->name, SCS_SNAP_FILES_MAX);
+	if (rc == 0) {
+		rc = scs_kr_snapshot_encode(scs_vault_keyring(v)->group_id, c->subject, w.recs, w.n,
+					    &data, &len, &c->snapshot_files);
+		if (rc < 0)
+			scs_err_set(&err, rc, "cannot record the files %s wrote: %s", c->name,
+				    strerror(-rc));
+	}
+	if (rc == 0)
+		rc = scs_kr_snapshot_store(scs_vault_backend(v), data, len, hash, &err);
+	free(w.recs);
+	free(data);
+	if (rc < 0)
+		return scsctl_fail(&err);
+	c->snapshot = hash;
+	const char *stop = getenv("SCSFS_REMOVE_STOP");
+	if (stop && strcmp(stop, "snapshot") == 0) {
+		fprintf(stderr, "member remove: SCSFS_REMOVE_STOP=snapshot reached, exiting abruptly\n");
+		_exit(9);
+	}
+	return 0;
+}
+
 static int member_remove(int argc, char **argv)
 {
 	const char *remote = NULL, *who = NULL;
-	int got;
-	if (parse_args(argc, argv, &remote, NULL, &who, 1, &got) < 0 || got != 1)
+	int got, lazy = 0;
+	uint8_t snap[SCS_SHA256_LEN];
+	if (parse_args(argc, argv, &remote, &lazy, &who, 1, &got) < 0 || got != 1)
 		return scsctl_usage(REMOVE_USAGE);
 	scs_vault *v = NULL;
 	scs_keyring *kr = NULL;
@@ -377,16 +457,30 @@ static int member_remove(int argc, char **argv)
 			     "`scsctl member list`", who);
 		goto out;
 	}
-	struct change c = { .kind = SCS_KR_REMOVE };
+	struct change c = { .kind = SCS_KR_REMOVE, .lazy = lazy };
 	memcpy(c.subject, s->fpr, SCS_FPR_LEN);
 	snprintf(c.name, sizeof c.name, "%s", s->name);
-	if (check_change(cur, self, &c) || apply_change(v, &c, &kr))
+	if (check_change(cur, self, &c))
+		goto out;
+	scs_err err = { 0 };
+	if (scs_identity_unlock_prompt(scs_vault_identity(v), scsctl.passphrase_file, 0, &err) < 0) {
+		scsctl_fail(&err);
+		goto out;
+	}
+	if (make_snapshot(v, &c, snap) || apply_change(v, &c, &kr))
 		goto out;
 	int was_me = memcmp(c.subject, self->fpr, SCS_FPR_LEN) == 0;
-	printf("%s removed; new epoch %u: files written from now on are unreadable to them; run "
-	       "`scsctl rekey run` to re-encrypt existing files\n"
-	       "until then, files written before the removal stay readable to them\n",
-	       c.name, kr->epoch);
+	printf("%s removed; new epoch %u: files written from now on are unreadable to them\n"
+	       "the %u files %s wrote so far stay accepted; anything %s writes from now on "
+	       "with an old key is refused\n", c.name, kr->epoch, c.snapshot_files, c.name, c.name);
+	if (lazy)
+		printf("re-key is lazy: no mount re-encrypts the existing files in the background; "
+		       "until an admin runs `scsctl rekey run`, %s can still read every file that "
+		       "exists now (if they reach the storage)\n", c.name);
+	else
+		printf("existing files are re-encrypted by an admin's mount in the background, or "
+		       "now with `scsctl rekey run`; until then, files written before the removal "
+		       "stay readable to them\n");
 	if (was_me)
 		printf("you are no longer a member of this group\n");
 	ret = fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");

@@ -43,7 +43,12 @@ int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rek
 		return r;
 	char b[32];
 	human(sc->old_bytes, b, sizeof b);
-	if (sc->old_files || sc->old_links)
+	if ((sc->old_files || sc->old_links) && kr->epoch > 1 && kr->retired_below >= kr->epoch)
+		snprintf(out, cap, "re-key: done; %" PRIu64 " files%s still claim a retired epoch and "
+			 "are refused (put back from old copies, or written by a removed member after "
+			 "the removal; `scsctl verify` lists them)", sc->old_files,
+			 sc->old_links ? " and symbolic links" : "");
+	else if (sc->old_files || sc->old_links)
 		snprintf(out, cap, "re-key: %" PRIu64 " files (%s)%s in older epochs; an admin runs "
 			 "`scsctl rekey run`", sc->old_files, b, sc->old_links ? " and symbolic links" : "");
 	else if (kr->epoch > 1 && kr->retired_below < kr->epoch)
@@ -179,6 +184,9 @@ static int run(int argc, char **argv)
 	printf("re-encrypted %" PRIu64 " files (%s), %" PRIu64 " names, %" PRIu64 " symbolic links, "
 	       "%" PRIu64 " directory names into epoch %u in %.1f s (%s/s)\n", res.files, b,
 	       res.names, res.links, res.dirs, res.epoch, t, rate);
+	if (res.refused)
+		printf("left %" PRIu64 " files written by a removed member after their removal "
+		       "(every member refuses them; `scsctl verify` lists them)\n", res.refused);
 	fflush(stdout);
 	if (r < 0) {
 		scs_vault_close(v);
@@ -213,9 +221,15 @@ static int wait_done(int argc, char **argv)
 		if (scsctl_open_public(remote, &v))
 			return 1;
 		int r = scsctl_rekey_line(v, line, sizeof line, &sc, &err);
+		const scs_keyring *kr = scs_vault_keyring(v);
+		int retired = kr->epoch > 1 && kr->retired_below >= kr->epoch;
 		scs_vault_close(v);
 		if (r < 0)
 			return scsctl_fail(&err);
+		if (retired && (sc.old_files || sc.old_links)) {
+			printf("re-key: done (what is left in older epochs is refused)\n");
+			return fflush(stdout) == 0 ? 0 : 1;
+		}
 		if (!sc.old_files && !sc.old_links) {
 			printf("re-key: no file is in an older epoch\n");
 			return fflush(stdout) == 0 ? 0 : 1;

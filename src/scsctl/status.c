@@ -1,5 +1,7 @@
 /* status.c - scsctl status [REMOTE]: the group as this machine sees it.
- * Needs no passphrase: everything shown is in the verified keyring. */
+ * Needs no passphrase: everything shown is in the verified keyring.  The
+ * "re-key mode: lazy" line appears while the newest removals were made
+ * with `member remove --lazy` and the re-key pass has not run. */
 #include "scsctl.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
@@ -34,6 +36,11 @@ int status_main(int argc, char **argv)
 		printf("%s\n", line);
 	else
 		printf("re-key: unknown (%s)\n", err.msg);
+	if (kr->epoch > 1 && kr->retired_below < kr->epoch && !scs_keyring_rekey_wanted(kr))
+		printf("re-key mode: lazy (the removal was made with --lazy): no mount re-encrypts "
+		       "old files in the background; a removed member who kept the old keys can read "
+		       "every file not re-encrypted since, if they get the stored files, until an "
+		       "admin runs `scsctl rekey run`\n");
 	scs_vault_close(v);
 	return fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");
 }

@@ -46,7 +46,8 @@ struct opts {
 	double attr_timeout;
 	double negative_timeout;
 	double refresh;
-	int rekey;
+	int rekey;                   /* -o rekey (the default) */
+	int norekey;                 /* -o norekey */
 	unsigned max_idle;
 	unsigned max_threads;
 	char *pos[3];
@@ -66,6 +67,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("negative_timeout=%lf", negative_timeout),
 	OPT("keyring_refresh=%lf", refresh),
 	{ "rekey", offsetof(struct opts, rekey), 1 },
+	{ "norekey", offsetof(struct opts, norekey), 1 },
 	OPT("max_idle_threads=%u", max_idle),
 	OPT("max_threads=%u", max_threads),
 	FUSE_OPT_KEY("-f", KEY_FG),
@@ -154,8 +156,9 @@ static void usage(FILE *f)
 "  -o no_writeback_cache     send every write to scsfs at once\n"
 "  -o keyring_refresh=SECS   look for keyring changes every SECS (default 10;\n"
 "                            0: never)\n"
-"  -o rekey                  admins: run the re-key pass in the background\n"
-"                            after a removal (see scsctl rekey)\n"
+"  -o norekey                admins: do not run the re-key pass in the\n"
+"                            background after a removal (it runs by default;\n"
+"                            see scsctl rekey; -o rekey is the default)\n"
 "  -o max_idle_threads=N     idle worker threads kept (default 10)\n"
 "  -o max_threads=N          worker threads at most (default 16)\n"
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
@@ -295,7 +298,7 @@ static int check_mountpoint(const char *mnt, char *abs, size_t cap)
 struct refresher {
 	struct fs *fs;
 	double every;
-	int rekey;                 /* -o rekey: run the re-key pass here */
+	int rekey;                 /* not -o norekey: run the re-key pass here */
 	time_t next_rekey;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -309,16 +312,18 @@ static int rekey_stop(void *arg, const struct scs_rekey_progress *p)
 	return __atomic_load_n(&((struct refresher *)arg)->stop, __ATOMIC_RELAXED);
 }
 
-/* -o rekey: an admin's mount moves files of older epochs to the current
- * one after a removal and retires the old epochs (scsctl rekey run does
- * the same); what is left busy is tried again a minute later. */
+/* Unless -o norekey: an admin's mount moves files of older epochs to the
+ * current one after a removal and retires the old epochs (scsctl rekey run
+ * does the same); what is left busy is tried again a minute later.  Not
+ * after removals made with --lazy (scs_keyring_rekey_wanted). */
 static void background_rekey(struct refresher *rf)
 {
 	struct fs *fs = rf->fs;
 	const scs_keyring *kr = scs_vault_keyring(fs->vault);
 	const struct scs_member *me = scs_keyring_member(kr, fs->k->self_fpr);
 	if (!rf->rekey || time(NULL) < rf->next_rekey || kr->epoch <= 1 ||
-	    kr->retired_below >= kr->epoch || !me || me->role != SCS_ROLE_ADMIN || !fs->k->sign_key)
+	    kr->retired_below >= kr->epoch || !scs_keyring_rekey_wanted(kr) || !me ||
+	    me->role != SCS_ROLE_ADMIN || !fs->k->sign_key)
 		return;
 	scs_err err;
 	struct scs_rekey_result res;
@@ -328,8 +333,10 @@ static void background_rekey(struct refresher *rf)
 		r = scs_rekey_retire(fs->vault, res.epoch, &err);
 	if (r == 0) {
 		scs_dir_forget_keys(fs->d);
-		scs_log(SCS_LOG_INFO, "re-key: done, %llu files moved; epochs below %u are retired",
-			(unsigned long long)res.files, (unsigned)res.epoch);
+		scs_log(SCS_LOG_INFO, "re-key: done, %llu files moved; epochs below %u are retired%s",
+			(unsigned long long)res.files, (unsigned)res.epoch,
+			res.refused ? " (files a removed member wrote after the removal were left, "
+			"refused)" : "");
 	} else if (r != -EINTR) {
 		scs_log(SCS_LOG_WARN, "re-key: %s", err.msg);
 		rf->next_rekey = time(NULL) + 60;
@@ -558,7 +565,7 @@ int main(int argc, char *argv[])
 	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
 
 	struct refresher rf;
-	int rf_started = refresher_start(&rf, &fs, o.refresh, o.rekey);
+	int rf_started = refresher_start(&rf, &fs, o.refresh, !o.norekey);
 	if (rf_started < 0)
 		scs_log(SCS_LOG_WARN, "cannot start the keyring refresh thread; keyring changes need a remount");
 	if (o.single) {

@@ -11,8 +11,10 @@ one point under test; test_forger_builds_valid_entries shows the same
 builder makes entries that verify."""
 
 import base64
+import errno
 import hashlib
 import json
+import os
 import re
 import shutil
 import struct
@@ -22,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from scsmount import SCSFS, Vault, make_user, refused
+from scsmount import SCSCTL, SCSFS, Vault, make_user, refused
 
 NAMES = ("alice", "bob", "carol", "mallory")
 
@@ -83,7 +85,7 @@ def entry_path(cloud, seq):
 def forge_add(cloud, signer, newcomer, *, seq=None, group=None, role="member"):
     """An add entry for `newcomer` after the last entry of cloud's keyring,
     signed by `signer` (whose fingerprint is its author).  Returns bytes."""
-    entries = sorted(keyring_dir(cloud).iterdir())
+    entries = sorted(keyring_dir(cloud).glob("*.entry"))   # not the snap-* objects
     last = entries[-1].read_bytes()
     lp = open_entry(last)
     gid = hashlib.sha256(entries[0].read_bytes()).hexdigest()
@@ -309,7 +311,7 @@ def test_refused_keyring_is_accepted_again_once_repaired(group):
 
 def forge_payload(cloud, signer, change):
     """A payload after the last entry, made by signer, edited by change(p)."""
-    entries = sorted(keyring_dir(cloud).iterdir())
+    entries = sorted(keyring_dir(cloud).glob("*.entry"))   # not the snap-* objects
     last = entries[-1].read_bytes()
     lp = open_entry(last)
     p = {"version": 1, "seq": lp["seq"] + 1, "epoch": lp["epoch"],
@@ -364,3 +366,179 @@ def test_downgraded_version_and_unsigned_entry(group):
     unsigned = data[:data.index(b',"sig"')] + b"}"
     entry_path(group.cloud, 3).write_bytes(unsigned)
     group.refused_everywhere(("alice", "bob"), "malformed")
+
+
+# ------------------------------------------ a removed member writing with a cached old key
+
+def snapshots(cloud):
+    return sorted(p for p in keyring_dir(cloud).iterdir() if p.name.startswith("snap-"))
+
+
+def bob_writes_after_removal(group):
+    """bob writes bob-before.txt while a member; bob's mount keeps its
+    keyring for an hour (-o keyring_refresh=3600), so after alice removes
+    him it still holds the epoch-1 key and his signing key: through it he
+    rewrites alice.txt and creates forged.txt, both signed by him in epoch
+    1.  Returns the contents alice wrote and bob wrote before."""
+    va, vb = group.vaults["alice"], group.vaults["bob"]
+    alice_data, bob_data = b"alice's words\n" * 100, b"bob, still a member\n" * 50
+    va.mount(args=["-o", "norekey"])
+    try:
+        va.path("alice.txt").write_bytes(alice_data)
+    finally:
+        va.unmount()
+    vb.mount(args=["-o", "keyring_refresh=3600"])
+    try:
+        vb.path("bob-before.txt").write_bytes(bob_data)
+        assert vb.path("alice.txt").read_bytes() == alice_data
+        r = group.users["alice"].ctl("member", "remove", "bob")
+        assert "the 1 files bob wrote so far stay accepted" in r.stdout, r.stdout
+        # bob's mount has not looked at the keyring again: he writes on.
+        with open(vb.path("alice.txt"), "r+b") as f:
+            f.write(b"BOB WAS HERE ")
+        vb.path("forged.txt").write_bytes(b"planted after the removal\n")
+    finally:
+        vb.unmount()
+    return alice_data, bob_data
+
+
+def test_removed_member_writing_with_a_cached_key_is_refused(group):
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    alice_data, bob_data = bob_writes_after_removal(group)
+    p = open_entry(entry_path(group.cloud, 3).read_bytes())
+    assert (p["kind"], p["subject"], p["snapshot_files"]) == \
+        ("remove", member_record(group.users["bob"])["fpr"], 1)
+    (snap,) = snapshots(group.cloud)
+    assert snap.name == "snap-" + base64.b64decode(p["snapshot"]).hex()
+    assert hashlib.sha256(snap.read_bytes()).hexdigest() == snap.name[5:]
+    assert len(snap.read_bytes()) == 76 + 48, "one file listed: bob-before.txt"
+
+    va.mount(foreground=True, args=["-o", "norekey"])
+    try:
+        for name in ("alice.txt", "forged.txt"):
+            with pytest.raises(OSError) as e:
+                va.path(name).read_bytes()
+            assert e.value.errno == errno.EACCES, name
+            assert re.search(rf"{name}: written by bob after bob was removed from the group "
+                             r"\(keyring entry 3\); refusing it", va.log()), va.log()
+        # What bob wrote while he was a member stays readable.
+        assert va.path("bob-before.txt").read_bytes() == bob_data
+    finally:
+        va.unmount()
+    r = alice.ctl("verify", check=False)
+    assert r.returncode == 1
+    for name in ("alice.txt", "forged.txt"):
+        assert re.search(rf"{name}: written by bob after bob was removed from the group "
+                         r"\(keyring entry 3\)", r.stdout), r.stdout
+    assert "bob-before.txt" not in r.stdout
+
+    # The re-key pass never re-signs the forgeries (that would launder
+    # them), says so, and still retires epoch 1.
+    r = alice.ctl("rekey", "run")
+    assert "left 2 files written by a removed member after their removal" in r.stdout, r.stdout
+    assert "epochs below 2 are retired" in r.stdout
+    assert "rekey: /alice.txt: written by bob after bob was removed" in r.stderr or \
+        "alice.txt: written by bob after bob was removed" in r.stderr, r.stderr
+    log = alice.ctl("log").stdout.splitlines()
+    assert " retire " in log[-1], log[-1]
+    st = alice.ctl("rekey", "status").stdout
+    assert "re-key: done; 2 files still claim a retired epoch and are refused" in st, st
+    assert "re-key: done" in alice.ctl("rekey", "wait", "--timeout", "0").stdout
+    va.mount(foreground=True, args=["-o", "norekey"])
+    try:
+        assert va.path("bob-before.txt").read_bytes() == bob_data
+        for name in ("alice.txt", "forged.txt"):
+            assert name not in os.listdir(va.path()), "an epoch-1 name is listed after retirement"
+    finally:
+        va.unmount()
+
+
+def test_removal_snapshot_deleted_tampered_or_swapped(group):
+    """The snapshot a remove entry names is part of the keyring: without
+    it, or with other bytes under its name, the keyring is refused."""
+    alice = group.users["alice"]
+    alice.ctl("member", "remove", "bob")
+    (snap,) = snapshots(group.cloud)
+    good = snap.read_bytes()
+
+    snap.unlink()
+    line = group.refused_everywhere(("alice",), "snapshot")
+    assert "keyring entry 00000003" in line and "missing" in line, line
+    snap.write_bytes(good)
+    assert "members: 2" in alice.ctl("status").stdout
+
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    snap.write_bytes(bytes(bad))
+    line = group.refused_everywhere(("alice",), "snapshot")
+    assert "does not match its hash" in line, line
+
+    # Swapped: another valid snapshot (carol's removal) under bob's name.
+    snap.write_bytes(good)
+    alice.ctl("member", "remove", "carol")
+    (other,) = [s for s in snapshots(group.cloud) if s != snap]
+    snap.write_bytes(other.read_bytes())
+    line = group.refused_everywhere(("alice",), "snapshot")
+    assert "keyring entry 00000003" in line and "does not match its hash" in line, line
+    snap.write_bytes(good)
+    assert "members: 1" in alice.ctl("status").stdout
+
+
+def test_crash_between_snapshot_and_entry(group):
+    """scsctl killed after storing the snapshot, before the entry: nothing
+    changed for the group; run again, it ends as an uninterrupted removal."""
+    alice = group.users["alice"]
+    bob_writes_before = group.vaults["bob"]
+    bob_writes_before.mount()
+    try:
+        bob_writes_before.path("b.txt").write_bytes(b"b" * 3000)
+    finally:
+        bob_writes_before.unmount()
+    r = alice.run([SCSCTL, "member", "remove", "bob"], env={"SCSFS_REMOVE_STOP": "snapshot"})
+    assert r.returncode == 9, r.stderr
+    (snap,) = snapshots(group.cloud)
+    assert not entry_path(group.cloud, 3).exists()
+    st = alice.ctl("status").stdout
+    assert "members: 3" in st and "epoch: 1" in st, st
+    assert "members: 3" in group.users["bob"].ctl("status").stdout
+
+    alice.ctl("member", "remove", "bob")
+    assert snapshots(group.cloud) == [snap], "a retried removal makes the same snapshot"
+    p = open_entry(entry_path(group.cloud, 3).read_bytes())
+    assert base64.b64decode(p["snapshot"]).hex() == snap.name[5:]
+    assert p["snapshot_files"] == 1
+    st = alice.ctl("status").stdout
+    assert "members: 2" in st and "epoch: 2" in st, st
+
+
+def test_snapshot_lists_only_headers_bob_signed(group):
+    """The storage puts bob's fingerprint into the header of a file alice
+    wrote before the removal: the snapshot must not list it (else bob
+    could sign that content_hash later and have it accepted)."""
+    alice, va = group.users["alice"], group.vaults["alice"]
+    vb = group.vaults["bob"]
+    va.mount(args=["-o", "norekey"])
+    try:
+        va.path("alice.txt").write_bytes(b"a" * 7001)
+    finally:
+        va.unmount()
+    vb.mount(args=["-o", "norekey"])
+    try:
+        vb.path("bob.txt").write_bytes(b"b" * 7002)
+    finally:
+        vb.unmount()
+    obj = next(p for p in group.cloud.iterdir() if p.is_file() and
+               p.stat().st_size == 256 + 28 + 7001)
+    data = bytearray(obj.read_bytes())
+    data[34:66] = bytes.fromhex(member_record(group.users["bob"])["fpr"])
+    obj.write_bytes(bytes(data))
+    r = alice.ctl("member", "remove", "bob")
+    assert "the 1 files bob wrote so far" in r.stdout, r.stdout
+    (snap,) = snapshots(group.cloud)
+    recs = snap.read_bytes()[76:]
+    assert len(recs) == 48
+    bob_obj = next(p for p in group.cloud.iterdir() if p.is_file() and
+                   p.stat().st_size == 256 + 28 + 7002)
+    h = bob_obj.read_bytes()[:256]
+    assert recs == h[10:26] + h[126:158], "the record is bob's own file"

@@ -10,6 +10,7 @@ target is "S1" + base64url(u32be(epoch) || ...) (scsfs-format(5))."""
 
 import base64
 import errno
+import json
 import os
 import shutil
 import struct
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from scsmount import SCSCTL, SCSFS, marker, refused
+from scsmount import SCSCTL, SCSFS, eventually, marker, refused
 from test_members import group, status, templates  # noqa: F401 (fixtures)
 
 
@@ -269,7 +270,7 @@ def test_concurrent_write_during_rekey_is_not_lost(group):
     alice = group.users["alice"]
     va = group.vaults["alice"]
     setup_removed(group)
-    va.mount()
+    va.mount(args=["-o", "norekey"])     # the pass under test is scsctl's
     p = subprocess.Popen([str(SCSCTL), "rekey", "run"], env=alice.env(SCSFS_REKEY_PAUSE=2),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
@@ -306,7 +307,7 @@ def test_file_held_open_for_writing_is_left_for_later(group):
     alice = group.users["alice"]
     va = group.vaults["alice"]
     setup_removed(group)
-    va.mount()
+    va.mount(args=["-o", "norekey"])     # the pass under test is scsctl's
     new = marker() + b"written through a file held open during the pass"
     try:
         with open(va.path("a.txt"), "r+b") as f:
@@ -370,7 +371,7 @@ def test_running_mount_keeps_working_through_the_pass(group):
     alice = group.users["alice"]
     va = group.vaults["alice"]
     before, _ = setup_removed(group)
-    va.mount(args=["-o", "keyring_refresh=1"])
+    va.mount(args=["-o", "keyring_refresh=1,norekey"])   # the pass is scsctl's
     saved = group.tmp / "saved-a"
     old = [p for p, k in backing(group.cloud) if k == "file" and
            p.stat().st_size == 256 + 28 + len(before["a.txt"])][0]
@@ -394,13 +395,15 @@ def test_running_mount_keeps_working_through_the_pass(group):
     assert set(epochs(group.cloud).values()) == {2}
 
 
-def test_admin_mount_rekeys_in_the_background(group):
-    """scsfs -o rekey: an admin's running mount sees the removal and runs the
-    pass itself, ending with the retire entry."""
+@pytest.mark.parametrize("opts", ["keyring_refresh=1", "keyring_refresh=1,rekey"])
+def test_admin_mount_rekeys_in_the_background(group, opts):
+    """By default (and with -o rekey, kept for old command lines) an admin's
+    running mount sees the removal and runs the pass itself, ending with
+    the retire entry."""
     alice = group.users["alice"]
     va = group.vaults["alice"]
     group.add("alice", "bob")
-    va.mount(foreground=True, args=["-o", "keyring_refresh=1,rekey"])
+    va.mount(foreground=True, args=["-o", opts])
     try:
         fill(va)
         before = tree(va.path())
@@ -418,15 +421,91 @@ def test_admin_mount_rekeys_in_the_background(group):
     assert mounted_tree(va) == before
 
 
-def test_without_the_option_a_mount_does_not_rekey(group):
+def test_norekey_mount_does_not_rekey(group):
+    """-o norekey: the background pass is off (it is on by default)."""
     alice = group.users["alice"]
     va = group.vaults["alice"]
     group.add("alice", "bob")
-    va.mount(args=["-o", "keyring_refresh=1"])
+    va.mount(foreground=True, args=["-o", "keyring_refresh=1,norekey"])
     try:
         fill(va)
         alice.ctl("member", "remove", "bob")
         time.sleep(3)
+        assert "re-key" not in va.log()
     finally:
         va.unmount()
     assert set(epochs(group.cloud).values()) == {1}
+
+
+def test_a_members_mount_never_rekeys(group):
+    """Only an admin's mount runs the pass (it ends with a keyring entry):
+    bob's mount, with the default options, leaves the files alone."""
+    alice = group.users["alice"]
+    vb = group.vaults["bob"]
+    group.add("alice", "bob")
+    group.add("alice", "carol")
+    group.join("bob")
+    vb.mount(foreground=True, args=["-o", "keyring_refresh=1"])
+    try:
+        fill(vb)
+        alice.ctl("member", "remove", "carol")
+        eventually(lambda: "now at epoch 2" in vb.log(), 20, "bob's mount to see epoch 2")
+        time.sleep(3)
+        assert "re-key" not in vb.log(), vb.log()
+    finally:
+        vb.unmount()
+    assert set(epochs(group.cloud).values()) == {1}
+
+
+def test_lazy_removal_starts_no_background_pass(group):
+    """member remove --lazy: the entry says so, admins' mounts leave the old
+    files in their epoch, status says the re-key is lazy and what that
+    means; `scsctl rekey run` still moves everything and retires."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    va.mount(foreground=True, args=["-o", "keyring_refresh=1"])
+    try:
+        before = fill(va)
+        r = alice.ctl("member", "remove", "bob", "--lazy")
+        assert "re-key is lazy" in r.stdout, r.stdout
+        time.sleep(4)           # four refreshes of alice's mount
+        assert "re-key" not in va.log(), va.log()
+        assert va.path("a.txt").read_bytes() == before["a.txt"]
+    finally:
+        va.unmount()
+    assert set(epochs(group.cloud).values()) == {1}
+    entry = sorted((group.cloud / ".scsfs" / "keyring").glob("*.entry"))[-1]
+    payload = base64.b64decode(json.loads(entry.read_bytes())["payload"])
+    assert b'"kind":"remove"' in payload and b'"lazy":true' in payload
+    st = status(alice)
+    assert st["re-key mode"].startswith("lazy"), st
+    assert "can read every file not re-encrypted since" in st["re-key mode"]
+    assert rekey_status(alice)["re-key"].startswith("6 files")
+    r = rekey(alice, "run")
+    assert "epochs below 2 are retired" in r.stdout
+    assert set(epochs(group.cloud).values()) == {2}
+    assert "re-key mode" not in status(alice)
+
+
+def test_non_lazy_removal_after_a_lazy_one_rekeys(group):
+    """A later removal without --lazy asks for the pass again."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    group.add("alice", "carol")
+    va.mount(foreground=True, args=["-o", "keyring_refresh=1"])
+    try:
+        before = fill(va)
+        alice.ctl("member", "remove", "bob", "--lazy")
+        time.sleep(2)
+        assert "re-key" not in va.log()
+        alice.ctl("member", "remove", "carol")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and rekey_status(alice)["re-key"] != "done":
+            time.sleep(0.5)
+        assert rekey_status(alice)["retired"] == "epochs below 3", va.log()
+        assert va.path("a.txt").read_bytes() == before["a.txt"]
+    finally:
+        va.unmount()
+    assert set(epochs(group.cloud).values()) == {3}

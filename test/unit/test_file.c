@@ -42,11 +42,12 @@ static int fk_epoch_key(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
 	return 0;
 }
 
-static int fk_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epoch,
-			 uint8_t pub[SCS_ED25519_PUB_LEN])
+static int fk_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
+			 uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why)
 {
 	struct fake *f = arg;
-	(void)epoch;
+	(void)h;
+	(void)why;
 	if (!memcmp(fpr, f->fpr, SCS_FPR_LEN) && !f->reject_self) {
 		memcpy(pub, f->pub, sizeof f->pub);
 		return 0;

@@ -177,6 +177,21 @@ static void rename_first(json_t *p)
 			    json_string("alicia"));
 }
 
+static void drop_snapshot_files(json_t *p)
+{
+	json_object_del(p, "snapshot_files");
+}
+
+static void lazy_false(json_t *p)
+{
+	json_object_set_new(p, "lazy", json_false());
+}
+
+static void snapshot_on_add(json_t *p)
+{
+	json_object_set_new(p, "lazy", json_true());
+}
+
 static void version_two(json_t *p)
 {
 	json_object_set_new(p, "version", json_integer(2));
@@ -646,6 +661,136 @@ static void test_parse_api(void)
 	CHECK_EQ(scs_kr_entry_parse((const uint8_t *)"[", 1, &e, &payload, &plen, sig, &err), -EBADMSG);
 }
 
+/* Removal snapshots: the object format, the keyring load that fetches and
+ * checks them, and the writer rule they feed. */
+static void test_snapshots(void)
+{
+	scs_err err = { 0 };
+	uint8_t key1[32], recs[4 * SCS_SNAP_REC_LEN], *obj = NULL, hash[32];
+	size_t olen = 0;
+	uint32_t count = 0;
+	struct blob c[3] = { { 0 } };
+	scs_keyring *kr = NULL;
+
+	/* Encode sorts and drops duplicates: records 2, 1, 2, 3 -> 1, 2, 3. */
+	const uint8_t order[4] = { 2, 1, 2, 3 };
+	for (int i = 0; i < 4; i++)
+		memset(recs + i * SCS_SNAP_REC_LEN, order[i], SCS_SNAP_REC_LEN);
+	CHECK_EQ(scs_keyring_make_genesis(alice, key1, &c[0].p, &c[0].n, &err), 0);
+	CHECK_EQ(scs_keyring_apply(&kr, 0, c[0].p, c[0].n, &err), 0);
+	CHECK_EQ(scs_kr_snapshot_encode(kr->group_id, bob->fpr, recs, 4, &obj, &olen, &count), 0);
+	CHECK_EQ(count, 3);
+	CHECK_EQ(olen, SCS_SNAP_HEAD_LEN + 3 * SCS_SNAP_REC_LEN);
+	CHECK_EQ(SCS_SNAP_HEAD_LEN, 76);
+	CHECK(memcmp(obj, "SCSSNAP1", 8) == 0);
+	CHECK_EQ(obj[SCS_SNAP_HEAD_LEN], 1);
+	CHECK_EQ(obj[SCS_SNAP_HEAD_LEN + 2 * SCS_SNAP_REC_LEN], 3);
+
+	/* The strict parser. */
+	uint8_t g[32], sub[32];
+	const uint8_t *r;
+	uint32_t n;
+	CHECK_EQ(scs_kr_snapshot_parse(obj, olen, g, sub, &r, &n, &err), 0);
+	CHECK_EQ(n, 3);
+	CHECK_MEM(sub, bob->fpr, 32);
+	CHECK_EQ(scs_kr_snapshot_parse(obj, olen - 1, g, sub, &r, &n, &err), -EBADMSG);
+	CHECK_EQ(scs_kr_snapshot_parse(obj, 10, g, sub, &r, &n, &err), -EBADMSG);
+	uint8_t *bad = malloc(olen);
+	memcpy(bad, obj, olen);
+	bad[0] = 'X';
+	CHECK_EQ(scs_kr_snapshot_parse(bad, olen, g, sub, &r, &n, &err), -EBADMSG);
+	memcpy(bad, obj, olen);
+	memset(bad + SCS_SNAP_HEAD_LEN, 2, SCS_SNAP_REC_LEN);          /* 2, 2, 3: a duplicate */
+	CHECK_EQ(scs_kr_snapshot_parse(bad, olen, g, sub, &r, &n, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "ascending") != NULL);
+	memcpy(bad, obj, olen);
+	bad[SCS_SNAP_HEAD_LEN - 1] = 4;                                  /* count 4, 3 records */
+	CHECK_EQ(scs_kr_snapshot_parse(bad, olen, g, sub, &r, &n, &err), -EBADMSG);
+
+	/* genesis, add bob, remove bob naming the snapshot (lazy). */
+	struct scs_kr_change add = { .kind = SCS_KR_ADD, .member = bob, .role = SCS_ROLE_MEMBER };
+	uint8_t (*keys)[32] = malloc(32);
+	memcpy(keys[0], key1, 32);
+	CHECK_EQ(scs_keyring_make_entry(kr, &add, alice, (const uint8_t (*)[32])keys, 1, NULL,
+					&c[1].p, &c[1].n, &err), 0);
+	CHECK_EQ(scs_keyring_apply(&kr, 1, c[1].p, c[1].n, &err), 0);
+	scs_backend *be = new_remote("snap");
+	CHECK_EQ(scs_kr_snapshot_store(be, obj, olen, hash, &err), 0);
+	CHECK_EQ(scs_kr_snapshot_store(be, obj, olen, hash, &err), 0);   /* a retry: fine */
+	struct scs_kr_change rm = { .kind = SCS_KR_REMOVE, .subject = bob->fpr, .snapshot = hash,
+				    .snapshot_files = count, .lazy = 1 };
+	CHECK_EQ(scs_keyring_make_entry(kr, &rm, alice, (const uint8_t (*)[32])keys, 1, NULL,
+					&c[2].p, &c[2].n, &err), 0);
+	free(keys);
+	CHECK_EQ(scs_keyring_apply(&kr, 2, c[2].p, c[2].n, &err), 0);
+	CHECK(kr->entries[2].has_snapshot && kr->entries[2].lazy && !kr->entries[2].snap_loaded);
+	CHECK_EQ(kr->entries[2].snapshot_files, 3);
+	CHECK_EQ(scs_keyring_rekey_wanted(kr), 0);                      /* lazy */
+	scs_keyring_free(kr);
+	for (int i = 0; i < 3; i++)
+		put(be, (uint32_t)i, c[i]);
+	CHECK_EQ(load(be, &kr, &err), 0);
+	if (kr) {
+		CHECK(kr->entries[2].snap_loaded);
+		CHECK_EQ(kr->entries[2].nsnap, 3);
+		/* The writer rule. */
+		scs_header h;
+		memset(&h, 0, sizeof h);
+		h.epoch = 1;
+		memset(h.file_id, 2, sizeof h.file_id);
+		memset(h.content_hash, 2, sizeof h.content_hash);   /* record 2 */
+		const struct scs_member *m;
+		const struct scs_kr_entry *rme;
+		CHECK_EQ(scs_keyring_header_writer(kr, bob->fpr, &h, &m, &rme), 0);
+		CHECK(m && strcmp(m->name, "bob") == 0);
+		h.content_hash[31] ^= 1;                            /* changed after the removal */
+		CHECK_EQ(scs_keyring_header_writer(kr, bob->fpr, &h, &m, &rme), -EKEYREJECTED);
+		CHECK(rme == &kr->entries[2]);
+		CHECK_EQ(scs_keyring_header_writer(kr, alice->fpr, &h, &m, &rme), 0);
+		CHECK_EQ(scs_keyring_header_writer(kr, carol->fpr, &h, &m, &rme), -EPERM);
+		h.epoch = 2;
+		CHECK_EQ(scs_keyring_header_writer(kr, bob->fpr, &h, &m, &rme), -EPERM);
+		scs_keyring_free(kr);
+	}
+	/* The snapshot object deleted, or other bytes under its name. */
+	char path[128], full[8192];
+	scs_kr_snapshot_path(hash, path);
+	snprintf(full, sizeof full, "%s/remote-snap/%s", tmp, path);
+	CHECK_EQ(unlink(full), 0);
+	CHECK_EQ(load(be, &kr, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "missing") != NULL && strstr(err.msg, "00000002") != NULL);
+	memcpy(bad, obj, olen);
+	bad[olen - 1] ^= 1;
+	CHECK_EQ(scs_local_write_atomic(full, bad, olen, 0644), 0);
+	CHECK_EQ(load(be, &kr, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "does not match its hash") != NULL);
+	/* Stored right again: accepted again. */
+	CHECK_EQ(scs_local_write_atomic(full, obj, olen, 0644), 0);
+	CHECK_EQ(load(be, &kr, &err), 0);
+	scs_keyring_free(kr);
+	kr = NULL;
+	/* The entry's new fields: both snapshot fields or neither, lazy only
+	 * as true, neither on another kind. */
+	mut_fn muts[] = { drop_snapshot_files, lazy_false, snapshot_on_add };
+	for (size_t i = 0; i < sizeof muts / sizeof muts[0]; i++) {
+		int on_add = muts[i] == snapshot_on_add;
+		scs_keyring *kx = NULL;
+		CHECK_EQ(scs_keyring_apply(&kx, 0, c[0].p, c[0].n, &err), 0);
+		if (!on_add)
+			CHECK_EQ(scs_keyring_apply(&kx, 1, c[1].p, c[1].n, &err), 0);
+		struct blob m = mutate(c[on_add ? 1 : 2], muts[i], alice->ed25519);
+		CHECK_EQ(scs_keyring_apply(&kx, on_add ? 1 : 2, m.p, m.n, &err), -EBADMSG);
+		CHECK(strstr(err.msg, muts[i] == lazy_false ? "wrong type" : "missing or extra fields"));
+		free(m.p);
+		scs_keyring_free(kx);
+	}
+	free(bad);
+	free(obj);
+	for (int i = 0; i < 3; i++)
+		free(c[i].p);
+	scs_backend_close(be);
+}
+
 /* The vault over a real identity on disk, a group made as `scsctl init`
  * makes it, and a keyring that changes under it. */
 static void test_vault(void)
@@ -718,9 +863,9 @@ static void test_vault(void)
 	CHECK_MEM(key, k1v, 32);
 	CHECK_EQ(kc->epoch_key(kc->arg, 2, key), -ENOKEY);
 	CHECK_EQ(kc->epoch_key(kc->arg, 0, key), -ENOKEY);
-	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, 1, pub), 0);
+	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, &(scs_header){ .epoch = 1 }, pub, NULL), 0);
 	CHECK_MEM(pub, me->ed_pub, 32);
-	CHECK_EQ(kc->writer_pub(kc->arg, alice->fpr, 1, pub), -EPERM);
+	CHECK_EQ(kc->writer_pub(kc->arg, alice->fpr, &(scs_header){ .epoch = 1 }, pub, NULL), -EPERM);
 	CHECK(kc->sign_key != NULL);
 	CHECK_MEM(kc->self_fpr, me->fpr, 32);
 	scs_root_dir_id(kr->group_id, rid);
@@ -762,7 +907,7 @@ static void test_vault(void)
 	CHECK_MEM(key, k2v, 32);
 	CHECK_EQ(kc->epoch_key(kc->arg, 1, key), 0);
 	CHECK_MEM(key, k1v, 32);
-	CHECK_EQ(kc->writer_pub(kc->arg, alice->fpr, 2, pub), 0);
+	CHECK_EQ(kc->writer_pub(kc->arg, alice->fpr, &(scs_header){ .epoch = 2 }, pub, NULL), 0);
 	CHECK_EQ(scs_vault_name_keys(v, &nk, &eps), 2);
 	CHECK(eps[0] == 2 && eps[1] == 1);
 	CHECK_MEM(old_nk[0], want, 64);          /* arrays handed out earlier stay valid */
@@ -836,6 +981,7 @@ int main(void)
 	test_signers();
 	test_canary_and_wraps();
 	test_parse_api();
+	test_snapshots();
 	test_vault();
 	test_kind_names();
 	for (int i = 0; i < 6; i++) {

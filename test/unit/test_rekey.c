@@ -319,8 +319,8 @@ int main(void)
 	CHECK_EQ(scs_vault_keyring(v)->retired_below, 2);
 	CHECK_EQ(kc->epoch_key(kc->arg, 1, key), -EKEYREVOKED);
 	CHECK_EQ(kc->epoch_key(kc->arg, 2, key), 0);
-	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, 1, pub), -EKEYREVOKED);
-	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, 2, pub), 0);
+	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, &(scs_header){ .epoch = 1 }, pub, NULL), -EKEYREVOKED);
+	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, &(scs_header){ .epoch = 2 }, pub, NULL), 0);
 	const uint8_t (*nk)[SCS_SIV_KEY_LEN];
 	const uint32_t *eps;
 	CHECK_EQ(scs_vault_name_keys(v, &nk, &eps), 1);
