@@ -2187,6 +2187,8 @@ class Emulator:
                     store.put("devices", code, dict(rec, denied=True))
         elif action == "insert":
             return self.control_insert(c)
+        elif action in ("server_write", "server_move", "server_delete"):
+            self.control_server_edit(action, c)
         elif action == "register_service_account":
             with store.lock:
                 accounts = dict(store.t["misc"].get("service_accounts", {}))
@@ -2195,6 +2197,28 @@ class Emulator:
         else:
             raise ValueError("unknown action")
         return {"ok": True}
+
+    def control_server_edit(self, action, c):
+        """The provider itself changes what it stores (tests of tamper evidence):
+        server_write replaces a file's bytes (metadata follows: size, checksums,
+        version, modifiedTime), server_move renames and/or moves it to another
+        parent, server_delete removes it for good.  Each records a change."""
+        store = self.store
+        with store.lock:
+            meta = dict(store.get_file(c["id"]))
+            if action == "server_delete":
+                store.delete_file(meta["id"])
+                return
+            if action == "server_write":
+                self.set_content(meta, base64.b64decode(c["content_b64"]))
+            else:
+                if "name" in c:
+                    meta["name"] = str(c["name"])
+                if "parent" in c:
+                    meta["parents"] = [store.resolve_id(c["parent"])]
+            meta["version"] = int(meta.get("version", 1)) + 1
+            meta["modifiedTime"] = rfc3339(self.clock.now())
+            store.save_file(meta)
 
     def control_insert(self, c):
         """Insert a file as another Drive client would (no id rules, optional content)."""

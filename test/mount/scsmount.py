@@ -437,6 +437,14 @@ class Vault:
             return f"gdrive:{self.drive_folder}"
         return f"local:{self.cloud}"
 
+    @property
+    def backing(self):
+        """What the provider stores for this group (LocalBacking or
+        DriveBacking): for tests that look at or tamper with it."""
+        if self.drive_folder:
+            return DriveBacking(self.drive_folder)
+        return LocalBacking(self.cloud)
+
     def init(self):
         r = self.user.ctl("init", self.remote)
         self.init_output = r.stdout + r.stderr
@@ -714,13 +722,17 @@ def backing_files(cloud, include_meta=False):
     return out
 
 
-def backing_objects(v, every=False):
-    """Relative paths ('/'-separated) of the objects v's group stores, without
-    .scsfs/, on either back end: the backing folder of a local: remote, or
-    the emulator's files under v's Drive folder.  Regular file objects
-    only; every=True adds directories and symlinks."""
-    if not v.drive_folder:
-        cloud = Path(v.cloud)
+class LocalBacking:
+    """What a local: group stores, seen (and edited) as the provider: paths
+    are '/'-separated and relative to the backing folder."""
+
+    def __init__(self, cloud):
+        self.root_dir = Path(cloud)      # everything the provider holds
+
+    def files(self, every=False):
+        """Objects without .scsfs/: regular files; every=True adds directories
+        and symlinks."""
+        cloud = self.root_dir
         out = [str(p.relative_to(cloud)) for p in backing_files(cloud)]
         if every:
             for dp, dns, fns in os.walk(cloud):
@@ -730,35 +742,138 @@ def backing_objects(v, every=False):
                     if rel.parts[:1] != (".scsfs",) and (p.is_symlink() or p.is_dir()):
                         out.append(str(rel))
         return out
-    import json
-    import urllib.request
-    with urllib.request.urlopen(_DRIVE[0].endpoint + "/__control/state", timeout=30) as r:
-        state = json.load(r)
-    files = state["files"]
-    live = {k: m for k, m in files.items()
-            if m and not m.get("trashed") and not m.get("explicitlyTrashed")}
-    kids = {}
-    for fid, m in live.items():
-        for par in m.get("parents") or []:
-            kids.setdefault(par, []).append(fid)
-    node = state["root_id"]
-    for part in v.drive_folder.strip("/").split("/"):
-        node = next(k for k in kids.get(node, []) if live[k]["name"] == part)
-    out = []
 
-    def walk(fid, rel):
-        for k in kids.get(fid, []):
-            m = live[k]
-            r = f"{rel}{m['name']}"
-            if m.get("mimeType") == "application/vnd.google-apps.folder":
-                if r != ".scsfs":
-                    if every:
-                        out.append(r)
+    def links(self):
+        return [str(p.relative_to(self.root_dir)) for p in self.root_dir.rglob("*") if p.is_symlink()]
+
+    def read(self, rel):
+        return (self.root_dir / rel).read_bytes()
+
+    def write(self, rel, data):
+        (self.root_dir / rel).write_bytes(data)
+
+    def remove(self, rel):
+        (self.root_dir / rel).unlink()
+
+    def rename(self, a, b):
+        assert not os.path.lexists(self.root_dir / b), b
+        os.rename(self.root_dir / a, self.root_dir / b)
+
+
+class DriveBacking:
+    """The same for a gdrive: group in the session's emulator: reads its
+    blobs, edits through its control API (server_write/move/delete)."""
+
+    def __init__(self, folder):
+        self.drive = _DRIVE[0]
+        self.folder = folder
+        self.root_dir = self.drive.root
+
+    def _state(self):
+        import json
+        import urllib.request
+        with urllib.request.urlopen(self.drive.endpoint + "/__control/state", timeout=30) as r:
+            state = json.load(r)
+        live = {k: m for k, m in state["files"].items()
+                if m and not m.get("trashed") and not m.get("explicitlyTrashed")}
+        kids = {}
+        for fid, m in live.items():
+            for par in m.get("parents") or []:
+                kids.setdefault(par, []).append(fid)
+        return state["root_id"], live, kids
+
+    def _control(self, **action):
+        import json
+        import urllib.request
+        req = urllib.request.Request(self.drive.endpoint + "/__control",
+                                     data=json.dumps(action).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+
+    def _walk(self):
+        """{relative path: (id, meta)} of everything under the folder."""
+        node, live, kids = self._state()
+        for part in self.folder.strip("/").split("/"):
+            node = next(k for k in kids.get(node, []) if live[k]["name"] == part)
+        out = {"": (node, None)}
+
+        def walk(fid, rel):
+            for k in kids.get(fid, []):
+                m = live[k]
+                r = f"{rel}{m['name']}"
+                out[r] = (k, m)
+                if m.get("mimeType") == "application/vnd.google-apps.folder":
                     walk(k, r + "/")
-            elif every or "scsfs_link" not in (m.get("appProperties") or {}):
-                out.append(r)
-    walk(node, "")
-    return out
+        walk(node, "")
+        return out
+
+    @staticmethod
+    def _is_dir(m):
+        return m is not None and m.get("mimeType") == "application/vnd.google-apps.folder"
+
+    @staticmethod
+    def _is_link(m):
+        return "scsfs_link" in (m.get("appProperties") or {})
+
+    def files(self, every=False):
+        out = []
+        for rel, (fid, m) in self._walk().items():
+            if rel == "" or rel.split("/")[0] == ".scsfs":
+                continue
+            if every or not (self._is_dir(m) or self._is_link(m)):
+                out.append(rel)
+        return out
+
+    def links(self):
+        return [rel for rel, (fid, m) in self._walk().items()
+                if rel and not self._is_dir(m) and self._is_link(m)]
+
+    def _id(self, rel):
+        return self._walk()[rel][0]
+
+    def read(self, rel):
+        return (self.root_dir / "blobs" / self._id(rel)).read_bytes()
+
+    def write(self, rel, data):
+        import base64
+        tree = self._walk()
+        b64 = base64.b64encode(data).decode()
+        if rel in tree:
+            self._control(action="server_write", id=tree[rel][0], content_b64=b64)
+        else:
+            parent, _, name = rel.rpartition("/")
+            self._control(action="insert", name=name, parents=[tree[parent][0]], content_b64=b64)
+
+    def remove(self, rel):
+        self._control(action="server_delete", id=self._id(rel))
+
+    def rename(self, a, b):
+        tree = self._walk()
+        assert b not in tree, b
+        parent, _, name = b.rpartition("/")
+        self._control(action="server_move", id=tree[a][0], name=name, parent=tree[parent][0])
+
+
+def backing_objects(v, every=False):
+    """Relative paths ('/'-separated) of the objects v's group stores, without
+    .scsfs/, on either back end (see Vault.backing)."""
+    return v.backing.files(every)
+
+
+def flip_byte(backing, rel, off):
+    """The provider flips one bit of byte off of object rel."""
+    data = bytearray(backing.read(rel))
+    data[off] ^= 0x01
+    backing.write(rel, bytes(data))
+
+
+def find_in_backing(backing, plain_size):
+    """The one object of backing whose size says it holds plain_size bytes."""
+    want = object_size(plain_size)
+    hits = [r for r in backing.files() if len(backing.read(r)) == want]
+    assert len(hits) == 1, f"expected one object of {want} bytes (plaintext {plain_size}), found {hits}"
+    return hits[0]
 
 
 def find_object(cloud, plain_size):
