@@ -19,6 +19,7 @@ import errno
 import hashlib
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -552,6 +553,44 @@ class Vault:
             self.unmount(check=False)
         if self._log_fh:
             self._log_fh.close()
+
+
+class Group:
+    """One group folder of several people: alice (templates["alice"]) founds
+    it; every person is a clone of a template with their own HOME and a
+    Vault (mountpoint) of the same folder.  For membership tests."""
+
+    def __init__(self, templates, tmp_path):
+        self.tmp = tmp_path
+        self.cloud = tmp_path / "cloud"
+        self.users = {n: t.clone(tmp_path / f"home-{n}") for n, t in templates.items()}
+        self.vaults = {n: Vault(u, self.cloud, tmp_path / f"mnt-{n}") for n, u in self.users.items()}
+        self.vaults["alice"].init()
+        st = self.users["alice"].ctl("status").stdout
+        self.fpr = re.search(r"^group fingerprint: (.*)$", st, re.M).group(1)
+
+    def idfile(self, name):
+        p = self.tmp / f"{name}.id"
+        if not p.exists():
+            p.write_text(self.users[name].ctl("id", "export").stdout)
+        return p
+
+    def add(self, by, name, admin=False, check=True):
+        args = ["member", "add", self.idfile(name)] + (["--admin"] if admin else [])
+        return self.users[by].ctl(*args, check=check)
+
+    def join(self, name):
+        return self.users[name].ctl("join", self.vaults[name].remote, "--fingerprint", self.fpr)
+
+    def pin(self, name):
+        """name's pinned keyring state (the high-water mark), as text."""
+        d = self.users[name].data_dir / "groups"
+        (p,) = d.iterdir()
+        return p.read_text()
+
+    def cleanup(self):
+        for v in self.vaults.values():
+            v.cleanup()
 
 
 @pytest.fixture

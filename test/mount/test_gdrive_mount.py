@@ -156,3 +156,55 @@ def test_tampered_blob_is_eio(gvault, drive):
     assert (v.mnt / "fine.txt").read_bytes() == b"fine\n"
     assert any("victim.bin" in l for l in v.log().splitlines()), v.log()
     v.unmount()
+
+
+def test_rekey_leaves_no_old_epoch_object_on_drive(gvault, drive, mallory_template, tmp_path):
+    """After a removal and the re-key pass on gdrive:, Drive holds no object
+    of the old epoch: each re-keyed file is a new Drive file and the old one
+    (with any revisions Drive kept of it) is deleted for good — a DELETE,
+    not a move to the trash."""
+    import json
+    import struct
+    import urllib.request
+    user, root, env, base = drive
+    v = gvault
+    for i in range(4):
+        (v.mnt / f"f{i}.bin").write_bytes(rnd(40000 + i, i))
+    (v.mnt / "sub").mkdir()
+    (v.mnt / "sub" / "g.txt").write_bytes(b"in a subdirectory\n")
+    v.unmount()
+    ep = env["SCSFS_GDRIVE_ENDPOINT"]
+
+    def objects():
+        with urllib.request.urlopen(ep + "/__control/state", timeout=30) as r:
+            files = json.load(r)["files"]
+        out = {}
+        for fid, m in files.items():
+            blob = root / "blobs" / fid
+            if m and blob.is_file():
+                head = blob.read_bytes()[:10]
+                if head[:4] == b"SCSF":
+                    out[fid] = (struct.unpack(">I", head[6:10])[0], m)
+        return out
+    before = objects()
+    assert len(before) >= 5 and {e for e, _ in before.values()} == {1}
+    m = mallory_template.clone(tmp_path / "home-mallory")
+    idf = tmp_path / "mallory.id"
+    idf.write_text(m.ctl("id", "export").stdout)
+    v.user.ctl("member", "add", idf, env=env, timeout=120)
+    v.user.ctl("member", "remove", "mallory", "--lazy", env=env, timeout=300)
+    urllib.request.urlopen(urllib.request.Request(ep + "/__control/log", method="DELETE")).read()
+    v.user.ctl("rekey", "run", env=env, timeout=600)
+    after = objects()
+    assert {e for e, _ in after.values()} == {2}, after
+    assert not set(before) & set(after), "a re-keyed file kept its Drive id (its old revisions)"
+    assert not any(m.get("trashed") for _, m in after.values())
+    with urllib.request.urlopen(ep + "/__control/log", timeout=30) as r:
+        log = json.load(r)["requests"]
+    deleted = {e["path"].rsplit("/", 1)[-1] for e in log if e["method"] == "DELETE"}
+    assert set(before) <= deleted, "old objects were not deleted (DELETE) on Drive"
+    v.mount()
+    for i in range(4):
+        assert (v.mnt / f"f{i}.bin").read_bytes() == rnd(40000 + i, i)
+    assert (v.mnt / "sub" / "g.txt").read_bytes() == b"in a subdirectory\n"
+    v.unmount()

@@ -24,7 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from scsmount import SCSCTL, SCSFS, Vault, make_user, refused
+from scsmount import SCSCTL, SCSFS, Group, Vault, make_user, refused
 
 NAMES = ("alice", "bob", "carol", "mallory")
 
@@ -107,32 +107,16 @@ def forge_add(cloud, signer, newcomer, *, seq=None, group=None, role="member"):
 
 # ---------------------------------------------------------------- the group
 
-class Group:
+class AttackGroup(Group):
     """alice's group with bob (member) and carol (admin); alice's and bob's
     machines have seen the whole keyring."""
 
     def __init__(self, templates, tmp_path):
-        self.tmp = tmp_path
-        self.cloud = tmp_path / "cloud"
-        self.users = {n: t.clone(tmp_path / f"home-{n}") for n, t in templates.items()}
-        self.vaults = {n: Vault(u, self.cloud, tmp_path / f"mnt-{n}") for n, u in self.users.items()}
-        self.vaults["alice"].init()
-        self.add("bob")
-        self.add("carol", admin=True)
-        st = self.users["alice"].ctl("status").stdout
-        self.fpr = re.search(r"^group fingerprint: (.*)$", st, re.M).group(1)
+        super().__init__(templates, tmp_path)
+        self.add("alice", "bob")
+        self.add("alice", "carol", admin=True)
         for n in ("bob", "carol"):
-            self.users[n].ctl("join", self.vaults[n].remote, "--fingerprint", self.fpr)
-
-    def add(self, name, admin=False, by="alice"):
-        idf = self.tmp / f"{name}.id"
-        idf.write_text(self.users[name].ctl("id", "export").stdout)
-        return self.users[by].ctl("member", "add", idf, *(["--admin"] if admin else []))
-
-    def pin(self, name):
-        d = self.users[name].data_dir / "groups"
-        (p,) = d.iterdir()
-        return p.read_text()
+            self.join(n)
 
     def refused_everywhere(self, who, *words):
         """status and the mount of each of who are refused naming one of
@@ -146,14 +130,10 @@ class Group:
             assert self.pin(n) == pin, f"{n}'s pin moved although the keyring was refused"
         return line
 
-    def cleanup(self):
-        for v in self.vaults.values():
-            v.cleanup()
-
 
 @pytest.fixture
 def group(fuse, templates, tmp_path):
-    g = Group(templates, tmp_path)
+    g = AttackGroup(templates, tmp_path)
     yield g
     g.cleanup()
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from scsmount import (SCSCTL, SCSFS, Vault, find_object, make_user, marker, one_line,
+from scsmount import (SCSCTL, SCSFS, Group, Vault, find_object, make_user, marker, one_line,
                       refused)
 
 NAMES = ("alice", "bob", "carol", "dave", "erin")
@@ -27,35 +27,6 @@ def templates(tmp_path_factory):
     """Each person's identity, made once per module (RSA keygen is slow)."""
     base = tmp_path_factory.mktemp("people")
     return {n: make_user(base / n, n) for n in NAMES}
-
-
-class Group:
-    """One group folder, alice its founder, and a mountpoint per person."""
-
-    def __init__(self, templates, tmp_path):
-        self.tmp = tmp_path
-        self.cloud = tmp_path / "cloud"
-        self.users = {n: t.clone(tmp_path / f"home-{n}") for n, t in templates.items()}
-        self.vaults = {n: Vault(u, self.cloud, tmp_path / f"mnt-{n}") for n, u in self.users.items()}
-        self.vaults["alice"].init()
-        self.fpr = status(self.users["alice"])["group fingerprint"]
-
-    def idfile(self, name):
-        p = self.tmp / f"{name}.id"
-        if not p.exists():
-            p.write_text(self.users[name].ctl("id", "export").stdout)
-        return p
-
-    def add(self, by, name, admin=False, check=True):
-        args = ["member", "add", self.idfile(name)] + (["--admin"] if admin else [])
-        return self.users[by].ctl(*args, check=check)
-
-    def join(self, name):
-        return self.users[name].ctl("join", self.vaults[name].remote, "--fingerprint", self.fpr)
-
-    def cleanup(self):
-        for v in self.vaults.values():
-            v.cleanup()
 
 
 @pytest.fixture
