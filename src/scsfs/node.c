@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "scs/log.h"
 
@@ -487,4 +488,202 @@ int node_dir(struct fs *fs, struct node *n, char *rpath, size_t cap, uint8_t id[
 	if (!r)
 		r = node_dir_id(fs, n, id);
 	return r;
+}
+
+/* ---- remote changes (fs_remote_changed) ----
+ *
+ * Under tl the nodes concerned are found and held (refs); then, with no
+ * lock held, an open read-only file is reopened (its size and header may
+ * have changed) and the kernel is told: libfuse's notify calls wait for
+ * the kernel, which may wait for requests that need tl or node->mu. */
+
+struct inval {
+	struct node *n;              /* held; NULL: an entry without a node */
+	struct node *parent;         /* held, or NULL */
+	char *plain;                 /* its name in parent, or NULL */
+	char *stored;
+};
+
+struct inval_list {
+	struct inval *v;
+	size_t n, cap;
+};
+
+static int inval_add(struct inval_list *l, struct node *n, struct node *parent,
+		     const char *plain, const char *stored)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? 2 * l->cap : 16;
+		struct inval *nv = realloc(l->v, nc * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	struct inval *x = &l->v[l->n];
+	x->plain = plain ? strdup(plain) : NULL;
+	x->stored = stored ? strdup(stored) : NULL;
+	if ((plain && !x->plain) || (stored && !x->stored)) {
+		free(x->plain);
+		free(x->stored);
+		return -ENOMEM;
+	}
+	x->n = n;
+	x->parent = parent;
+	if (n)
+		n->refs++;
+	if (parent)
+		parent->refs++;
+	l->n++;
+	return 0;
+}
+
+/* The node linked as (parent, stored), or NULL.  tl held. */
+static struct node *child_of(struct fs *fs, struct node *parent, const char *stored, int *link)
+{
+	for (size_t i = 0; i < fs->hcap; i++)
+		for (struct node *p = fs->hash[i]; p; p = p->hnext) {
+			int k = link_find(p, parent, stored);
+			if (k >= 0) {
+				*link = k;
+				return p;
+			}
+		}
+	return NULL;
+}
+
+/* Collect what path concerns.  tl held. */
+static void collect_path(struct fs *fs, const char *path, struct inval_list *l)
+{
+	struct node *cur = &fs->root, *n = NULL;
+	char comp[SCS_RPATH_MAX];
+	int link = -1;
+	const char *p = path;
+	if (!*p) {
+		inval_add(l, &fs->root, NULL, NULL, NULL);
+		return;
+	}
+	for (;;) {
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len >= sizeof comp)
+			return;
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		n = child_of(fs, cur, comp, &link);
+		if (!e)
+			break;
+		if (!n)
+			return;              /* nothing cached below an unknown directory */
+		cur = n;
+		p = e + 1;
+	}
+	inval_add(l, n, cur, n ? n->links[link].plain : NULL, comp);
+}
+
+/* Everything (the back end lost track).  tl held. */
+static void collect_all(struct fs *fs, struct inval_list *l)
+{
+	inval_add(l, &fs->root, NULL, NULL, NULL);
+	for (size_t i = 0; i < fs->hcap; i++)
+		for (struct node *n = fs->hash[i]; n; n = n->hnext) {
+			if (!n->nlinks)
+				inval_add(l, n, NULL, NULL, NULL);
+			for (int k = 0; k < n->nlinks; k++)
+				inval_add(l, n, n->links[k].parent, n->links[k].plain,
+					  n->links[k].stored);
+		}
+}
+
+/* An open read-only file of n reads the new object from now on; n leaves
+ * the table so that the next lookup makes a fresh inode (the kernel keeps
+ * the size of a cached one, see fs.h).  Returns 1 if n was open. */
+static int refresh_open(struct fs *fs, struct node *n)
+{
+	int open = 0;
+	pthread_mutex_lock(&n->mu);
+	if (n->file && !n->writable) {
+		char rpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
+		scs_file *f;
+		open = 1;
+		node_display(fs, n, disp, sizeof disp);
+		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 &&
+		    scs_file_open(fs->be, rpath, 0, fs->k, disp, &f) == 0) {
+			pthread_rwlock_wrlock(&n->frw);
+			scs_file *old = n->file;
+			n->file = f;
+			pthread_rwlock_unlock(&n->frw);
+			scs_file_close(old);
+		}
+	}
+	/* Open for writing: the back end keeps our edit and settles the
+	 * conflict at upload (a conflict copy); the node stays. */
+	pthread_mutex_unlock(&n->mu);
+	if (open) {
+		pthread_mutex_lock(&fs->tl);
+		hash_remove(fs, n);
+		pthread_mutex_unlock(&fs->tl);
+	}
+	return open;
+}
+
+void fs_remote_changed(void *arg, const char *path, int what)
+{
+	struct fs *fs = arg;
+	struct inval_list l = { 0 };
+	pthread_mutex_lock(&fs->tl);
+	if (path)
+		collect_path(fs, path, &l);
+	else
+		collect_all(fs, &l);
+	pthread_mutex_unlock(&fs->tl);
+	if (!path)
+		what = SCS_BE_CHANGED_CONTENT | SCS_BE_CHANGED_ENTRY;
+	for (size_t i = 0; i < l.n; i++) {
+		struct inval *x = &l.v[i];
+		if (x->n && (what & SCS_BE_CHANGED_CONTENT) && S_ISREG(x->n->type))
+			refresh_open(fs, x->n);
+		if (x->parent && !x->n && x->stored) {
+			/* A new name: the kernel may remember it as missing. */
+			char dpath[SCS_RPATH_MAX], shown[SCS_NAME_MAX + 1];
+			uint8_t id[SCS_DIR_ID_LEN];
+			if (node_dir(fs, x->parent, dpath, sizeof dpath, id) == 0 &&
+			    scs_dir_shown_name(fs->d, dpath, id, x->stored, shown) == 0)
+				x->plain = strdup(shown);
+		}
+	}
+	/* No lock held from here on. */
+	for (size_t i = 0; i < l.n; i++) {
+		struct inval *x = &l.v[i];
+		if (x->n && ((what & SCS_BE_CHANGED_CONTENT) || S_ISDIR(x->n->type)))
+			fuse_lowlevel_notify_inval_inode(fs->se, node_ino(fs, x->n),
+							 S_ISREG(x->n->type) ? 0 : -1, 0);
+		if (x->parent && x->plain)
+			fuse_lowlevel_notify_inval_entry(fs->se, node_ino(fs, x->parent), x->plain,
+							 strlen(x->plain));
+		if (x->parent && (what & SCS_BE_CHANGED_ENTRY))
+			fuse_lowlevel_notify_inval_inode(fs->se, node_ino(fs, x->parent), -1, 0);
+	}
+	pthread_mutex_lock(&fs->tl);
+	for (size_t i = 0; i < l.n; i++) {
+		struct inval *x = &l.v[i];
+		if (x->n) {
+			x->n->refs--;
+			maybe_free(fs, x->n);
+		}
+		if (x->parent) {
+			x->parent->refs--;
+			maybe_free(fs, x->parent);
+		}
+		free(x->plain);
+		free(x->stored);
+	}
+	pthread_mutex_unlock(&fs->tl);
+	free(l.v);
+}
+
+int fs_conflict_name(void *arg, const char *path, char *out, size_t cap)
+{
+	struct fs *fs = arg;
+	return scs_dir_conflict_name(fs->d, path, fs->self_name, time(NULL), out, cap);
 }
