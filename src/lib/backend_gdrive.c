@@ -51,6 +51,7 @@ struct gd_file {
 	pthread_mutex_t lock;
 	int fd;                  /* anonymous cache file (ciphertext) */
 	int refs;                /* open handles */
+	int writers;             /* of them opened for writing (g->lock) */
 	uint64_t size;           /* current (local) object size */
 	uint64_t remote_size;    /* size of the object on Drive */
 	uint64_t version;        /* Drive version the cache matches */
@@ -110,6 +111,7 @@ struct gd_be {
 struct gd_obj {
 	scs_obj o;
 	struct gd_file *f;
+	int writer;              /* opened for writing */
 };
 
 static inline struct gd_be *GB(scs_backend *be) { return (struct gd_be *)be; }
@@ -1862,8 +1864,10 @@ static void file_trim(struct gd_be *g)
 
 /* Remote object changed: another writer made version m of object id (m
  * NULL: it was removed).  Clean cached data of an older version is
- * dropped, so the next read fetches the new one (an open object switches
- * to it); dirty data (local changes not uploaded yet) is never touched.
+ * dropped, so the next read fetches the new one (an object open only for
+ * reading switches to it); dirty data (local changes not uploaded yet) and
+ * objects open for writing are never touched: an edit stays based on the
+ * version it started from (a conflict at upload, not a silent merge).
  * Returns 1 if this mount had an older version cached.  (The changes feed
  * calls it; the object cache owns the structures.) */
 static int file_remote_changed(struct gd_be *g, const char *id, const struct scs_gdrive_meta *m)
@@ -1888,7 +1892,10 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 	if (!f)
 		return had;
 	pthread_mutex_lock(&f->lock);
-	if (m && !f->dirty && f->version != m->version) {
+	pthread_mutex_lock(&g->lock);
+	int writers = f->writers;
+	pthread_mutex_unlock(&g->lock);
+	if (m && !f->dirty && !writers && f->version != m->version) {
 		size_t nb = (size_t)((m->size + BLK - 1) / BLK);
 		uint8_t *have = calloc(nb ? (nb + 7) / 8 : 1, 1);
 		if (have && ftruncate(f->fd, 0) == 0) {
@@ -1998,6 +2005,9 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	if (r == 0) {
 		pthread_mutex_lock(&g->lock);
 		r = file_get(g, m, &o->f);
+		o->writer = r == 0 && (flags & O_ACCMODE) != O_RDONLY;
+		if (o->writer)
+			o->f->writers++;
 		pthread_mutex_unlock(&g->lock);
 	}
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
@@ -2017,6 +2027,7 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 		if (o && o->f) {
 			pthread_mutex_lock(&g->lock);
 			o->f->refs--;
+			o->f->writers -= o->writer;
 			pthread_mutex_unlock(&g->lock);
 		}
 		free(o);
@@ -2208,6 +2219,7 @@ static int gd_obj_close(scs_obj *so)
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&g->lock);
 	f->refs--;
+	f->writers -= o->writer;
 	file_trim(g);
 	pthread_mutex_unlock(&g->lock);
 	free(o);

@@ -120,6 +120,23 @@ def test_write_rename_delete_show_in_the_other_mount(pair):
     eventually(lambda: (a.mnt / "from-b.txt").read_bytes() == b"hello from b", FEED, "b's file in a")
 
 
+def test_file_open_for_writing_stays_on_its_version(pair):
+    """A handle open for writing keeps reading the version its edit is based
+    on (the upload then finds the conflict); fresh opens see the new one."""
+    a, b = pair()
+    (a.mnt / "e.txt").write_bytes(b"base")
+    eventually(lambda: (b.mnt / "e.txt").read_bytes() == b"base", FEED, "the base version")
+    with open(b.mnt / "e.txt", "r+b") as editing:
+        assert editing.read() == b"base"
+        (a.mnt / "e.txt").write_bytes(b"news")
+        with open(b.mnt / "other-reader", "wb"):
+            pass
+        eventually(lambda: (a.mnt / "other-reader").exists(), FEED, "the feed working")
+        time.sleep(2)
+        editing.seek(0)
+        assert editing.read() == b"base", "an edit in progress was switched to another version"
+
+
 def test_poll_0_turns_the_feed_off(pair, emu):
     a, b = pair(poll_b=0)
     (a.mnt / "f.txt").write_bytes(b"one")
@@ -214,11 +231,12 @@ def test_duplicate_names_get_stable_suffixes(pair, emu):
     # Writable, renameable and removable by that name: each reaches its entry.
     with open(b.mnt / dname, "r+b") as f:
         f.write(b"SECOND")
-    assert (b.mnt / dname).read_bytes() == b"SECOND report"
+    edited = b"SECOND" + content[dup][6:]
+    assert (b.mnt / dname).read_bytes() == edited
     assert (b.mnt / "report.txt").read_bytes() == content[keep]
     (b.mnt / dname).rename(b.mnt / "second.txt")
     assert sorted(os.listdir(b.mnt)) == ["report.txt", "second.txt"]
-    assert (b.mnt / "second.txt").read_bytes() == b"SECOND report"
+    assert (b.mnt / "second.txt").read_bytes() == edited
     assert _children(c, root)[dup] != dname1
     (b.mnt / "second.txt").unlink()
     assert dup not in _children(c, root)
