@@ -538,47 +538,64 @@ static int inval_add(struct inval_list *l, struct node *n, struct node *parent,
 	return 0;
 }
 
-/* The node linked as (parent, stored), or NULL.  tl held. */
-static struct node *child_of(struct fs *fs, struct node *parent, const char *stored, int *link)
+/* Does directory d (following first links up to the root) have the
+ * remote path p[0..len)?  tl held. */
+static int dir_is(struct fs *fs, struct node *d, const char *p, size_t len)
 {
+	for (int depth = 0; depth < 4096; depth++) {
+		if (d == &fs->root)
+			return len == 0;
+		if (!d->nlinks || !len)
+			return 0;
+		const char *s = d->links[0].stored;
+		size_t sl = strlen(s);
+		if (sl > len || memcmp(p + len - sl, s, sl) || (len > sl && p[len - sl - 1] != '/'))
+			return 0;
+		len = len > sl ? len - sl - 1 : 0;
+		d = d->links[0].parent;
+	}
+	return 0;
+}
+
+/* The node at remote path p[0..len) ("" = the root), and which of its
+ * links that is; one pass over the table.  tl held. */
+static struct node *node_at(struct fs *fs, const char *p, size_t len, int *link)
+{
+	if (!len)
+		return &fs->root;
+	size_t b = len;
+	while (b > 0 && p[b - 1] != '/')
+		b--;
+	size_t bl = len - b, dl = b ? b - 1 : 0;
 	for (size_t i = 0; i < fs->hcap; i++)
-		for (struct node *p = fs->hash[i]; p; p = p->hnext) {
-			int k = link_find(p, parent, stored);
-			if (k >= 0) {
-				*link = k;
-				return p;
-			}
-		}
+		for (struct node *n = fs->hash[i]; n; n = n->hnext)
+			for (int k = 0; k < n->nlinks; k++)
+				if (strlen(n->links[k].stored) == bl &&
+				    !memcmp(n->links[k].stored, p + b, bl) &&
+				    dir_is(fs, n->links[k].parent, p, dl)) {
+					*link = k;
+					return n;
+				}
 	return NULL;
 }
 
-/* Collect what path concerns.  tl held. */
+/* Collect what path concerns: its node (if any) and its parent.  tl held. */
 static void collect_path(struct fs *fs, const char *path, struct inval_list *l)
 {
-	struct node *cur = &fs->root, *n = NULL;
-	char comp[SCS_RPATH_MAX];
+	size_t len = strlen(path);
 	int link = -1;
-	const char *p = path;
-	if (!*p) {
+	if (!len) {
 		inval_add(l, &fs->root, NULL, NULL, NULL);
 		return;
 	}
-	for (;;) {
-		const char *e = strchr(p, '/');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		if (len >= sizeof comp)
-			return;
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		n = child_of(fs, cur, comp, &link);
-		if (!e)
-			break;
-		if (!n)
-			return;              /* nothing cached below an unknown directory */
-		cur = n;
-		p = e + 1;
-	}
-	inval_add(l, n, cur, n ? n->links[link].plain : NULL, comp);
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct node *n = node_at(fs, path, len, &link);
+	struct node *parent = n ? n->links[link].parent :
+		node_at(fs, path, slash ? (size_t)(slash - path) : 0, &link);
+	if (!parent || (parent != &fs->root && !S_ISDIR(parent->type)))
+		return;              /* nothing cached below an unknown directory */
+	inval_add(l, n, parent, n ? n->links[link].plain : NULL, base);
 }
 
 /* Everything (the back end lost track).  tl held. */
