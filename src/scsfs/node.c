@@ -612,17 +612,19 @@ static void collect_all(struct fs *fs, struct inval_list *l)
 		}
 }
 
-/* An open read-only file of n reads the new object from now on; n leaves
- * the table so that the next lookup makes a fresh inode (the kernel keeps
- * the size of a cached one, see fs.h).  Returns 1 if n was open. */
-static int refresh_open(struct fs *fs, struct node *n)
+/* The object of n changed: an open read-only file of n reads the new
+ * object from now on, and n leaves the table so that the next lookup makes
+ * a fresh inode (the kernel keeps the size of a cached one, see fs.h).
+ * A file open for writing keeps its node and its version. */
+static void refresh_file(struct fs *fs, struct node *n)
 {
-	int open = 0;
+	int fresh = 1;
 	pthread_mutex_lock(&n->mu);
-	if (n->file && !n->writable) {
+	if (n->file && n->writable) {
+		fresh = 0;
+	} else if (n->file) {
 		char rpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
 		scs_file *f;
-		open = 1;
 		node_display(fs, n, disp, sizeof disp);
 		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 &&
 		    scs_file_open(fs->be, rpath, 0, fs->k, disp, &f) == 0) {
@@ -633,15 +635,12 @@ static int refresh_open(struct fs *fs, struct node *n)
 			scs_file_close(old);
 		}
 	}
-	/* Open for writing: the back end keeps our edit and settles the
-	 * conflict at upload (a conflict copy); the node stays. */
-	pthread_mutex_unlock(&n->mu);
-	if (open) {
+	if (fresh) {             /* under n->mu: no open for writing meanwhile */
 		pthread_mutex_lock(&fs->tl);
 		hash_remove(fs, n);
 		pthread_mutex_unlock(&fs->tl);
 	}
-	return open;
+	pthread_mutex_unlock(&n->mu);
 }
 
 void fs_remote_changed(void *arg, const char *path, int what)
@@ -659,7 +658,7 @@ void fs_remote_changed(void *arg, const char *path, int what)
 	for (size_t i = 0; i < l.n; i++) {
 		struct inval *x = &l.v[i];
 		if (x->n && (what & SCS_BE_CHANGED_CONTENT) && S_ISREG(x->n->type))
-			refresh_open(fs, x->n);
+			refresh_file(fs, x->n);
 		if (x->parent && !x->n && x->stored) {
 			/* A new name: the kernel may remember it as missing. */
 			char dpath[SCS_RPATH_MAX], shown[SCS_NAME_MAX + 1];
