@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "scs/backend.h"
 #include "scs/keyctx.h"
 #include "scs/names.h"
@@ -87,6 +88,22 @@ int scs_dir_prepare_name(scs_dirctx *d, const char *dpath, const uint8_t dir_id[
  * remove its long-name side object if it has one.  No-op for short names;
  * ENOENT is not an error. */
 int scs_dir_drop_name(scs_dirctx *d, const char *rpath);
+
+/* The shown name (decorations readable, as the listing has it) of the
+ * entry stored as `stored` in (dpath, dir_id).  -ENOENT for entries the
+ * listing hides, -EBADMSG/-ENOKEY for names that do not decrypt. */
+int scs_dir_shown_name(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
+		       const char *stored, char out[SCS_NAME_MAX + 1]);
+
+/* Conflict copies (the back ends' conflict_name hook, backend.h): for the
+ * entry at rpath, the remote path in the same directory of a new entry
+ * named "name (conflict from WHO YYYY-MM-DD HH-MM).ext" (WHO = the member
+ * name, the time local to the minute; " 2", " 3"... before the ")" while
+ * taken; the name shortened to fit NAME_MAX), prepared like any new name
+ * (encrypted, long-name side object written).  who: '/', '(', ')' and
+ * control characters become '_'. */
+int scs_dir_conflict_name(scs_dirctx *d, const char *rpath, const char *who, time_t when,
+			  char *out, size_t cap);
 
 /* mkdir: creates the remote directory for `name` in (dpath, dir_id) with a
  * fresh random id written to its .scsdir (durably, beside + rename), and

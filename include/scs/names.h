@@ -57,6 +57,24 @@ int scs_name_decorate(const char *plain, const char *decoration, size_t declen, 
  * rightmost extension point, matching scs_name_decorate.) */
 int scs_name_undecorate(const char *shown, char *plain, size_t *dec_off, size_t *declen);
 
+/* Duplicate names.  Drive lets one folder hold several entries of the same
+ * name (other Drive clients make them).  The gdrive: back end lists the one
+ * with the smallest Drive id under its name and every other one as
+ * name + SCS_DUP_OPEN + 8 lowercase hex digits + ")", the digits being the
+ * first four bytes of SHA-256(Drive id): stable across mounts and machines.
+ * Operations on such a name reach exactly that entry.  Shown to the user
+ * like a sync-client decoration: "report (duplicate 1a2b3c4d).txt".
+ * dup_split: 1 if name ends with such a suffix (*base_len = the length
+ * before it, tag[SCS_DUP_TAG_LEN + 1] = its digits), else 0. */
+#define SCS_DUP_OPEN " (duplicate "
+#define SCS_DUP_TAG_LEN 8
+#define SCS_DUP_LEN (sizeof SCS_DUP_OPEN - 1 + SCS_DUP_TAG_LEN + 1)
+int scs_name_dup_split(const char *name, size_t *base_len, char *tag);
+/* 1 if the plaintext name holds SCS_DUP_OPEN + 8 hex digits + ")" anywhere:
+ * such names are reserved for duplicates (creating one fails with EINVAL),
+ * so a real name can never be taken for a duplicate or hide one. */
+int scs_name_has_dup_marker(const char *plain);
+
 /* Long names: stored = SCS_LONG_PREFIX + base64url(SHA-256(full)), 45 chars
  * + NUL.  long_check returns 0 if a side object's content `full` belongs to
  * the stored long name (check this before decrypting), else -EBADMSG. */

@@ -7,13 +7,21 @@
  * cache file (after fetching the rest of the object), fsync/close upload
  * synchronously (multipart up to 5 MiB, else resumable in 8 MiB chunks).
  * Requests are retried with truncated exponential backoff and jitter on
- * rate limits, 429 and 5xx; a 401 refreshes the access token once. */
+ * rate limits, 429 and 5xx; a 401 refreshes the access token once.
+ *
+ * Names: Drive lets one folder hold several entries of one name; listings
+ * show the smallest id under the name and the others with a duplicate
+ * suffix (names.h), which lookups resolve to exactly that entry.
+ * Changes: scs_gdrive_watch polls changes.list; what this mount knows of
+ * an entry (its parent and name, the last version seen, in a table by id)
+ * tells its old path, and whether a change is our own. */
 #include "scs/gdrive.h"
 #include "scs/b64.h"
 #include "scs/config.h"
 #include "scs/crypto.h"
 #include "scs/http.h"
 #include "scs/log.h"
+#include "scs/names.h"
 #include "scs/oauth.h"
 
 #include <fcntl.h>
@@ -43,6 +51,7 @@ struct gd_file {
 	pthread_mutex_t lock;
 	int fd;                  /* anonymous cache file (ciphertext) */
 	int refs;                /* open handles */
+	int writers;             /* of them opened for writing (g->lock) */
 	uint64_t size;           /* current (local) object size */
 	uint64_t remote_size;    /* size of the object on Drive */
 	uint64_t version;        /* Drive version the cache matches */
@@ -58,6 +67,21 @@ struct gd_dir {
 	char id[SCS_GDRIVE_ID_MAX + 1];
 };
 
+/* What we know of an entry: where it is and the last version we saw. */
+struct gd_ent {
+	struct gd_ent *next;
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	char *name;              /* its Drive name */
+	int dup;                 /* listed with a duplicate suffix */
+	uint64_t version;
+};
+#define ENT_BUCKETS 16384
+/* At most this many (~40 MiB): entries beyond are not tracked, and their
+ * changes reach the core as new entries (the kernel then looks them up
+ * again), not as content changes of open files. */
+#define ENT_MAX     (1u << 17)
+
 struct gd_be {
 	scs_backend be;
 	struct scs_oauth *oauth;
@@ -72,11 +96,22 @@ struct gd_be {
 	struct gd_file *files;
 	int opening;                   /* in scs_backend_gdrive_open: no log lines */
 	int auth_logged;
+	struct gd_ent **ents;          /* ENT_BUCKETS chains, under lock */
+	size_t nents;
+	/* the changes feed */
+	pthread_t watch_th;
+	int watching;
+	pthread_mutex_t wlock;
+	pthread_cond_t wcv;
+	int wstop;
+	unsigned every;
+	char token[1024];
 };
 
 struct gd_obj {
 	scs_obj o;
 	struct gd_file *f;
+	int writer;              /* opened for writing */
 };
 
 static inline struct gd_be *GB(scs_backend *be) { return (struct gd_be *)be; }
@@ -174,6 +209,11 @@ static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
 		m->foreign = 1;
 	m->size = u64_field(f, "size");
 	m->version = u64_field(f, "version");
+	json_t *parents = json_object_get(f, "parents");
+	const char *p0 = json_is_array(parents) ? json_string_value(json_array_get(parents, 0)) : NULL;
+	if (p0 && id_ok(p0))
+		strcpy(m->parent, p0);
+	m->trashed = json_is_true(json_object_get(f, "trashed"));
 	m->mtime = parse_time(json_string_value(json_object_get(f, "modifiedTime")));
 	json_t *ap = json_object_get(f, "appProperties");
 	if (json_is_object(ap)) {
@@ -257,6 +297,65 @@ int scs_gdrive_parse_list(const void *json, size_t len,
 	return r;
 }
 
+static int copy_token(json_t *j, const char *key, char *out, size_t cap)
+{
+	if (cap)
+		out[0] = '\0';
+	json_t *v = json_object_get(j, key);
+	if (!v)
+		return 0;
+	const char *t = json_string_value(v);
+	if (!t || strlen(t) >= cap)
+		return -EBADMSG;
+	strcpy(out, t);
+	return 0;
+}
+
+int scs_gdrive_parse_changes(const void *json, size_t len,
+			     int (*cb)(void *arg, const char *file_id,
+				       const struct scs_gdrive_meta *m),
+			     void *arg, char *next, size_t next_cap, char *new_start,
+			     size_t ns_cap)
+{
+	json_t *j = load_json(json, len);
+	int r = (j && json_is_object(j)) ? 0 : -EBADMSG;
+	if (!r)
+		r = copy_token(j, "nextPageToken", next, next_cap);
+	if (!r)
+		r = copy_token(j, "newStartPageToken", new_start, ns_cap);
+	else if (ns_cap)
+		new_start[0] = '\0';
+	json_t *changes = j ? json_object_get(j, "changes") : NULL;
+	if (!r && changes && !json_is_array(changes))
+		r = -EBADMSG;
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (!m)
+		r = -ENOMEM;
+	size_t i;
+	json_t *c;
+	if (!r && changes) {
+		json_array_foreach(changes, i, c) {
+			const char *fid = json_string_value(json_object_get(c, "fileId"));
+			json_t *file = json_object_get(c, "file");
+			if (!fid || !id_ok(fid))
+				continue;
+			if (json_is_true(json_object_get(c, "removed")) || !file) {
+				r = cb(arg, fid, NULL);
+			} else {
+				if (meta_from_json(file, m) < 0 || m->foreign || !m->name[0] ||
+				    strcmp(m->id, fid))
+					continue;   /* unusable: skipped, as in listings */
+				r = cb(arg, fid, m);
+			}
+			if (r)
+				break;
+		}
+	}
+	free(m);
+	json_decref(j);
+	return r;
+}
+
 void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t rcap,
 			     char *message, size_t mcap)
 {
@@ -294,6 +393,7 @@ struct gd_rq {
 	uint64_t out_off, out_max;
 	size_t max_resp;
 	int no_auth;               /* resumable session URIs */
+	int once;                  /* no retries, no log lines (the changes poll) */
 };
 
 static void gd_rq_init(struct gd_rq *q, const char *method, const char *url)
@@ -382,7 +482,7 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 			stale = -1;
 			if (r < 0) {
 				scs_cleanse(auth, sizeof auth);
-				if (r == -EIO && attempt < MAX_TRIES &&
+				if (r == -EIO && !q->once && attempt < MAX_TRIES &&
 				    time(NULL) - start < MAX_RETRY_S) {
 					backoff_sleep(attempt, -1);
 					continue;
@@ -437,6 +537,15 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 				continue;
 			}
 			transient = retryable(rs->status, reason, msg);
+		}
+		if (q->once && (transient || r == -EIO)) {
+			if (r == 0)
+				scs_http_resp_free(rs);
+			return -EIO;
+		}
+		if (q->once) {
+			*final_errno = rs->status == 404 ? -ENOENT : rs->status == 400 ? -EINVAL : -EIO;
+			return 0;
 		}
 		if (!transient || attempt + 1 >= MAX_TRIES || time(NULL) - start >= MAX_RETRY_S) {
 			if (r == -EIO) {
@@ -618,6 +727,153 @@ static void dir_cache_move(struct gd_be *g, const char *from, const char *to)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* ---- what we know of entries (by id) ---- */
+
+static size_t ent_slot(const char *id)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (const char *p = id; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	return (size_t)(h % ENT_BUCKETS);
+}
+
+/* g->lock held. */
+static struct gd_ent *ent_find(struct gd_be *g, const char *id)
+{
+	if (!g->ents)
+		return NULL;
+	for (struct gd_ent *e = g->ents[ent_slot(id)]; e; e = e->next)
+		if (!strcmp(e->id, id))
+			return e;
+	return NULL;
+}
+
+/* Remember id as (pid, name) and version (ours, or news the feed brought;
+ * 0 keeps the one known).  found: seen in a listing or lookup, whose
+ * version only counts for an entry not known yet (the feed still has to
+ * tell the core about a newer one).  g->lock held. */
+static void ent_put_locked(struct gd_be *g, const char *id, const char *pid, const char *name,
+			   int dup, uint64_t version, int found)
+{
+	if (!g->ents && !(g->ents = calloc(ENT_BUCKETS, sizeof *g->ents)))
+		return;
+	struct gd_ent *e = ent_find(g, id);
+	if (!e) {
+		if (g->nents >= ENT_MAX || !(e = calloc(1, sizeof *e)))
+			return;
+		strcpy(e->id, id);
+		found = 0;
+		size_t s = ent_slot(id);
+		e->next = g->ents[s];
+		g->ents[s] = e;
+		g->nents++;
+	}
+	if (!e->name || strcmp(e->name, name)) {
+		char *n = strdup(name);
+		if (!n)
+			return;
+		free(e->name);
+		e->name = n;
+	}
+	strcpy(e->pid, pid);
+	e->dup = dup;
+	if (!found && version > e->version)
+		e->version = version;
+}
+
+static void ent_put(struct gd_be *g, const char *id, const char *pid, const char *name, int dup,
+		    uint64_t version, int found)
+{
+	pthread_mutex_lock(&g->lock);
+	ent_put_locked(g, id, pid, name, dup, version, found);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* A version of id we made or saw ourselves (not news for the feed). */
+static void ent_seen(struct gd_be *g, const char *id, uint64_t version)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gd_ent *e = ent_find(g, id);
+	if (e && version > e->version)
+		e->version = version;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* g->lock held. */
+static void ent_del_locked(struct gd_be *g, const char *id)
+{
+	if (g->ents) {
+		for (struct gd_ent **pp = &g->ents[ent_slot(id)], *e; (e = *pp); pp = &e->next)
+			if (!strcmp(e->id, id)) {
+				*pp = e->next;
+				free(e->name);
+				free(e);
+				g->nents--;
+				break;
+			}
+	}
+}
+
+static void ent_del(struct gd_be *g, const char *id)
+{
+	pthread_mutex_lock(&g->lock);
+	ent_del_locked(g, id);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void ents_free(struct gd_be *g)
+{
+	if (!g->ents)
+		return;
+	for (size_t i = 0; i < ENT_BUCKETS; i++)
+		while (g->ents[i]) {
+			struct gd_ent *e = g->ents[i];
+			g->ents[i] = e->next;
+			free(e->name);
+			free(e);
+		}
+	free(g->ents);
+	g->ents = NULL;
+	g->nents = 0;
+}
+
+/* The duplicate suffix of id: SCS_DUP_OPEN + 8 hex digits of SHA-256(id) + ")". */
+static void dup_suffix(const char *id, char out[SCS_DUP_LEN + 1])
+{
+	uint8_t h[SCS_SHA256_LEN];
+	scs_sha256(id, strlen(id), h);
+	memcpy(out, SCS_DUP_OPEN, sizeof SCS_DUP_OPEN - 1);
+	scs_hex_encode(h, SCS_DUP_TAG_LEN / 2, out + sizeof SCS_DUP_OPEN - 1);
+	strcpy(out + SCS_DUP_LEN - 1, ")");
+}
+
+/* The path of folder id, if we know it ("" for the root).  g->lock held. */
+static int dir_path_locked(struct gd_be *g, const char *id, char *out, size_t cap)
+{
+	if (!strcmp(id, g->root_id)) {
+		out[0] = '\0';
+		return 1;
+	}
+	for (size_t i = 0; i < g->ndirs; i++)
+		if (!strcmp(g->dirs[i].id, id))
+			return snprintf(out, cap, "%s", g->dirs[i].path) < (int)cap;
+	return 0;
+}
+
+/* Path of the entry name (dup: with the suffix of id) in folder pid, if we
+ * know the folder.  g->lock held. */
+static int ent_path_locked(struct gd_be *g, const char *pid, const char *name, int dup,
+			   const char *id, char *out, size_t cap)
+{
+	if (!dir_path_locked(g, pid, out, cap))
+		return 0;
+	char suf[SCS_DUP_LEN + 1] = "";
+	if (dup)
+		dup_suffix(id, suf);
+	size_t l = strlen(out);
+	return snprintf(out + l, cap - l, "%s%s%s", l ? "/" : "", name, suf) < (int)(cap - l);
+}
+
 /* The size of an open object, if there is one (local writes not yet uploaded). */
 static void apply_open_size(struct gd_be *g, const char *id, uint64_t *size)
 {
@@ -660,6 +916,12 @@ struct find_ctx {
 	const char *name;
 	struct scs_gdrive_meta *out;
 	int found;
+	/* a duplicate (tag != NULL): the entry of that tag that is not the
+	 * smallest id (first, second: the two smallest ids with the tag) */
+	const char *tag;
+	char min_id[SCS_GDRIVE_ID_MAX + 1];
+	struct scs_gdrive_meta *second;
+	int nmatch;
 };
 
 static int find_cb(void *arg, const struct scs_gdrive_meta *m)
@@ -669,6 +931,23 @@ static int find_cb(void *arg, const struct scs_gdrive_meta *m)
 	 * duplicates the smallest id wins, on every machine alike. */
 	if (strcmp(m->name, c->name))
 		return 0;
+	if (c->tag) {
+		if (!c->min_id[0] || strcmp(m->id, c->min_id) < 0)
+			strcpy(c->min_id, m->id);
+		char suf[SCS_DUP_LEN + 1];
+		dup_suffix(m->id, suf);
+		if (memcmp(suf + sizeof SCS_DUP_OPEN - 1, c->tag, SCS_DUP_TAG_LEN))
+			return 0;
+		if (!c->nmatch || strcmp(m->id, c->out->id) < 0) {
+			if (c->nmatch)
+				*c->second = *c->out;
+			*c->out = *m;
+		} else if (c->nmatch == 1 || strcmp(m->id, c->second->id) < 0) {
+			*c->second = *m;
+		}
+		c->nmatch++;
+		return 0;
+	}
 	if (!c->found || strcmp(m->id, c->out->id) < 0) {
 		*c->out = *m;
 		c->found = 1;
@@ -717,8 +996,18 @@ static int list_query(struct gd_be *g, const char *q, int page_size,
 	return r;
 }
 
+/* The entry name in folder pid; a name with a duplicate suffix (names.h)
+ * is that duplicate of the name before the suffix. */
 static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs_gdrive_meta *m)
 {
+	char tag[SCS_DUP_TAG_LEN + 1], real[SCS_GDRIVE_NAME_MAX + 1];
+	size_t bl;
+	int dup = scs_name_dup_split(name, &bl, tag) && bl <= SCS_GDRIVE_NAME_MAX;
+	if (dup) {
+		memcpy(real, name, bl);
+		real[bl] = '\0';
+		name = real;
+	}
 	char *qn = q_quote(name);
 	if (!qn)
 		return -ENOMEM;
@@ -728,11 +1017,28 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 		return -ENOMEM;
 	}
 	free(qn);
-	struct find_ctx c = { .name = name, .out = m };
+	struct find_ctx c = { .name = name, .out = m, .tag = dup ? tag : NULL };
+	if (dup && !(c.second = malloc(sizeof *c.second))) {
+		free(q);
+		return -ENOMEM;
+	}
 	int r = list_query(g, q, 100, find_cb, &c);
 	free(q);
+	if (!r && dup) {
+		/* The smallest id is listed under the name itself, not as a duplicate. */
+		if (c.nmatch && !strcmp(m->id, c.min_id)) {
+			if (c.nmatch > 1)
+				*m = *c.second;
+			else
+				c.nmatch = 0;
+		}
+		c.found = c.nmatch > 0;
+	}
+	free(c.second);
 	if (r < 0)
 		return r;
+	if (c.found)
+		ent_put(g, m->id, pid, m->name, dup, m->version, 1);
 	return c.found ? 0 : -ENOENT;
 }
 
@@ -826,28 +1132,51 @@ static int gd_stat(scs_backend *be, const char *path, struct scs_attr *a)
 	return r;
 }
 
+/* A listing is gathered whole, then sorted by (name, id) so that
+ * duplicate names get their suffixes however Drive pages them. */
+struct list_item {
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	char *name;
+	uint64_t version;
+	int is_dir;
+	struct scs_attr a;
+};
+
 struct list_ctx {
 	struct gd_be *g;
-	const char *dir;
-	scs_list_cb cb;
-	void *arg;
+	struct list_item *v;
+	size_t n, cap;
 };
 
 static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 {
 	struct list_ctx *c = arg;
-	struct scs_attr a;
 	if (strchr(m->name, '/') || !strcmp(m->name, ".") || !strcmp(m->name, ".."))
 		return 0;
-	to_attr(c->g, m, &a);
-	if (m->is_dir) {
-		char *p;
-		if (asprintf(&p, "%s%s%s", c->dir, *c->dir ? "/" : "", m->name) >= 0) {
-			dir_cache_put(c->g, p, m->id);
-			free(p);
-		}
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? 2 * c->cap : 64;
+		struct list_item *nv = realloc(c->v, nc * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = nc;
 	}
-	return c->cb(c->arg, m->name, &a);
+	struct list_item *it = &c->v[c->n];
+	if (!(it->name = strdup(m->name)))
+		return -ENOMEM;
+	strcpy(it->id, m->id);
+	it->version = m->version;
+	it->is_dir = m->is_dir;
+	to_attr(c->g, m, &it->a);
+	c->n++;
+	return 0;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct list_item *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+	return r ? r : strcmp(x->id, y->id);
 }
 
 static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
@@ -859,10 +1188,49 @@ static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
 		return r;
 	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
 		return -ENOMEM;
-	struct list_ctx c = { g, dir, cb, arg };
+	struct list_ctx c = { .g = g };
 	r = list_query(g, q, 1000, list_cb, &c);
 	free(q);
+	if (c.n)
+		qsort(c.v, c.n, sizeof *c.v, item_cmp);
+	char *shown = malloc(SCS_GDRIVE_NAME_MAX + SCS_DUP_LEN + 1);
+	if (!shown && !r)
+		r = -ENOMEM;
+	for (size_t i = 0; !r && i < c.n; i++) {
+		struct list_item *it = &c.v[i];
+		int dup = i > 0 && !strcmp(it->name, c.v[i - 1].name);
+		char suf[SCS_DUP_LEN + 1] = "";
+		if (dup)
+			dup_suffix(it->id, suf);
+		sprintf(shown, "%s%s", it->name, suf);
+		ent_put(g, it->id, id, it->name, dup, it->version, 1);
+		if (it->is_dir) {
+			char *p;
+			if (asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", shown) >= 0) {
+				dir_cache_put(g, p, it->id);
+				free(p);
+			}
+		}
+		r = cb(arg, shown, &it->a);
+	}
+	for (size_t i = 0; i < c.n; i++)
+		free(c.v[i].name);
+	free(c.v);
+	free(shown);
 	return r;
+}
+
+/* The Drive name for a new entry at path: its base name without a
+ * duplicate suffix (names.h; an entry gets one only in listings). */
+static const char *new_name(const char *path, char *buf, size_t cap)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t bl;
+	if (!scs_name_dup_split(base, &bl, NULL) || bl >= cap)
+		return base;
+	memcpy(buf, base, bl);
+	buf[bl] = '\0';
+	return buf;
 }
 
 /* POST /files (metadata only) with a pre-generated id; a retry that finds
@@ -887,7 +1255,7 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	if (!body)
 		return -ENOMEM;
 	char url[SCS_URL_MAX + 128];
-	snprintf(url, sizeof url, "%s/files?supportsAllDrives=true&fields=id", g->ep.api);
+	snprintf(url, sizeof url, "%s/files?supportsAllDrives=true&fields=id,version", g->ep.api);
 	struct gd_rq q;
 	struct scs_http_resp rs;
 	gd_rq_init(&q, "POST", url);
@@ -898,8 +1266,12 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	free(body);
 	if (r == -EEXIST)
 		return 0;
-	if (r == 0)
+	if (r == 0) {
+		json_t *rj = load_json(rs.body, rs.len);
+		ent_put(g, id_out, pid, name, 0, u64_field(rj, "version"), 0);
+		json_decref(rj);
 		scs_http_resp_free(&rs);
+	}
 	return r;
 }
 
@@ -930,6 +1302,8 @@ static int delete_id(struct gd_be *g, const char *id)
 	int r = gd_do(g, &q, &rs);
 	if (!r)
 		scs_http_resp_free(&rs);
+	if (!r || r == -ENOENT)
+		ent_del(g, id);
 	return r == -ENOENT ? 0 : r;   /* a retried delete finds it gone */
 }
 
@@ -988,8 +1362,8 @@ static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char 
 	if (!b)
 		return -ENOMEM;
 	char url[SCS_URL_MAX + 600];
-	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=id%s", g->ep.api, id,
-		 extra_q ? extra_q : "");
+	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=" FIELDS ",parents%s",
+		 g->ep.api, id, extra_q ? extra_q : "");
 	struct gd_rq q;
 	struct scs_http_resp rs;
 	gd_rq_init(&q, "PATCH", url);
@@ -998,8 +1372,18 @@ static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char 
 	q.body_len = strlen(b);
 	int r = gd_do(g, &q, &rs);
 	free(b);
-	if (!r)
+	if (!r) {
+		struct scs_gdrive_meta *m = malloc(sizeof *m);
+		if (m && scs_gdrive_parse_file(rs.body, rs.len, m) == 0) {
+			/* our own change: where it is now, the version it made */
+			pthread_mutex_lock(&g->lock);
+			if (m->parent[0] && m->name[0])
+				ent_put_locked(g, m->id, m->parent, m->name, 0, m->version, 0);
+			pthread_mutex_unlock(&g->lock);
+		}
+		free(m);
 		scs_http_resp_free(&rs);
+	}
 	return r;
 }
 
@@ -1007,6 +1391,8 @@ static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char 
 static int move_id(struct gd_be *g, const char *id, const char *name, const char *old_pid,
 		   const char *new_pid)
 {
+	char nb[SCS_GDRIVE_NAME_MAX + 1];
+	name = new_name(name, nb, sizeof nb);
 	char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "";
 	if (strcmp(old_pid, new_pid))
 		snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s", new_pid, old_pid);
@@ -1167,6 +1553,16 @@ static int gd_statfs(scs_backend *be, struct statvfs *st)
 
 /* ---- content transfer ---- */
 
+/* The reply to an upload of ours: its version is no news to the feed. */
+static void seen_reply(struct gd_be *g, const char *id, const void *body, size_t len)
+{
+	json_t *j = load_json(body, len);
+	uint64_t v = u64_field(j, "version");
+	json_decref(j);
+	if (v)
+		ent_seen(g, id, v);
+}
+
 /* GET alt=media into memory (max bytes). */
 static int download_mem(struct gd_be *g, const char *id, size_t max, uint8_t **data, size_t *len)
 {
@@ -1252,6 +1648,7 @@ static int upload_multipart(struct gd_be *g, const char *id, const char *meta_js
 		return r;
 	if (m && scs_gdrive_parse_file(rs.body, rs.len, m) < 0)
 		r = get_meta(g, id, m);
+	seen_reply(g, id, rs.body, rs.len);
 	scs_http_resp_free(&rs);
 	return r;
 }
@@ -1336,6 +1733,7 @@ restart:
 			return r;
 		}
 		if (st == 200 || st == 201) {
+			seen_reply(g, id, rs.body, rs.len);
 			if (m && scs_gdrive_parse_file(rs.body, rs.len, m) < 0)
 				r = get_meta(g, id, m);
 			else
@@ -1464,6 +1862,63 @@ static void file_trim(struct gd_be *g)
 	}
 }
 
+/* Remote object changed: another writer made version m of object id (m
+ * NULL: it was removed).  Clean cached data of an older version is
+ * dropped, so the next read fetches the new one (an object open only for
+ * reading switches to it); dirty data (local changes not uploaded yet) and
+ * objects open for writing are never touched: an edit stays based on the
+ * version it started from (a conflict at upload, not a silent merge).
+ * Returns 1 if this mount had an older version cached.  (The changes feed
+ * calls it; the object cache owns the structures.) */
+static int file_remote_changed(struct gd_be *g, const char *id, const struct scs_gdrive_meta *m)
+{
+	int had = 0;
+	struct gd_file *f, **pp;
+	pthread_mutex_lock(&g->lock);
+	for (pp = &g->files; (f = *pp); pp = &f->next)
+		if (!strcmp(f->id, id))
+			break;
+	if (f && f->refs == 0 && !f->dirty) {
+		had = !m || f->version != m->version;
+		if (had) {
+			*pp = f->next;
+			file_free(f);
+		}
+		f = NULL;
+	}
+	if (f)
+		f->refs++;           /* f->lock may be held across an upload: not under g->lock */
+	pthread_mutex_unlock(&g->lock);
+	if (!f)
+		return had;
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&g->lock);
+	int writers = f->writers;
+	pthread_mutex_unlock(&g->lock);
+	if (m && !f->dirty && !writers && f->version != m->version) {
+		size_t nb = (size_t)((m->size + BLK - 1) / BLK);
+		uint8_t *have = calloc(nb ? (nb + 7) / 8 : 1, 1);
+		if (have && ftruncate(f->fd, 0) == 0) {
+			free(f->have);
+			f->have = have;
+			f->nblocks = nb;
+			f->have_all = m->size == 0;
+			f->remote_size = m->size;
+			__atomic_store_n(&f->size, m->size, __ATOMIC_RELAXED);
+			f->version = m->version;
+			f->meta = *m;
+			had = 1;
+		} else {
+			free(have);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&g->lock);
+	f->refs--;
+	pthread_mutex_unlock(&g->lock);
+	return had;
+}
+
 #define HAVE(f, b) ((f)->have[(b) / 8] & (1u << ((b) % 8)))
 
 /* Make [off, off+n) of the remote object present in the cache.  f->lock held. */
@@ -1550,6 +2005,9 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	if (r == 0) {
 		pthread_mutex_lock(&g->lock);
 		r = file_get(g, m, &o->f);
+		o->writer = r == 0 && (flags & O_ACCMODE) != O_RDONLY;
+		if (o->writer)
+			o->f->writers++;
 		pthread_mutex_unlock(&g->lock);
 	}
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
@@ -1569,6 +2027,7 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 		if (o && o->f) {
 			pthread_mutex_lock(&g->lock);
 			o->f->refs--;
+			o->f->writers -= o->writer;
 			pthread_mutex_unlock(&g->lock);
 		}
 		free(o);
@@ -1760,6 +2219,7 @@ static int gd_obj_close(scs_obj *so)
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&g->lock);
 	f->refs--;
+	f->writers -= o->writer;
 	file_trim(g);
 	pthread_mutex_unlock(&g->lock);
 	free(o);
@@ -1805,8 +2265,11 @@ static int create_object(struct gd_be *g, const char *pid, const char *name, con
 	json_decref(j);
 	if (!meta)
 		return -ENOMEM;
+	ent_put(g, id, pid, name, 0, 0, 0);  /* its version comes with the reply */
 	r = upload_multipart(g, id, meta, 1, data, len, NULL);
 	free(meta);
+	if (r < 0)
+		ent_del(g, id);
 	if (r < 0 || !exclusive)
 		return r;
 	struct scs_gdrive_meta w;
@@ -1888,9 +2351,207 @@ static int gd_readlink(scs_backend *be, const char *path, char *buf, size_t size
 	return (int)len;
 }
 
+/* ---- the changes feed ---- */
+
+static void gd_close(scs_backend *be);
+
+#define CHANGE_FIELDS "nextPageToken,newStartPageToken,changes(fileId,removed,file(" FIELDS \
+	",parents,trashed))"
+
+static void notify(struct gd_be *g, const char *path, int what)
+{
+	if (g->be.hooks.changed)
+		g->be.hooks.changed(g->be.hooks.arg, path, what);
+}
+
+/* One change: update what we know, drop stale cached data, tell the core. */
+static int apply_change(void *arg, const char *id, const struct scs_gdrive_meta *m)
+{
+	struct gd_be *g = arg;
+	char *oldp = malloc(SCS_PATH_MAX), *newp = malloc(SCS_PATH_MAX);
+	if (!oldp || !newp) {
+		free(oldp);
+		free(newp);
+		return -ENOMEM;
+	}
+	int gone = !m || m->trashed;
+	int have_old = 0, have_new = 0, moved = 0, fresh = 0, newer = 0, is_dir;
+	pthread_mutex_lock(&g->lock);
+	struct gd_ent *e = ent_find(g, id);
+	if (e)
+		have_old = ent_path_locked(g, e->pid, e->name, e->dup, id, oldp, SCS_PATH_MAX);
+	else
+		have_old = dir_path_locked(g, id, oldp, SCS_PATH_MAX) && oldp[0];
+	is_dir = m ? m->is_dir : dir_path_locked(g, id, newp, SCS_PATH_MAX);
+	int same_place = e && m && !strcmp(e->pid, m->parent) && !strcmp(e->name, m->name);
+	if (!gone)
+		have_new = ent_path_locked(g, m->parent, m->name, same_place && e->dup, id, newp,
+					   SCS_PATH_MAX);
+	moved = have_old && !same_place;
+	fresh = !e && have_new;
+	newer = m && e && m->version > e->version;
+	if (gone || !have_new) {
+		if (e)
+			ent_del_locked(g, id);
+	} else {
+		ent_put_locked(g, id, m->parent, m->name, same_place && e->dup, m->version, 0);
+	}
+	pthread_mutex_unlock(&g->lock);
+	scs_log(SCS_LOG_DEBUG, "gdrive: change of %s (version %llu)%s%s%s%s", id,
+		m ? (unsigned long long)m->version : 0ULL, gone ? ", gone" : "",
+		moved ? ", moved" : "", fresh ? ", new" : "", newer ? ", newer" : "");
+	if (is_dir && moved)
+		dir_cache_move(g, oldp, have_new ? newp : NULL);
+	if (!is_dir && file_remote_changed(g, id, gone ? NULL : m))
+		newer = 1;
+	if (moved)
+		notify(g, oldp, SCS_BE_CHANGED_ENTRY);
+	if (have_new && (moved || fresh))
+		notify(g, newp, SCS_BE_CHANGED_ENTRY);
+	if (have_new && newer && !is_dir)
+		notify(g, newp, SCS_BE_CHANGED_CONTENT);
+	free(oldp);
+	free(newp);
+	return 0;
+}
+
+static int start_token(struct gd_be *g, char *out, size_t cap)
+{
+	char url[SCS_URL_MAX + 128];
+	snprintf(url, sizeof url, "%s/changes/startPageToken?supportsAllDrives=true"
+		 "&fields=startPageToken", g->ep.api);
+	json_t *j = NULL;
+	int r = get_json(g, url, &j);
+	if (r < 0)
+		return r;
+	r = copy_token(j, "startPageToken", out, cap);
+	if (!r && !out[0])
+		r = -EBADMSG;
+	json_decref(j);
+	return r;
+}
+
+/* Read the feed from g->token to its end.  0, or -EIO (try later). */
+static int poll_changes(struct gd_be *g)
+{
+	char next[sizeof g->token], news[sizeof g->token];
+	size_t ucap = SCS_URL_MAX + 2 * sizeof g->token + 512;
+	char *url = malloc(ucap);
+	if (!url)
+		return -ENOMEM;
+	int r;
+	for (;;) {
+		char *et = scs_http_escape(g->token);
+		if (!et) {
+			r = -ENOMEM;
+			break;
+		}
+		snprintf(url, ucap, "%s/changes?pageToken=%s&pageSize=1000&includeRemoved=true"
+			 "&spaces=drive&supportsAllDrives=true&includeItemsFromAllDrives=true"
+			 "&fields=" CHANGE_FIELDS, g->ep.api, et);
+		free(et);
+		struct gd_rq q;
+		struct scs_http_resp rs;
+		gd_rq_init(&q, "GET", url);
+		q.once = 1;
+		r = gd_do(g, &q, &rs);
+		if (r == -EINVAL || r == -ENOENT) {
+			/* The token is no longer accepted: start again from now and
+			 * let the core forget everything it cached. */
+			scs_log(SCS_LOG_WARN, "gdrive: the changes feed restarted; dropping cached data");
+			r = start_token(g, news, sizeof news);
+			if (!r) {
+				strcpy(g->token, news);
+				notify(g, NULL, SCS_BE_CHANGED_CONTENT | SCS_BE_CHANGED_ENTRY);
+			}
+			break;
+		}
+		if (r < 0)
+			break;
+		r = scs_gdrive_parse_changes(rs.body, rs.len, apply_change, g, next, sizeof next,
+					     news, sizeof news);
+		scs_http_resp_free(&rs);
+		if (r < 0) {
+			scs_log(SCS_LOG_WARN, "gdrive: unreadable changes from Drive");
+			break;
+		}
+		if (next[0]) {
+			strcpy(g->token, next);
+			continue;
+		}
+		if (news[0])
+			strcpy(g->token, news);
+		break;
+	}
+	free(url);
+	return r;
+}
+
+static void *watch_main(void *arg)
+{
+	struct gd_be *g = arg;
+	int failing = 0;
+	pthread_mutex_lock(&g->wlock);
+	while (!g->wstop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)g->every;
+		while (!g->wstop && pthread_cond_timedwait(&g->wcv, &g->wlock, &until) != ETIMEDOUT)
+			;
+		if (g->wstop)
+			break;
+		pthread_mutex_unlock(&g->wlock);
+		int r = poll_changes(g);
+		if (r < 0 && !failing)
+			scs_log(SCS_LOG_WARN, "gdrive: cannot read the changes feed (%s); other members' "
+				"changes show up when Drive answers again", strerror(-r));
+		else if (r == 0 && failing)
+			scs_log(SCS_LOG_INFO, "gdrive: reading the changes feed again");
+		failing = r < 0;
+		pthread_mutex_lock(&g->wlock);
+	}
+	pthread_mutex_unlock(&g->wlock);
+	return NULL;
+}
+
+int scs_gdrive_watch(scs_backend *be, unsigned seconds, scs_err *err)
+{
+	if (be->ops->close != gd_close)
+		return -ENOTSUP;
+	struct gd_be *g = GB(be);
+	if (!seconds || g->watching)
+		return 0;
+	int r = start_token(g, g->token, sizeof g->token);
+	if (r < 0)
+		return scs_err_set(err, r, "cannot start the Google Drive changes feed (%s); other "
+				   "members' changes show up only after a remount", strerror(-r));
+	g->every = seconds;
+	g->wstop = 0;
+	if (pthread_create(&g->watch_th, NULL, watch_main, g) != 0)
+		return scs_err_set(err, -EAGAIN, "cannot start the changes feed thread");
+	g->watching = 1;
+	return 0;
+}
+
+void scs_gdrive_unwatch(scs_backend *be)
+{
+	if (be->ops->close != gd_close)
+		return;
+	struct gd_be *g = GB(be);
+	if (!g->watching)
+		return;
+	pthread_mutex_lock(&g->wlock);
+	g->wstop = 1;
+	pthread_cond_signal(&g->wcv);
+	pthread_mutex_unlock(&g->wlock);
+	pthread_join(g->watch_th, NULL);
+	g->watching = 0;
+}
+
 static void gd_close(scs_backend *be)
 {
 	struct gd_be *g = GB(be);
+	scs_gdrive_unwatch(be);
 	while (g->files) {
 		struct gd_file *f = g->files;
 		g->files = f->next;
@@ -1905,8 +2566,11 @@ static void gd_close(scs_backend *be)
 		free(g->dirs[i].path);
 	free(g->dirs);
 	free(g->ids);
+	ents_free(g);
 	scs_oauth_close(g->oauth);
 	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->wlock);
+	pthread_cond_destroy(&g->wcv);
 	free(g);
 }
 
@@ -1947,6 +2611,8 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	if (!g)
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->wlock, NULL);
+	pthread_cond_init(&g->wcv, NULL);
 	g->be.ops = &gdrive_ops;
 	g->opening = 1;
 	g->ids = calloc(50, sizeof *g->ids);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "scs/b64.h"
 #include "scs/crypto.h"
@@ -281,6 +282,8 @@ int scs_dir_prepare_name(scs_dirctx *d, const char *dpath, const uint8_t dir_id[
 {
 	char full[SCS_ENC_NAME_BUF], stored[SCS_ENC_NAME_BUF];
 	int is_long = 0;
+	if (scs_name_has_dup_marker(name))
+		return -EINVAL;          /* reserved for duplicates (names.h) */
 	int r = stored_name(d, d->k->write_epoch(d->k->arg), dir_id, name, full, stored, &is_long);
 	if (r < 0)
 		return r;
@@ -347,6 +350,37 @@ static const char *why(int bad)
 	}
 }
 
+/* The names of a stored entry of class cls: plain (decrypted) and shown
+ * (what the user sees: with its decorations, if it has any). */
+static int decode_entry(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
+			int cls, size_t enc_len, const char *stored, char plain[SCS_NAME_MAX + 1],
+			char shown[SCS_NAME_MAX + 1], uint32_t *epoch)
+{
+	size_t n = strlen(stored);
+	if (cls == SCS_NAME_FOREIGN || enc_len == 0 || enc_len > n)
+		return -EBADMSG;
+	int r = decrypt_stored(d, dpath, dir_id, cls, stored, enc_len, plain, epoch);
+	if (!r && enc_len < n)
+		r = scs_name_decorate(plain, stored + enc_len, n - enc_len, shown);
+	return r > 0 ? 0 : r;
+}
+
+int scs_dir_shown_name(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
+		       const char *stored, char out[SCS_NAME_MAX + 1])
+{
+	size_t enc_len = 0;
+	int cls = scs_name_classify(stored, &enc_len);
+	if (cls == SCS_NAME_RESERVED || cls == SCS_NAME_LONG_SIDE)
+		return -ENOENT;
+	char plain[SCS_NAME_MAX + 1];
+	uint32_t epoch;
+	int r = decode_entry(d, dpath, dir_id, cls, enc_len, stored, plain, out, &epoch);
+	if (!r && enc_len == strlen(stored))
+		memcpy(out, plain, strlen(plain) + 1);
+	scs_cleanse(plain, sizeof plain);
+	return r;
+}
+
 static int list_one(void *arg, const char *stored, const struct scs_attr *a)
 {
 	struct list_ctx *c = arg;
@@ -360,20 +394,10 @@ static int list_one(void *arg, const char *stored, const struct scs_attr *a)
 		return 0;
 	struct scs_dirent e = { .stored = stored, .attr = a };
 	char plain[SCS_NAME_MAX + 1], shown[SCS_NAME_MAX + 1];
-	int bad;
-	if (cls == SCS_NAME_FOREIGN || enc_len == 0 || enc_len > strlen(stored))
-		bad = -EBADMSG;
-	else
-		bad = decrypt_stored(c->d, c->dpath, c->dir_id, cls, stored, enc_len, plain, &e.epoch);
-	if (!bad && enc_len < strlen(stored)) {
-		e.decorated = 1;
-		bad = scs_name_decorate(plain, stored + enc_len, strlen(stored) - enc_len, shown);
-		if (bad > 0)
-			bad = 0;
-		e.name = shown;
-	} else {
-		e.name = plain;
-	}
+	int bad = decode_entry(c->d, c->dpath, c->dir_id, cls, enc_len, stored, plain, shown,
+			       &e.epoch);
+	e.decorated = !bad && enc_len < strlen(stored);
+	e.name = e.decorated ? shown : plain;
 	if (bad < 0) {
 		if (bad == -ENOMEM || bad == -EIO)
 			return bad;
@@ -416,12 +440,31 @@ static int find_one(void *arg, const struct scs_dirent *e)
 	return 1;
 }
 
+/* The decorated entry shown as name: 1 (rpath, *a set), 0 none, or an errno. */
+static int find_decorated(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
+			  const char *name, char *rpath, size_t cap, struct scs_attr *a)
+{
+	char stored[SCS_ENC_NAME_BUF];
+	struct find_ctx c = { name, stored, { 0 } };
+	int r = scs_dir_list(d, dpath, dir_id, NULL, 0, find_one, &c);
+	if (r != 1)
+		return r < 0 ? r : 0;
+	*a = c.attr;
+	r = scs_path_join(rpath, cap, dpath, stored);
+	return r < 0 ? r : 1;
+}
+
 int scs_dir_lookup(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DIR_ID_LEN],
 		   const char *name, char *rpath, size_t cap, struct scs_attr *a)
 {
 	struct scs_attr tmp;
 	if (!a)
 		a = &tmp;
+	if (scs_name_has_dup_marker(name)) {
+		/* A duplicate's name (names.h): only ever found in the listing. */
+		int r = find_decorated(d, dpath, dir_id, name, rpath, cap, a);
+		return r == 1 ? 0 : (r == 0 ? -ENOENT : r);
+	}
 	uint32_t ep[64];
 	int n = epoch_order(d, ep, 64);
 	int tried = 0;
@@ -445,17 +488,98 @@ int scs_dir_lookup(scs_dirctx *d, const char *dpath, const uint8_t dir_id[SCS_DI
 		return -ENOKEY;
 	/* "report (1).odt" may be "<enc of report.odt> (1)" made by a sync client. */
 	if (strstr(name, " (")) {
-		char stored[SCS_ENC_NAME_BUF];
-		struct find_ctx c = { name, stored, { 0 } };
-		int r = scs_dir_list(d, dpath, dir_id, NULL, 0, find_one, &c);
-		if (r < 0)
-			return r;
-		if (r == 1) {
-			*a = c.attr;
-			return scs_path_join(rpath, cap, dpath, stored);
-		}
+		int r = find_decorated(d, dpath, dir_id, name, rpath, cap, a);
+		if (r != 0)
+			return r == 1 ? 0 : r;
 	}
 	return -ENOENT;
+}
+
+/* ---- conflict copies ---- */
+
+/* Cut s to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t n, size_t max)
+{
+	if (n <= max)
+		return n;
+	while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+		max--;
+	return max;
+}
+
+int scs_dir_conflict_name(scs_dirctx *d, const char *rpath, const char *who, time_t when,
+			  char *out, size_t cap)
+{
+	const char *slash = strrchr(rpath, '/');
+	const char *base = slash ? slash + 1 : rpath;
+	char dpath[SCS_RPATH_MAX];
+	size_t dl = slash ? (size_t)(slash - rpath) : 0;
+	if (!*base || dl >= sizeof dpath)
+		return -EINVAL;
+	memcpy(dpath, rpath, dl);
+	dpath[dl] = '\0';
+	uint8_t dir_id[SCS_DIR_ID_LEN];
+	int r = scs_dir_read_id(d, dpath, dir_id);
+	if (r < 0)
+		return r;
+	size_t enc_len = 0;
+	int cls = scs_name_classify(base, &enc_len);
+	if (cls != SCS_NAME_PLAIN_ENC && cls != SCS_NAME_LONG)
+		return -EINVAL;
+	char plain[SCS_NAME_MAX + 1], shown[SCS_NAME_MAX + 1];
+	uint32_t epoch;
+	/* The plain name: a duplicate's or a decorated copy's conflict is
+	 * named after the name itself. */
+	r = decode_entry(d, dpath, dir_id, cls, enc_len, base, plain, shown, &epoch);
+	if (r < 0)
+		return r;
+	/* Who: the member name, made safe for a file name. */
+	char w[65];
+	size_t wl = 0;
+	for (const char *p = who && *who ? who : "unknown"; *p && wl < sizeof w - 1; p++) {
+		unsigned char c = (unsigned char)*p;
+		w[wl++] = (c < 0x20 || c == 0x7f || c == '/' || c == '(' || c == ')') ? '_' : (char)c;
+	}
+	wl = utf8_cut(w, wl, sizeof w - 1);
+	w[wl] = '\0';
+	struct tm tm;
+	if (!localtime_r(&when, &tm))
+		return -EINVAL;
+	size_t pl = strlen(plain);
+	for (int k = 1; k <= 1000; k++) {
+		char dec[160], name[SCS_NAME_MAX + 1], crp[SCS_RPATH_MAX];
+		int dn = snprintf(dec, sizeof dec, " (conflict from %s %04d-%02d-%02d %02d-%02d", w,
+				  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min);
+		if (k > 1)
+			dn += snprintf(dec + dn, sizeof dec - (size_t)dn, " %d", k);
+		dn += snprintf(dec + dn, sizeof dec - (size_t)dn, ")");
+		/* Too long: shorten the name (keep the extension if it fits). */
+		char p2[SCS_NAME_MAX + 1];
+		memcpy(p2, plain, pl + 1);
+		if (pl + (size_t)dn > SCS_NAME_MAX) {
+			const char *dot = strrchr(plain, '.');
+			size_t xl = (dot && dot != plain && dot[1]) ? strlen(dot) : 0;
+			if (xl + (size_t)dn + 1 > SCS_NAME_MAX)
+				xl = 0;
+			size_t keep = utf8_cut(plain, pl - xl, SCS_NAME_MAX - (size_t)dn - xl);
+			memcpy(p2 + keep, plain + pl - xl, xl + 1);
+		}
+		r = scs_name_decorate(p2, dec, (size_t)dn, name);
+		if (r < 0)
+			break;
+		struct scs_attr a;
+		r = scs_dir_lookup(d, dpath, dir_id, name, crp, sizeof crp, &a);
+		if (r == -ENOENT) {
+			r = scs_dir_prepare_name(d, dpath, dir_id, name, out, cap);
+			break;
+		}
+		if (r < 0)
+			break;
+		r = -EEXIST;
+	}
+	scs_cleanse(plain, sizeof plain);
+	scs_cleanse(shown, sizeof shown);
+	return r;
 }
 
 /* ---- mkdir / rmdir ---- */

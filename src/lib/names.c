@@ -261,6 +261,39 @@ static int is_alpha(char c)
 	return scs_b64url_is_alphabet(&c, 1);
 }
 
+static int dup_at(const char *s, size_t n)
+{
+	size_t ol = sizeof SCS_DUP_OPEN - 1;
+	if (n < SCS_DUP_LEN || memcmp(s, SCS_DUP_OPEN, ol) || s[SCS_DUP_LEN - 1] != ')')
+		return 0;
+	for (size_t i = ol; i < ol + SCS_DUP_TAG_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+int scs_name_dup_split(const char *name, size_t *base_len, char *tag)
+{
+	size_t n = strlen(name);
+	if (n <= SCS_DUP_LEN || !dup_at(name + n - SCS_DUP_LEN, SCS_DUP_LEN))
+		return 0;
+	*base_len = n - SCS_DUP_LEN;
+	if (tag) {
+		memcpy(tag, name + n - SCS_DUP_LEN + sizeof SCS_DUP_OPEN - 1, SCS_DUP_TAG_LEN);
+		tag[SCS_DUP_TAG_LEN] = '\0';
+	}
+	return 1;
+}
+
+int scs_name_has_dup_marker(const char *plain)
+{
+	size_t n = strlen(plain);
+	for (const char *p = plain; (p = strstr(p, SCS_DUP_OPEN)); p++)
+		if (dup_at(p, n - (size_t)(p - plain)))
+			return 1;
+	return 0;
+}
+
 int scs_name_classify(const char *stored, size_t *enc_len)
 {
 	size_t n = strnlen(stored, SCS_ENC_NAME_BUF);
@@ -268,6 +301,14 @@ int scs_name_classify(const char *stored, size_t *enc_len)
 	*enc_len = 0;
 	if (n == SCS_ENC_NAME_BUF)
 		return SCS_NAME_FOREIGN;
+	size_t base;
+	if (scs_name_dup_split(stored, &base, NULL)) {
+		/* A duplicate (see names.h): what it duplicates decides. */
+		char b[SCS_ENC_NAME_BUF];
+		memcpy(b, stored, base);
+		b[base] = '\0';
+		return scs_name_classify(b, enc_len);
+	}
 	if (strcmp(stored, SCS_DIRID_FILE) == 0 || strcmp(stored, SCS_META_DIR) == 0 ||
 	    scs_is_tmp_name(stored))
 		return SCS_NAME_RESERVED;

@@ -26,6 +26,7 @@
 #include "scs/backend.h"
 #include "scs/dir.h"
 #include "scs/file.h"
+#include "scs/identity.h"
 #include "scs/keyctx.h"
 #include "scs/names.h"
 #include "scs/vault.h"
@@ -92,6 +93,8 @@ struct fs {
 	int readonly;
 	int foreground;
 
+	char self_name[SCS_NAME_LEN_MAX + 1]; /* member name (conflict copies) */
+
 	pthread_mutex_t tl;
 	struct node **hash;
 	size_t hcap, hcount;
@@ -141,6 +144,13 @@ void node_put(struct fs *fs, struct node *n);
 int node_dir_id(struct fs *fs, struct node *n, uint8_t id[SCS_DIR_ID_LEN]);
 /* Remote path and dir id of a directory node in one call. */
 int node_dir(struct fs *fs, struct node *n, char *rpath, size_t cap, uint8_t id[SCS_DIR_ID_LEN]);
+
+/* Hooks for remote back ends (backend.h), arg = fs: another member
+ * changed path (NULL: anything) -- drop what the kernel and the daemon
+ * cache of it; and the name of a conflict copy.  Called on back-end
+ * threads; they hold no lock while calling into the kernel. */
+void fs_remote_changed(void *arg, const char *path, int what);
+int fs_conflict_name(void *arg, const char *path, char *out, size_t cap);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops scsfs_ops;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "scs/config.h"
+#include "scs/gdrive.h"
 #include "scs/keyring.h"
 #include "scs/log.h"
 #include "scs/rekey.h"
@@ -46,6 +47,7 @@ struct opts {
 	double attr_timeout;
 	double negative_timeout;
 	double refresh;
+	unsigned poll;               /* -o poll= (gdrive: changes feed) */
 	int rekey;                   /* -o rekey (the default) */
 	int norekey;                 /* -o norekey */
 	unsigned max_idle;
@@ -66,6 +68,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("attr_timeout=%lf", attr_timeout),
 	OPT("negative_timeout=%lf", negative_timeout),
 	OPT("keyring_refresh=%lf", refresh),
+	OPT("poll=%u", poll),
 	{ "rekey", offsetof(struct opts, rekey), 1 },
 	{ "norekey", offsetof(struct opts, norekey), 1 },
 	OPT("max_idle_threads=%u", max_idle),
@@ -159,6 +162,8 @@ static void usage(FILE *f)
 "  -o norekey                admins: do not run the re-key pass in the\n"
 "                            background after a removal (it runs by default;\n"
 "                            see scsctl rekey; -o rekey is the default)\n"
+"  -o poll=SECS              gdrive: look for other members' changes every SECS\n"
+"                            (default 5; 0: never, they show after a remount)\n"
 "  -o max_idle_threads=N     idle worker threads kept (default 10)\n"
 "  -o max_threads=N          worker threads at most (default 16)\n"
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
@@ -440,6 +445,7 @@ int main(int argc, char *argv[])
 	o.writeback = 1;
 	o.max_idle = 10;
 	o.refresh = 10.0;
+	o.poll = 5;
 	o.max_threads = 16;
 
 	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) < 0)
@@ -544,6 +550,13 @@ int main(int argc, char *argv[])
 		fail("cannot read the folder %s: %s", rname, strerror(-r));
 		goto out_se;
 	}
+	/* Remote back ends: name conflict copies after this member; drop what
+	 * others changed from our caches (the feed starts after the fork). */
+	const struct scs_member *me = scs_keyring_member(scs_vault_keyring(fs.vault), fs.k->self_fpr);
+	snprintf(fs.self_name, sizeof fs.self_name, "%s", me ? me->name : "");
+	fs.be->hooks.arg = &fs;
+	fs.be->hooks.conflict_name = fs_conflict_name;
+	fs.be->hooks.changed = fs_remote_changed;
 
 	umask(0);    /* the kernel already applied the caller's umask */
 	if (fuse_set_signal_handlers(se) != 0) {
@@ -564,6 +577,9 @@ int main(int argc, char *argv[])
 		scs_log_to_syslog("scsfs");
 	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
 
+	r = scs_gdrive_watch(fs.be, o.poll, &err);
+	if (r < 0 && r != -ENOTSUP)
+		scs_log(SCS_LOG_WARN, "%s", err.msg);
 	struct refresher rf;
 	int rf_started = refresher_start(&rf, &fs, o.refresh, !o.norekey);
 	if (rf_started < 0)
@@ -583,6 +599,8 @@ int main(int argc, char *argv[])
 		}
 	}
 	refresher_stop(&rf, rf_started);
+	scs_gdrive_unwatch(fs.be);
+	fs.be->hooks.changed = NULL;
 	ret = (r == 0 || is_stop_signal(r)) ? 0 : 1;
 	if (ret)
 		scs_log(SCS_LOG_ERR, "the FUSE loop failed: %s", r < 0 ? strerror(-r) : "error");
@@ -595,10 +613,11 @@ out_se:
 	fuse_session_destroy(se);
 	if (fs.hash)
 		fs_nodes_destroy(&fs);
-	if (fs.d)
-		scs_dir_free(fs.d);
+	/* The vault first: closing the back end may still name a conflict copy. */
 	if (fs.vault)
 		scs_vault_close(fs.vault);
+	if (fs.d)
+		scs_dir_free(fs.d);
 	fuse_opt_free_args(&args);
 	for (int i = 0; i < o.npos && i < 3; i++)
 		free(o.pos[i]);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "scs/log.h"
 
@@ -487,4 +488,218 @@ int node_dir(struct fs *fs, struct node *n, char *rpath, size_t cap, uint8_t id[
 	if (!r)
 		r = node_dir_id(fs, n, id);
 	return r;
+}
+
+/* ---- remote changes (fs_remote_changed) ----
+ *
+ * Under tl the nodes concerned are found and held (refs); then, with no
+ * lock held, an open read-only file is reopened (its size and header may
+ * have changed) and the kernel is told: libfuse's notify calls wait for
+ * the kernel, which may wait for requests that need tl or node->mu. */
+
+struct inval {
+	struct node *n;              /* held; NULL: an entry without a node */
+	struct node *parent;         /* held, or NULL */
+	char *plain;                 /* its name in parent, or NULL */
+	char *stored;
+};
+
+struct inval_list {
+	struct inval *v;
+	size_t n, cap;
+};
+
+static int inval_add(struct inval_list *l, struct node *n, struct node *parent,
+		     const char *plain, const char *stored)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? 2 * l->cap : 16;
+		struct inval *nv = realloc(l->v, nc * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	struct inval *x = &l->v[l->n];
+	x->plain = plain ? strdup(plain) : NULL;
+	x->stored = stored ? strdup(stored) : NULL;
+	if ((plain && !x->plain) || (stored && !x->stored)) {
+		free(x->plain);
+		free(x->stored);
+		return -ENOMEM;
+	}
+	x->n = n;
+	x->parent = parent;
+	if (n)
+		n->refs++;
+	if (parent)
+		parent->refs++;
+	l->n++;
+	return 0;
+}
+
+/* Does directory d (following first links up to the root) have the
+ * remote path p[0..len)?  tl held. */
+static int dir_is(struct fs *fs, struct node *d, const char *p, size_t len)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		if (d == &fs->root)
+			return len == 0;
+		if (!d->nlinks || !len)
+			return 0;
+		const char *s = d->links[0].stored;
+		size_t sl = strlen(s);
+		if (sl > len || memcmp(p + len - sl, s, sl) || (len > sl && p[len - sl - 1] != '/'))
+			return 0;
+		len = len > sl ? len - sl - 1 : 0;
+		d = d->links[0].parent;
+	}
+	return 0;
+}
+
+/* The node at remote path p[0..len) ("" = the root), and which of its
+ * links that is; one pass over the table.  tl held. */
+static struct node *node_at(struct fs *fs, const char *p, size_t len, int *link)
+{
+	if (!len)
+		return &fs->root;
+	size_t b = len;
+	while (b > 0 && p[b - 1] != '/')
+		b--;
+	size_t bl = len - b, dl = b ? b - 1 : 0;
+	for (size_t i = 0; i < fs->hcap; i++)
+		for (struct node *n = fs->hash[i]; n; n = n->hnext)
+			for (int k = 0; k < n->nlinks; k++)
+				if (strlen(n->links[k].stored) == bl &&
+				    !memcmp(n->links[k].stored, p + b, bl) &&
+				    dir_is(fs, n->links[k].parent, p, dl)) {
+					*link = k;
+					return n;
+				}
+	return NULL;
+}
+
+/* Collect what path concerns: its node (if any) and its parent.  tl held. */
+static void collect_path(struct fs *fs, const char *path, struct inval_list *l)
+{
+	size_t len = strlen(path);
+	int link = -1;
+	if (!len) {
+		inval_add(l, &fs->root, NULL, NULL, NULL);
+		return;
+	}
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	struct node *n = node_at(fs, path, len, &link);
+	struct node *parent = n ? n->links[link].parent :
+		node_at(fs, path, slash ? (size_t)(slash - path) : 0, &link);
+	if (!parent || (parent != &fs->root && !S_ISDIR(parent->type)))
+		return;              /* nothing cached below an unknown directory */
+	inval_add(l, n, parent, n ? n->links[link].plain : NULL, base);
+}
+
+/* Everything (the back end lost track).  tl held. */
+static void collect_all(struct fs *fs, struct inval_list *l)
+{
+	inval_add(l, &fs->root, NULL, NULL, NULL);
+	for (size_t i = 0; i < fs->hcap; i++)
+		for (struct node *n = fs->hash[i]; n; n = n->hnext) {
+			if (!n->nlinks)
+				inval_add(l, n, NULL, NULL, NULL);
+			for (int k = 0; k < n->nlinks; k++)
+				inval_add(l, n, n->links[k].parent, n->links[k].plain,
+					  n->links[k].stored);
+		}
+}
+
+/* The object of n changed: an open read-only file of n reads the new
+ * object from now on, and n leaves the table so that the next lookup makes
+ * a fresh inode (the kernel keeps the size of a cached one, see fs.h).
+ * A file open for writing keeps its node and its version. */
+static void refresh_file(struct fs *fs, struct node *n)
+{
+	int fresh = 1;
+	pthread_mutex_lock(&n->mu);
+	if (n->file && n->writable) {
+		fresh = 0;
+	} else if (n->file) {
+		char rpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
+		scs_file *f;
+		node_display(fs, n, disp, sizeof disp);
+		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 &&
+		    scs_file_open(fs->be, rpath, 0, fs->k, disp, &f) == 0) {
+			pthread_rwlock_wrlock(&n->frw);
+			scs_file *old = n->file;
+			n->file = f;
+			pthread_rwlock_unlock(&n->frw);
+			scs_file_close(old);
+		}
+	}
+	if (fresh) {             /* under n->mu: no open for writing meanwhile */
+		pthread_mutex_lock(&fs->tl);
+		hash_remove(fs, n);
+		pthread_mutex_unlock(&fs->tl);
+	}
+	pthread_mutex_unlock(&n->mu);
+}
+
+void fs_remote_changed(void *arg, const char *path, int what)
+{
+	struct fs *fs = arg;
+	struct inval_list l = { 0 };
+	pthread_mutex_lock(&fs->tl);
+	if (path)
+		collect_path(fs, path, &l);
+	else
+		collect_all(fs, &l);
+	pthread_mutex_unlock(&fs->tl);
+	if (!path)
+		what = SCS_BE_CHANGED_CONTENT | SCS_BE_CHANGED_ENTRY;
+	for (size_t i = 0; i < l.n; i++) {
+		struct inval *x = &l.v[i];
+		if (x->n && (what & SCS_BE_CHANGED_CONTENT) && S_ISREG(x->n->type))
+			refresh_file(fs, x->n);
+		if (x->parent && !x->n && x->stored) {
+			/* A new name: the kernel may remember it as missing. */
+			char dpath[SCS_RPATH_MAX], shown[SCS_NAME_MAX + 1];
+			uint8_t id[SCS_DIR_ID_LEN];
+			if (node_dir(fs, x->parent, dpath, sizeof dpath, id) == 0 &&
+			    scs_dir_shown_name(fs->d, dpath, id, x->stored, shown) == 0)
+				x->plain = strdup(shown);
+		}
+	}
+	/* No lock held from here on. */
+	for (size_t i = 0; i < l.n; i++) {
+		struct inval *x = &l.v[i];
+		if (x->n && ((what & SCS_BE_CHANGED_CONTENT) || S_ISDIR(x->n->type)))
+			fuse_lowlevel_notify_inval_inode(fs->se, node_ino(fs, x->n),
+							 S_ISREG(x->n->type) ? 0 : -1, 0);
+		if (x->parent && x->plain)
+			fuse_lowlevel_notify_inval_entry(fs->se, node_ino(fs, x->parent), x->plain,
+							 strlen(x->plain));
+		if (x->parent && (what & SCS_BE_CHANGED_ENTRY))
+			fuse_lowlevel_notify_inval_inode(fs->se, node_ino(fs, x->parent), -1, 0);
+	}
+	pthread_mutex_lock(&fs->tl);
+	for (size_t i = 0; i < l.n; i++) {
+		struct inval *x = &l.v[i];
+		if (x->n) {
+			x->n->refs--;
+			maybe_free(fs, x->n);
+		}
+		if (x->parent) {
+			x->parent->refs--;
+			maybe_free(fs, x->parent);
+		}
+		free(x->plain);
+		free(x->stored);
+	}
+	pthread_mutex_unlock(&fs->tl);
+	free(l.v);
+}
+
+int fs_conflict_name(void *arg, const char *path, char *out, size_t cap)
+{
+	struct fs *fs = arg;
+	return scs_dir_conflict_name(fs->d, path, fs->self_name, time(NULL), out, cap);
 }

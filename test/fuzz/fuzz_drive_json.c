@@ -32,6 +32,24 @@ static int each(void *arg, const struct scs_gdrive_meta *m)
 	return 0;
 }
 
+static int change(void *arg, const char *file_id, const struct scs_gdrive_meta *m)
+{
+	(void)arg;
+	size_t n = strlen(file_id);
+	if (n < 1 || n > SCS_GDRIVE_ID_MAX || strspn(file_id, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != n)
+		abort();
+	if (m) {
+		each(NULL, m);
+		size_t pn = strlen(m->parent);
+		if (strcmp(m->id, file_id) || pn > SCS_GDRIVE_ID_MAX ||
+		    strspn(m->parent, "abcdefghijklmnopqrstuvwxyz"
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != pn)
+			abort();   /* parents build paths and URLs */
+	}
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct scs_gdrive_meta m;
@@ -40,6 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char next[1024];
 	if (scs_gdrive_parse_list(data, size, each, NULL, next, sizeof next) == 0 &&
 	    strlen(next) >= sizeof next)
+		abort();
+	char news[1024];
+	if (scs_gdrive_parse_changes(data, size, change, NULL, next, sizeof next, news,
+				     sizeof news) == 0 &&
+	    (strlen(next) >= sizeof next || strlen(news) >= sizeof news))
 		abort();
 	char reason[64], msg[200];
 	scs_gdrive_error_reason(data, size, reason, sizeof reason, msg, sizeof msg);

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "scs/backend.h"
@@ -468,6 +469,118 @@ static void test_walk(void)
 	CHECK(walked_has(&w, "a/b.txt", 0));
 }
 
+/* Conflict copies: "name (conflict from WHO YYYY-MM-DD HH-MM).ext" in the
+ * same directory, encrypted, " 2", " 3" while taken, long names too. */
+static void test_conflict_names(void)
+{
+	uint8_t id[SCS_DIR_ID_LEN];
+	char dp[SCS_RPATH_MAX], rp[SCS_RPATH_MAX], cp[SCS_RPATH_MAX], want[SCS_NAME_MAX + 1];
+	struct scs_attr a;
+	CHECK_EQ(scs_dir_mkdir(D, "", root_id, "conflicts", 0700, dp, sizeof dp, id), 0);
+	make_entry(dp, id, "report.odt", rp);
+	setenv("TZ", "UTC", 1);
+	tzset();
+	time_t when = 1795429500;         /* 2026-11-23 10:25:00 UTC */
+	CHECK_EQ(scs_dir_conflict_name(D, rp, "alice", when, cp, sizeof cp), 0);
+	CHECK(!strncmp(cp, dp, strlen(dp)) && cp[strlen(dp)] == '/');
+	CHECK(!strchr(cp + strlen(dp) + 1, '/'));
+	CHECK(!strstr(cp, "conflict"));       /* stored encrypted */
+	touch(cp);
+	char rp2[SCS_RPATH_MAX];
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "report (conflict from alice 2026-11-23 10-25).odt",
+				rp2, sizeof rp2, &a), 0);
+	CHECK(!strcmp(rp2, cp));
+	/* taken: " 2", then " 3" */
+	CHECK_EQ(scs_dir_conflict_name(D, rp, "alice", when, cp, sizeof cp), 0);
+	touch(cp);
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "report (conflict from alice 2026-11-23 10-25 2).odt",
+				rp2, sizeof rp2, &a), 0);
+	CHECK(!strcmp(rp2, cp));
+	CHECK_EQ(scs_dir_conflict_name(D, rp, "alice", when, cp, sizeof cp), 0);
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "report (conflict from alice 2026-11-23 10-25 3).odt",
+				rp2, sizeof rp2, &a), -ENOENT);
+	/* no extension; a member name with a '/' and parentheses */
+	make_entry(dp, id, "Makefile", rp);
+	CHECK_EQ(scs_dir_conflict_name(D, rp, "bob/(x)", when, cp, sizeof cp), 0);
+	touch(cp);
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "Makefile (conflict from bob__x_ 2026-11-23 10-25)",
+				rp2, sizeof rp2, &a), 0);
+	/* a long name: shortened to NAME_MAX, extension kept, long form stored */
+	char name[SCS_NAME_MAX + 1];
+	memset(name, 'n', 250);
+	strcpy(name + 250, ".txt");
+	make_entry(dp, id, name, rp);
+	CHECK_EQ(scs_dir_conflict_name(D, rp, "alice", when, cp, sizeof cp), 0);
+	touch(cp);
+	const char *dec = " (conflict from alice 2026-11-23 10-25)";
+	size_t keep = SCS_NAME_MAX - strlen(dec) - 4;
+	memset(want, 'n', keep);
+	snprintf(want + keep, sizeof want - keep, "%s.txt", dec);
+	CHECK_EQ(strlen(want), SCS_NAME_MAX);
+	CHECK_EQ(scs_dir_lookup(D, dp, id, want, rp2, sizeof rp2, &a), 0);
+	struct listing l;
+	CHECK_EQ(list(dp, id, 0, &l), 0);
+	CHECK(has(&l, want) >= 0);
+	/* a decorated or duplicate entry's conflict is named after the name */
+	make_entry(dp, id, "notes.txt", rp);
+	char d1[SCS_RPATH_MAX + 64];
+	snprintf(d1, sizeof d1, "%s (duplicate 0123abcd)", rp);
+	touch(d1);
+	CHECK_EQ(scs_dir_conflict_name(D, d1, "alice", when, cp, sizeof cp), 0);
+	touch(cp);
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "notes (conflict from alice 2026-11-23 10-25).txt",
+				rp2, sizeof rp2, &a), 0);
+	/* not one of ours */
+	snprintf(d1, sizeof d1, "%s/plain.txt", dp);
+	CHECK_EQ(scs_dir_conflict_name(D, d1, "alice", when, cp, sizeof cp), -EINVAL);
+}
+
+/* Duplicates (two Drive entries of one name): listed with the suffix,
+ * found by it; real names of that form cannot be made. */
+static void test_duplicates(void)
+{
+	uint8_t id[SCS_DIR_ID_LEN];
+	char dp[SCS_RPATH_MAX], rp[SCS_RPATH_MAX], rp2[SCS_RPATH_MAX + 64], dup[SCS_RPATH_MAX + 64];
+	struct scs_attr a;
+	CHECK_EQ(scs_dir_mkdir(D, "", root_id, "dups", 0700, dp, sizeof dp, id), 0);
+	make_entry(dp, id, "report.txt", rp);
+	snprintf(dup, sizeof dup, "%s (duplicate 1a2b3c4d)", rp);
+	touch(dup);
+	snprintf(rp2, sizeof rp2, "%s (1) (duplicate 99990000)", rp);
+	touch(rp2);
+	struct listing l;
+	CHECK_EQ(list(dp, id, 0, &l), 0);
+	CHECK_EQ(l.n, 3);
+	CHECK_EQ(l.nbad, 0);
+	CHECK(has(&l, "report.txt") >= 0);
+	CHECK(has(&l, "report (duplicate 1a2b3c4d).txt") >= 0);
+	CHECK(has(&l, "report (1) (duplicate 99990000).txt") >= 0);
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "report (duplicate 1a2b3c4d).txt", rp2, sizeof rp2, &a), 0);
+	CHECK(!strcmp(rp2, dup));
+	CHECK_EQ(scs_dir_lookup(D, dp, id, "report (duplicate 1a2b3c4e).txt", rp2, sizeof rp2, &a),
+		 -ENOENT);
+	char shown[SCS_NAME_MAX + 1];
+	CHECK_EQ(scs_dir_shown_name(D, dp, id, strrchr(dup, '/') + 1, shown), 0);
+	CHECK(!strcmp(shown, "report (duplicate 1a2b3c4d).txt"));
+	CHECK_EQ(scs_dir_shown_name(D, dp, id, strrchr(rp, '/') + 1, shown), 0);
+	CHECK(!strcmp(shown, "report.txt"));
+	CHECK_EQ(scs_dir_shown_name(D, dp, id, SCS_DIRID_FILE, shown), -ENOENT);
+	/* reserved: a real name of the duplicate form */
+	CHECK_EQ(scs_dir_prepare_name(D, dp, id, "x (duplicate 0123abcd).txt", rp2, sizeof rp2),
+		 -EINVAL);
+	CHECK_EQ(scs_dir_prepare_name(D, dp, id, "x (duplicate 0123abcd)", rp2, sizeof rp2), -EINVAL);
+	/* not the form: fine */
+	CHECK_EQ(scs_dir_prepare_name(D, dp, id, "x (duplicate 0123ABCD).txt", rp2, sizeof rp2), 0);
+	CHECK_EQ(scs_dir_prepare_name(D, dp, id, "x (duplicate 0123abc).txt", rp2, sizeof rp2), 0);
+	CHECK_EQ(scs_dir_prepare_name(D, dp, id, "x (duplicates 0123abcd).txt", rp2, sizeof rp2), 0);
+	/* a duplicate of a hidden object stays hidden */
+	snprintf(rp2, sizeof rp2, "%s/%s (duplicate 0000ffff)", dp, SCS_DIRID_FILE);
+	touch(rp2);
+	CHECK_EQ(list(dp, id, 0, &l), 0);
+	CHECK_EQ(l.n, 3);
+	CHECK_EQ(l.nbad, 0);
+}
+
 static void test_join(void)
 {
 	char out[8];
@@ -497,6 +610,8 @@ int main(void)
 	test_epochs();
 	test_symlinks();
 	test_walk();
+	test_conflict_names();
+	test_duplicates();
 	scs_dir_free(D);
 	scs_backend_close(be);
 	char cmd[PATH_MAX + 16];

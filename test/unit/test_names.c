@@ -468,6 +468,44 @@ static void test_golden(void)
 	}
 }
 
+/* Duplicate suffixes (names.h): exact form only; classify looks through it. */
+static void test_duplicates(void)
+{
+	size_t bl = 0;
+	char tag[SCS_DUP_TAG_LEN + 1];
+	CHECK_EQ(scs_name_dup_split("abc (duplicate 0123abcd)", &bl, tag), 1);
+	CHECK_EQ(bl, 3);
+	CHECK(!strcmp(tag, "0123abcd"));
+	CHECK_EQ(scs_name_dup_split(" (duplicate 0123abcd)", &bl, tag), 0);      /* nothing before */
+	CHECK_EQ(scs_name_dup_split("abc (duplicate 0123ABCD)", &bl, tag), 0);
+	CHECK_EQ(scs_name_dup_split("abc (duplicate 0123abc)", &bl, tag), 0);
+	CHECK_EQ(scs_name_dup_split("abc (duplicate 0123abcde)", &bl, tag), 0);
+	CHECK_EQ(scs_name_dup_split("abc (duplicate 0123abcd).txt", &bl, tag), 0);
+	CHECK_EQ(scs_name_dup_split("abc(duplicate 0123abcd)", &bl, tag), 0);
+	CHECK_EQ(scs_name_has_dup_marker("a (duplicate 0123abcd).txt"), 1);
+	CHECK_EQ(scs_name_has_dup_marker("a (duplicate 0123abcd)"), 1);
+	CHECK_EQ(scs_name_has_dup_marker("a (duplicate 0123abcd) (1).txt"), 1);
+	CHECK_EQ(scs_name_has_dup_marker("a (duplicate (duplicate 0123abcd).txt"), 1);
+	CHECK_EQ(scs_name_has_dup_marker("a (duplicate 0123abc).txt"), 0);
+	CHECK_EQ(scs_name_has_dup_marker("a (duplicate 0123abcd"), 0);
+	CHECK_EQ(scs_name_has_dup_marker("report (1).txt"), 0);
+	/* classify: the duplicated name decides; the suffix is decoration */
+	const char *enc = "AAAAAAAAAAAAAAAAAAAAAAAA";    /* 24 alphabet characters */
+	char n[128];
+	size_t el = 0;
+	snprintf(n, sizeof n, "%s (duplicate 0123abcd)", enc);
+	CHECK_EQ(scs_name_classify(n, &el), SCS_NAME_PLAIN_ENC);
+	CHECK_EQ(el, strlen(enc));
+	snprintf(n, sizeof n, "%s (1) (duplicate 0123abcd)", enc);
+	CHECK_EQ(scs_name_classify(n, &el), SCS_NAME_PLAIN_ENC);
+	CHECK_EQ(el, strlen(enc));
+	CHECK_EQ(scs_name_classify(".scsdir (duplicate 0123abcd)", &el), SCS_NAME_RESERVED);
+	CHECK_EQ(scs_name_classify("plain.txt (duplicate 0123abcd)", &el), SCS_NAME_FOREIGN);
+	char dec[SCS_NAME_MAX + 1];
+	CHECK_EQ(scs_name_decorate("report.txt", n + strlen(enc), strlen(n) - strlen(enc), dec), 0);
+	CHECK(!strcmp(dec, "report (1) (duplicate 0123abcd).txt"));
+}
+
 int main(void)
 {
 	setup();
@@ -480,5 +518,6 @@ int main(void)
 	test_symlinks();
 	test_dirid();
 	test_golden();
+	test_duplicates();
 	return unit_done("names");
 }
