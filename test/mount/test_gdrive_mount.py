@@ -176,12 +176,27 @@ def test_rekey_leaves_no_old_epoch_object_on_drive(gvault, drive, mallory_templa
     ep = env["SCSFS_GDRIVE_ENDPOINT"]
 
     def objects():
+        """{id: (epoch, meta)} of the file objects in this group's folder."""
         with urllib.request.urlopen(ep + "/__control/state", timeout=30) as r:
-            files = json.load(r)["files"]
-        out = {}
+            state = json.load(r)
+        files = {k: m for k, m in state["files"].items() if m}
+        kids = {}
         for fid, m in files.items():
+            for par in m.get("parents") or []:
+                kids.setdefault(par, []).append(fid)
+        node = state["root_id"]
+        for part in v.folder.strip("/").split("/"):
+            node = next(k for k in kids.get(node, []) if files[k]["name"] == part)
+        mine, stack = set(), [node]
+        while stack:
+            for k in kids.get(stack.pop(), []):
+                mine.add(k)
+                stack.append(k)
+        out = {}
+        for fid in mine:
+            m = files[fid]
             blob = root / "blobs" / fid
-            if m and blob.is_file():
+            if blob.is_file():
                 head = blob.read_bytes()[:10]
                 if head[:4] == b"SCSF":
                     out[fid] = (struct.unpack(">I", head[6:10])[0], m)
