@@ -353,6 +353,8 @@ static int write_header(scs_file *f, const uint8_t content_hash[SCS_SHA256_LEN])
 	if (w < 0)
 		return (int)w;
 	f->h = h;
+	if (k->observe)
+		k->observe(k->arg, &h, 1, NULL);
 	return 0;
 }
 
@@ -520,6 +522,21 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		goto bad;
 	}
 	f->epoch = f->h.epoch;
+	/* An old version put back by the folder (seen.h)?  Refused as
+	 * tampering is: the signature holds, but it is not the current file. */
+	uint64_t newer = 0;
+	if (k->observe && k->observe(k->arg, &f->h, 0, &newer) == 1) {
+		r = -EBADMSG;
+		if (log)
+			scs_log(SCS_LOG_ERR, "%s: the folder returned version %" PRIu64 " of this "
+				"file, but this member already saw version %" PRIu64 ": an old copy "
+				"was replayed; refusing it (if a member restored it on purpose, run "
+				"`scsctl forget %s`)", f->display, f->h.file_version, newer, f->display);
+		scs_err_set(err, -ESTALE, "the folder returned version %" PRIu64 " of this file, "
+			    "but this member already saw version %" PRIu64 ": an old copy was "
+			    "replayed", f->h.file_version, newer);
+		goto fail;
+	}
 	/* A header we re-sign keeps its epoch (moving the file to a newer
 	 * epoch takes a fresh file key: scs_file_rewrite, the re-key pass),
 	 * and the others accept our signature on it only if we were a
