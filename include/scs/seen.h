@@ -4,9 +4,9 @@
  * of its current one; the signature alone cannot tell.  So each member
  * remembers, per group and per file id, the last SCS_SEEN_KEEP
  * (file_version, content_hash) pairs it saw at open or wrote itself, in the
- * order it met them.  A served header is a replay when this member
- * remembers exactly that (version, content_hash) and, met after it, a
- * higher version of the same file.  Content hashes cover records sealed
+ * order it met them and where (the back-end path).  A served header is a
+ * replay when this member remembers exactly that (version, content_hash)
+ * and, met after it at the same place, a higher version of the same file.  Content hashes cover records sealed
  * with random nonces, so an exact pair is one particular write: it comes
  * back only if someone put the old object back.  Two members editing the
  * same file (versions that go down when a stale writer flushes, equal
@@ -51,11 +51,15 @@ int scs_seen_open(const char *path, scs_seen **out);
 void scs_seen_close(scs_seen *s);
 
 /* A header of file fid with (version, hash) was served (ours = 0) or was
- * just written by us (ours = 1).  Returns 1 if it is a replay (not
- * remembered; *newer = the highest later version remembered), else 0 after
- * remembering it.  ours is never a replay. */
+ * just written by us (ours = 1) at where (its back-end path; NULL: none).
+ * Returns 1 if it is a replay (not remembered; *newer = the highest later
+ * version remembered), else 0 after remembering it.  ours is never a
+ * replay.  The higher version must have been met at the same where: a
+ * conflict copy that a sync client or Drive keeps under another name holds
+ * an older version of the same file id, legitimately. */
 int scs_seen_observe(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], uint64_t version,
-		     const uint8_t hash[SCS_SHA256_LEN], int ours, uint64_t *newer);
+		     const uint8_t hash[SCS_SHA256_LEN], const char *where, int ours,
+		     uint64_t *newer);
 
 /* Drop everything remembered about fid, durably (the record is synced), so
  * an old copy a member restored on purpose is accepted again. */
@@ -67,10 +71,11 @@ int scs_seen_forget(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], scs_err *er
  * loader of the file, exposed for the fuzz harness and tests. */
 int scs_seen_load_mem(scs_seen *s, const uint8_t *p, size_t len);
 
-/* Encode one record (for tests): kind, fid, version, hash (NULL: zeros). */
+/* Encode one record (for tests): kind, fid, version, hash (its first 28
+ * bytes; NULL: zeros), where (the hash of the path: 0 in tests). */
 void scs_seen_record(uint8_t out[SCS_SEEN_RECORD_SIZE], int kind,
 		     const uint8_t fid[SCS_FILE_ID_LEN], uint64_t version,
-		     const uint8_t hash[SCS_SHA256_LEN]);
+		     const uint8_t hash[SCS_SHA256_LEN], uint32_t where);
 
 /* For tests: how many files and (version, hash) pairs are remembered. */
 void scs_seen_count(scs_seen *s, size_t *files, size_t *pairs);

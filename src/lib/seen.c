@@ -30,12 +30,14 @@
 
 #define REC          SCS_SEEN_RECORD_SIZE
 #define HLEN         16                  /* bytes of content_hash kept in memory */
+#define RHLEN        28                  /* bytes of content_hash in a record */
 #define COMPACT_MIN  1024                /* records before a rewrite is considered */
 #define LOAD_MAX     ((off_t)256 << 20)  /* a larger file is not ours: start afresh */
 #define READ_RECS    256
 
 struct pair {
 	uint64_t version, seq;
+	uint32_t where;              /* where it was met last (where_of) */
 	uint8_t h[HLEN];
 };
 
@@ -71,8 +73,19 @@ static uint64_t fnv1a(const uint8_t *p, size_t n)
 	return h;
 }
 
+/* The location an object was met at: FNV-1a 32 of its back-end path. */
+static uint32_t where_of(const char *where)
+{
+	uint32_t h = 0x811c9dc5u;
+	for (const char *p = where ? where : ""; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 0x01000193u;
+	}
+	return h;
+}
+
 void scs_seen_record(uint8_t out[REC], int kind, const uint8_t fid[SCS_FILE_ID_LEN],
-		     uint64_t version, const uint8_t hash[SCS_SHA256_LEN])
+		     uint64_t version, const uint8_t hash[SCS_SHA256_LEN], uint32_t where)
 {
 	scs_wbuf b;
 	scs_wbuf_init(&b, out, REC);
@@ -82,9 +95,10 @@ void scs_seen_record(uint8_t out[REC], int kind, const uint8_t fid[SCS_FILE_ID_L
 	scs_wbuf_bytes(&b, fid, SCS_FILE_ID_LEN);
 	scs_wbuf_u64(&b, version);
 	if (hash)
-		scs_wbuf_bytes(&b, hash, SCS_SHA256_LEN);
+		scs_wbuf_bytes(&b, hash, RHLEN);
 	else
-		scs_wbuf_zero(&b, SCS_SHA256_LEN);
+		scs_wbuf_zero(&b, RHLEN);
+	scs_wbuf_u32(&b, where);
 	scs_wbuf_u64(&b, fnv1a(out, REC - 8));
 }
 
@@ -97,7 +111,7 @@ static int zeros(const uint8_t *p, size_t n)
 }
 
 static int rec_parse(const uint8_t *p, int *kind, uint8_t fid[SCS_FILE_ID_LEN],
-		     uint64_t *version, uint8_t hash[SCS_SHA256_LEN])
+		     uint64_t *version, uint8_t hash[RHLEN], uint32_t *where)
 {
 	scs_rbuf b;
 	const uint8_t *magic, *pad;
@@ -109,12 +123,13 @@ static int rec_parse(const uint8_t *p, int *kind, uint8_t fid[SCS_FILE_ID_LEN],
 	scs_rbuf_ptr(&b, &pad, 3);
 	scs_rbuf_bytes(&b, fid, SCS_FILE_ID_LEN);
 	scs_rbuf_u64(&b, version);
-	scs_rbuf_bytes(&b, hash, SCS_SHA256_LEN);
+	scs_rbuf_bytes(&b, hash, RHLEN);
+	scs_rbuf_u32(&b, where);
 	scs_rbuf_u64(&b, &chk);
 	if (b.err || scs_rbuf_left(&b) != 0 || memcmp(magic, SCS_SEEN_MAGIC, 4) != 0 ||
 	    !zeros(pad, 3) || chk != fnv1a(p, REC - 8))
 		return -EBADMSG;
-	if (k == SCS_SEEN_REC_FORGET && (*version != 0 || !zeros(hash, SCS_SHA256_LEN)))
+	if (k == SCS_SEEN_REC_FORGET && (*version != 0 || *where != 0 || !zeros(hash, RHLEN)))
 		return -EBADMSG;
 	if (k != SCS_SEEN_REC_SEEN && k != SCS_SEEN_REC_FORGET)
 		return -EBADMSG;
@@ -178,7 +193,7 @@ static void reset(scs_seen *s)
 }
 
 static int apply_seen(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], uint64_t v,
-		      const uint8_t *h)
+		      const uint8_t *h, uint32_t where)
 {
 	struct ent *e = find(s, fid);
 	if (!e) {
@@ -196,6 +211,7 @@ static int apply_seen(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], uint64_t 
 	for (unsigned i = 0; i < e->n; i++) {
 		if (e->p[i].version == v && memcmp(e->p[i].h, h, HLEN) == 0) {
 			e->p[i].seq = ++s->seq;
+			e->p[i].where = where;
 			return 0;
 		}
 	}
@@ -211,6 +227,7 @@ static int apply_seen(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], uint64_t 
 	}
 	p->version = v;
 	p->seq = ++s->seq;
+	p->where = where;
 	memcpy(p->h, h, HLEN);
 	return 0;
 }
@@ -236,13 +253,14 @@ static int apply_bytes(scs_seen *s, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++, p += REC) {
 		int kind;
-		uint8_t fid[SCS_FILE_ID_LEN], hash[SCS_SHA256_LEN];
+		uint8_t fid[SCS_FILE_ID_LEN], hash[RHLEN];
 		uint64_t v;
-		if (rec_parse(p, &kind, fid, &v, hash) < 0)
+		uint32_t where;
+		if (rec_parse(p, &kind, fid, &v, hash, &where) < 0)
 			return -EBADMSG;
 		if (kind == SCS_SEEN_REC_FORGET)
 			apply_forget(s, fid);
-		else if (apply_seen(s, fid, v, hash) < 0)
+		else if (apply_seen(s, fid, v, hash, where) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -260,8 +278,11 @@ int scs_seen_load_mem(scs_seen *s, const uint8_t *p, size_t len)
 	return r;
 }
 
-/* Exactly (v, h) was met, and after it a higher version: a replay. */
-static int replay_of(const struct ent *e, uint64_t v, const uint8_t *h, uint64_t *newer)
+/* Exactly (v, h) was met, and after it a higher version at the same place
+ * (where): a replay.  (Not elsewhere: a sync client's or Drive's conflict
+ * copy of the file keeps an older version under another name.) */
+static int replay_of(const struct ent *e, uint64_t v, const uint8_t *h, uint32_t where,
+		     uint64_t *newer)
 {
 	const struct pair *m = NULL;
 	if (!e)
@@ -274,7 +295,7 @@ static int replay_of(const struct ent *e, uint64_t v, const uint8_t *h, uint64_t
 	uint64_t best = 0;
 	int found = 0;
 	for (unsigned i = 0; i < e->n; i++) {
-		if (e->p[i].version > v && e->p[i].seq > m->seq) {
+		if (e->p[i].version > v && e->p[i].seq > m->seq && e->p[i].where == where) {
 			found = 1;
 			if (e->p[i].version > best)
 				best = e->p[i].version;
@@ -285,8 +306,8 @@ static int replay_of(const struct ent *e, uint64_t v, const uint8_t *h, uint64_t
 	return found;
 }
 
-/* (v, h) is the pair met last: nothing to record. */
-static int is_latest(const struct ent *e, uint64_t v, const uint8_t *h)
+/* (v, h) is the pair met last, and there: nothing to record. */
+static int is_latest(const struct ent *e, uint64_t v, const uint8_t *h, uint32_t where)
 {
 	if (!e || !e->n)
 		return 0;
@@ -294,7 +315,7 @@ static int is_latest(const struct ent *e, uint64_t v, const uint8_t *h)
 	for (unsigned i = 1; i < e->n; i++)
 		if (e->p[i].seq > l->seq)
 			l = &e->p[i];
-	return l->version == v && memcmp(l->h, h, HLEN) == 0;
+	return l->version == v && l->where == where && memcmp(l->h, h, HLEN) == 0;
 }
 
 /* ---- the file ---- */
@@ -385,7 +406,8 @@ static int write_out(scs_seen *s)
 		/* Only the kept prefix of the hash is known: the rest is zero. */
 		uint8_t h[SCS_SHA256_LEN] = { 0 };
 		memcpy(h, v[i].p->h, HLEN);
-		scs_seen_record(buf + len, SCS_SEEN_REC_SEEN, v[i].fid, v[i].p->version, h);
+		scs_seen_record(buf + len, SCS_SEEN_REC_SEEN, v[i].fid, v[i].p->version, h,
+				v[i].p->where);
 		len += REC;
 	}
 	if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", s->path) >= (int)sizeof tmp) {
@@ -545,24 +567,26 @@ void scs_seen_close(scs_seen *s)
 }
 
 int scs_seen_observe(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], uint64_t version,
-		     const uint8_t hash[SCS_SHA256_LEN], int ours, uint64_t *newer)
+		     const uint8_t hash[SCS_SHA256_LEN], const char *where, int ours,
+		     uint64_t *newer)
 {
+	uint32_t w = where_of(where);
 	pthread_mutex_lock(&s->mu);
 	int rep = 0;
 	struct ent *e = find(s, fid);
-	if (!ours && replay_of(e, version, hash, newer)) {
+	if (!ours && replay_of(e, version, hash, w, newer)) {
 		/* Sure?  Another process (scsctl forget) may have written since. */
 		sync_file(s, 0);
-		rep = replay_of(find(s, fid), version, hash, newer);
+		rep = replay_of(find(s, fid), version, hash, w, newer);
 		e = find(s, fid);
 	}
-	if (!rep && !is_latest(e, version, hash)) {
+	if (!rep && !is_latest(e, version, hash, w)) {
 		if (s->fd >= 0 && still_ours(s) == 0)
 			sync_file(s, 0);   /* rewritten elsewhere: append to the new one */
-		if (apply_seen(s, fid, version, hash) < 0 || s->fd < 0)
+		if (apply_seen(s, fid, version, hash, w) < 0 || s->fd < 0)
 			goto out;
 		uint8_t rec[REC];
-		scs_seen_record(rec, SCS_SEEN_REC_SEEN, fid, version, hash);
+		scs_seen_record(rec, SCS_SEEN_REC_SEEN, fid, version, hash, w);
 		if (s->fd >= 0 && write(s->fd, rec, REC) == REC)
 			s->frecs++;
 		if (s->frecs > COMPACT_MIN && s->frecs > 2 * (uint64_t)s->npairs)
@@ -592,7 +616,7 @@ int scs_seen_forget(scs_seen *s, const uint8_t fid[SCS_FILE_ID_LEN], scs_err *er
 			continue;
 		}
 		uint8_t rec[REC];
-		scs_seen_record(rec, SCS_SEEN_REC_FORGET, fid, 0, NULL);
+		scs_seen_record(rec, SCS_SEEN_REC_FORGET, fid, 0, NULL, 0);
 		if (o < 0)
 			r = o;
 		else if (write(s->fd, rec, REC) != REC)

@@ -102,10 +102,12 @@ static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], uint32_t epo
 	return rc;
 }
 
-static int kc_observe(void *arg, const scs_header *h, int ours, uint64_t *newer)
+static int kc_observe(void *arg, const scs_header *h, const char *where, int ours,
+		      uint64_t *newer)
 {
 	scs_vault *v = arg;
-	return scs_seen_observe(v->seen, h->file_id, h->file_version, h->content_hash, ours, newer);
+	return scs_seen_observe(v->seen, h->file_id, h->file_version, h->content_hash, where, ours,
+				newer);
 }
 
 /* ---- opening ---- */

@@ -52,9 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint64_t v = 0, newer = 0;
 			for (int i = 0; i < 8; i++)
 				v = v << 8 | last[24 + i];
-			if (scs_seen_observe(s, last + 8, v, last + 32, 0, &newer) != 0)
+			if (scs_seen_observe(s, last + 8, v, last + 32, "a/b", 0, &newer) != 0)
 				abort();
-			if (scs_seen_observe(s, last + 8, v, last + 32, 1, &newer) != 0)
+			if (scs_seen_observe(s, last + 8, v, last + 32, "a/b", 1, &newer) != 0)
 				abort();
 		}
 	}

@@ -50,12 +50,18 @@ static void hash_of(uint8_t h[SCS_SHA256_LEN], unsigned w)
 		h[i] = (uint8_t)(w >> (8 * i));
 }
 
-static int obs(scs_seen *s, unsigned file, uint64_t v, unsigned w, int ours, uint64_t *newer)
+static int obs_at(scs_seen *s, unsigned file, uint64_t v, unsigned w, const char *where,
+		  int ours, uint64_t *newer)
 {
 	uint8_t fid[SCS_FILE_ID_LEN], h[SCS_SHA256_LEN];
 	fid_of(fid, file);
 	hash_of(h, w);
-	return scs_seen_observe(s, fid, v, h, ours, newer);
+	return scs_seen_observe(s, fid, v, h, where, ours, newer);
+}
+
+static int obs(scs_seen *s, unsigned file, uint64_t v, unsigned w, int ours, uint64_t *newer)
+{
+	return obs_at(s, file, v, w, "d/enc", ours, newer);
 }
 
 static off_t fsize(const char *p)
@@ -105,6 +111,20 @@ static void test_rule(void)
 	CHECK_EQ(obs(s, 4, 2, 502, 0, NULL), 1);
 	CHECK_EQ(obs(s, 4, 1, 501, 0, NULL), 0);
 	CHECK(npairs(s) <= SCS_SEEN_KEEP * nfiles(s));
+
+	/* A conflict copy (a sync client's "<enc> (1)", Drive's conflict
+	 * entry) keeps an older version of the same file under another name:
+	 * not a replay.  At the original's place it is. */
+	CHECK_EQ(obs_at(s, 5, 1, 600, "d/enc", 0, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 2, 601, "d/enc", 1, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 2, 602, "d/enc", 0, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 2, 601, "d/enc (1)", 0, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 3, 603, "d/enc", 1, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 2, 601, "d/enc (1)", 0, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 2, 601, "d/enc (1)", 0, NULL), 0);
+	CHECK_EQ(obs_at(s, 5, 2, 602, "d/enc", 0, &newer), 1);
+	CHECK_EQ(newer, 3);
+	CHECK_EQ(obs_at(s, 5, 1, 600, NULL, 0, NULL), 0);
 
 	/* forget */
 	uint8_t fid[SCS_FILE_ID_LEN];
@@ -221,12 +241,12 @@ static void test_parser(void)
 	fid_of(fid, 7);
 	uint8_t h[SCS_SHA256_LEN];
 	hash_of(h, 1);
-	scs_seen_record(buf, SCS_SEEN_REC_SEEN, fid, 1, h);
+	scs_seen_record(buf, SCS_SEEN_REC_SEEN, fid, 1, h, 0);
 	hash_of(h, 2);
-	scs_seen_record(buf + SCS_SEEN_RECORD_SIZE, SCS_SEEN_REC_SEEN, fid, 2, h);
-	scs_seen_record(buf + 2 * SCS_SEEN_RECORD_SIZE, SCS_SEEN_REC_FORGET, fid, 0, NULL);
+	scs_seen_record(buf + SCS_SEEN_RECORD_SIZE, SCS_SEEN_REC_SEEN, fid, 2, h, 0);
+	scs_seen_record(buf + 2 * SCS_SEEN_RECORD_SIZE, SCS_SEEN_REC_FORGET, fid, 0, NULL, 0);
 	hash_of(h, 3);
-	scs_seen_record(buf + 3 * SCS_SEEN_RECORD_SIZE, SCS_SEEN_REC_SEEN, fid, 3, h);
+	scs_seen_record(buf + 3 * SCS_SEEN_RECORD_SIZE, SCS_SEEN_REC_SEEN, fid, 3, h, 0);
 	CHECK_EQ(scs_seen_open(NULL, &s), 0);
 	CHECK_EQ(scs_seen_load_mem(s, buf, 2 * SCS_SEEN_RECORD_SIZE), 0);
 	CHECK_EQ(npairs(s), 2);
@@ -251,10 +271,12 @@ static void test_parser(void)
 	}
 	/* a forget record carrying a version, an unknown kind: refused */
 	uint8_t r[SCS_SEEN_RECORD_SIZE];
-	scs_seen_record(r, SCS_SEEN_REC_FORGET, fid, 1, NULL);
+	scs_seen_record(r, SCS_SEEN_REC_FORGET, fid, 1, NULL, 0);
 	CHECK_EQ(scs_seen_open(NULL, &s), 0);
 	CHECK_EQ(scs_seen_load_mem(s, r, sizeof r), -EBADMSG);
-	scs_seen_record(r, 3, fid, 0, NULL);
+	scs_seen_record(r, 3, fid, 0, NULL, 0);
+	CHECK_EQ(scs_seen_load_mem(s, r, sizeof r), -EBADMSG);
+	scs_seen_record(r, SCS_SEEN_REC_FORGET, fid, 0, NULL, 7);
 	CHECK_EQ(scs_seen_load_mem(s, r, sizeof r), -EBADMSG);
 	scs_seen_close(s);
 }
