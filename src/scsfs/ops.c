@@ -267,8 +267,9 @@ static int open_writable(struct fs *fs, struct node *n, const char *rpath, const
 	struct scs_attr na;
 	int m = scs_rekey_file(fs->be, fs->k, rpath, disp, trunc, &na, &err);
 	if (m < 0) {
-		scs_log(SCS_LOG_ERR, "%s: cannot move it to the current epoch before writing (%s); "
-			"not opened for writing", disp, err.msg);
+		/* err.msg names the file */
+		scs_log(SCS_LOG_ERR, "%s (while moving it to the current epoch before writing); "
+			"not opened for writing", err.msg);
 		return m;
 	}
 	if (m == 1) {
