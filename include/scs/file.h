@@ -26,7 +26,9 @@ typedef struct scs_file scs_file;
 int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
 		    const scs_keyctx *k, const char *display, scs_file **out);
 /* Open an existing object; writable opens the object O_RDWR.  Verifies the
- * header (signature, writer, epoch) and unwraps the file key. */
+ * header (signature, writer, epoch), unwraps the file key, and asks the
+ * key context's observe (seen.h) whether it is an old version put back:
+ * then -EBADMSG and a log line naming `scsctl forget`. */
 int scs_file_open(scs_backend *be, const char *path, int writable,
 		  const scs_keyctx *k, const char *display, scs_file **out);
 
@@ -42,8 +44,9 @@ void scs_file_set_display(scs_file *f, const char *display);
 uint32_t scs_file_epoch(scs_file *f);
 
 /* Authenticate a whole object: header, every record, content hash.
- * 0, or -EBADMSG with the reason in err (-EACCES: epoch key unknown or
- * retired).  err->msg does not name the file: prefix your plaintext path.
+ * 0, or -EBADMSG with the reason in err (err->code -ESTALE: an old
+ * version put back, see scs_file_open), -EACCES: epoch key unknown or
+ * retired.  err->msg does not name the file: prefix your plaintext path.
  * Logs nothing. */
 int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_err *err);
 

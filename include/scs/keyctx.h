@@ -23,6 +23,14 @@ typedef struct scs_keyctx {
 	 * was removed from the group (keyring entry N)"; why may be NULL). */
 	int (*writer_pub)(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
 			  uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why);
+	/* This member's memory of file versions (seen.h), or NULL (no memory):
+	 * called with a header that authenticated at open (ours = 0) and with
+	 * each header we signed (ours = 1), and the object's back-end path.
+	 * Returns 1 if the header is an old version put back (*newer: the later
+	 * version this member saw), else 0; the engine then refuses the open
+	 * (-EBADMSG). */
+	int (*observe)(void *arg, const scs_header *h, const char *where, int ours,
+		       uint64_t *newer);
 	/* Our identity: fingerprint and signing key (NULL for read-only use). */
 	const uint8_t *self_fpr;
 	EVP_PKEY *sign_key;

@@ -87,6 +87,20 @@ struct scs_rekey_result {
 int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SCS_DIR_ID_LEN],
 		  scs_rekey_cb cb, void *arg, struct scs_rekey_result *r, scs_err *err);
 
+/* Move one file object (at rpath, display its plaintext path for messages)
+ * to the current write epoch of k now, with a fresh file id and key, the
+ * way the pass moves it (step 1 above: authenticated whole, re-encrypted
+ * beside, held, checked unchanged, renamed over); empty: a fresh empty
+ * object instead of a copy (a write-open with O_TRUNC; the old header
+ * still has to authenticate).  For a write to a file of an older epoch,
+ * so that what is written from then on is under the current key.
+ * Returns 1 moved (*na, may be NULL: the new object's attributes; its
+ * inode differs), 0 nothing done (already in the current epoch, gone,
+ * hard-linked -- left to the pass --, or changed or open for writing
+ * elsewhere meanwhile), or <0 with err (-EBADMSG: damaged; -EACCES). */
+int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
+		   int empty, struct scs_attr *na, scs_err *err);
+
 /* After a pass returned 0: append the keyring entry that retires epochs
  * below `below` (signed by self, who must be an admin), unless already
  * retired.  The vault is refreshed to it.  One retry if another admin

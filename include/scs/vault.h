@@ -39,6 +39,10 @@ uint32_t scs_vault_epoch(scs_vault *v);
  * symlink decryption.  Returns count; keys stay owned by the vault. */
 int scs_vault_name_keys(scs_vault *v, const uint8_t (**keys)[SCS_SIV_KEY_LEN], const uint32_t **epochs);
 int scs_vault_epoch_key(scs_vault *v, uint32_t epoch, uint8_t key[SCS_KEY_LEN]);
+/* This member's memory of file versions (seen.h); NULL when public_only
+ * or without a data directory. */
+struct scs_seen;
+struct scs_seen *scs_vault_seen(scs_vault *v);
 /* Group fingerprint (hex, grouped for reading aloud). */
 const char *scs_vault_group_fpr(scs_vault *v);
 /* Re-read the keyring if it changed remotely (running mounts follow). 0 if

@@ -38,6 +38,7 @@ struct scs_file {
 	scs_obj *obj;
 	const scs_keyctx *k;
 	char *display;
+	char *where;                 /* back-end path at open (the version memory) */
 	int writable;
 	int no_falloc;               /* back end cannot reserve space */
 	int quiet;                   /* scs_file_verify: report in err, log nothing */
@@ -270,6 +271,7 @@ static void file_free(scs_file *f)
 	pthread_rwlock_destroy(&f->lock);
 	pthread_mutex_destroy(&f->pool_lock);
 	free(f->display);
+	free(f->where);
 	free(f);
 }
 
@@ -353,6 +355,8 @@ static int write_header(scs_file *f, const uint8_t content_hash[SCS_SHA256_LEN])
 	if (w < 0)
 		return (int)w;
 	f->h = h;
+	if (k->observe)
+		k->observe(k->arg, &h, f->where, 1, NULL);
 	return 0;
 }
 
@@ -379,6 +383,7 @@ int scs_file_create(scs_backend *be, const char *path, uint32_t mode,
 	if (!f)
 		return -ENOMEM;
 	f->writable = 1;
+	f->where = k->observe ? strdup(path) : NULL;
 	uint8_t ek[SCS_KEY_LEN];
 	uint8_t obj[SCS_HEADER_SIZE + SCS_RECORD_OVERHEAD];
 	scs_gcm *g = NULL;
@@ -446,6 +451,7 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	f->writable = writable;
 	f->quiet = !log;
+	f->where = k->observe && writable ? strdup(path) : NULL;
 	const char *what = NULL;
 	int r = scs_be_open(be, path, writable ? O_RDWR : O_RDONLY, 0, &f->obj);
 	if (r < 0) {
@@ -529,6 +535,21 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		goto bad;
 	}
 	f->epoch = f->h.epoch;
+	/* An old version put back by the folder (seen.h)?  Refused as
+	 * tampering is: the signature holds, but it is not the current file. */
+	uint64_t newer = 0;
+	if (k->observe && k->observe(k->arg, &f->h, path, 0, &newer) == 1) {
+		r = -EBADMSG;
+		if (log)
+			scs_log(SCS_LOG_ERR, "%s: the folder returned version %" PRIu64 " of this "
+				"file, but this member already saw version %" PRIu64 ": an old copy "
+				"was replayed; refusing it (if a member restored it on purpose, run "
+				"`scsctl forget %s`)", f->display, f->h.file_version, newer, f->display);
+		scs_err_set(err, -ESTALE, "the folder returned version %" PRIu64 " of this file, "
+			    "but this member already saw version %" PRIu64 ": an old copy was "
+			    "replayed", f->h.file_version, newer);
+		goto fail;
+	}
 	/* A header we re-sign keeps its epoch (moving the file to a newer
 	 * epoch takes a fresh file key: scs_file_rewrite, the re-key pass),
 	 * and the others accept our signature on it only if we were a

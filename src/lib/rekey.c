@@ -402,86 +402,159 @@ static void release(scs_obj *held, int hold)
 	scs_obj_close(held);
 }
 
-/* Step 1 for a file: its contents under the current epoch.  0 done (or
- * nothing to do), 1 busy (changed meanwhile, try later), <0 error. */
-static int move_file(struct pass *ps, struct item *it, scs_err *err)
+/* Moving one file object to the current epoch: the pass's step 1, and
+ * scs_rekey_file. */
+struct move {
+	scs_backend *be;
+	const scs_keyctx *k;
+	uint32_t epoch;              /* the current epoch */
+	const char *rpath, *path;
+	int empty;                   /* a fresh empty object, not a copy */
+	struct pass *ps;             /* the pass (hard links, test hooks), or NULL */
+	struct scs_attr a0;          /* out: the object replaced */
+	struct hlink *h;             /* out: the pass's new object it was linked to */
+	int moved;                   /* out */
+};
+
+/* An empty object under the current epoch at tmp, once the header of the
+ * one it replaces authenticated (a write-open with O_TRUNC). */
+static int make_empty(struct move *m, const char *tmp, scs_err *err)
 {
-	struct scs_attr a0, a1;
+	scs_file *f;
+	int r = scs_file_open(m->be, m->rpath, 0, m->k, m->path, &f);
+	if (r < 0)
+		return scs_err_set(err, r, "%s", r == -EBADMSG ? "authentication failed" : strerror(-r));
+	scs_file_close(f);
+	r = scs_file_create(m->be, tmp, m->a0.mode & 07777, m->k, m->path, &f);
+	if (r == 0 && (r = scs_file_close(f)) < 0)
+		scs_be_unlink(m->be, tmp);
+	if (r < 0)
+		return scs_err_set(err, r, "cannot create the new object: %s", strerror(-r));
+	return 0;
+}
+
+/* Re-encrypt beside, hold, check unchanged, rename over.  0 done (m->moved)
+ * or nothing to do, 1 busy (changed meanwhile, or hard-linked outside the
+ * pass: try later), <0 error. */
+static int move_object(struct move *m, scs_err *err)
+{
+	struct scs_attr a1;
 	uint8_t h0[SCS_HEADER_SIZE], h1[SCS_HEADER_SIZE];
 	uint32_t ep;
 	char tmp[SCS_RPATH_MAX + 32];
-	int r = scs_be_stat(ps->be, it->rpath, &a0);
+	int r = scs_be_stat(m->be, m->rpath, &m->a0);
 	if (r == 0)
-		r = read_header(ps->be, it->rpath, h0, &ep);
+		r = read_header(m->be, m->rpath, h0, &ep);
 	if (r == -ENOENT)
 		return 0;                /* deleted meanwhile */
 	if (r < 0)
-		return scs_err_set(err, r, "%s: %s", it->path, r == -EBADMSG ? "header is malformed"
+		return scs_err_set(err, r, "%s: %s", m->path, r == -EBADMSG ? "header is malformed"
 				   : strerror(-r));
-	if (ep >= ps->epoch)
+	if (ep >= m->epoch)
 		return 0;                /* a member rewrote it in the new epoch */
-	if ((r = tmp_name(it->rpath, tmp, sizeof tmp)) < 0)
-		return scs_err_set(err, r, "%s: name too long for a temporary copy", it->path);
+	if (!m->ps && m->a0.nlink > 1)
+		return 1;                /* the pass keeps hard links together */
+	if ((r = tmp_name(m->rpath, tmp, sizeof tmp)) < 0)
+		return scs_err_set(err, r, "%s: name too long for a temporary copy", m->path);
 	/* Another name of this inode was done already: link to its new object. */
-	struct hlink *h = hlink_find(ps, a0.ino);
-	r = h ? scs_be_link(ps->be, h->rpath, tmp) : -ENOENT;
+	struct hlink *h = m->ps ? hlink_find(m->ps, m->a0.ino) : NULL;
+	r = h ? scs_be_link(m->be, h->rpath, tmp) : -ENOENT;
 	if (r < 0)
 		h = NULL;
-	if (r < 0)
-		r = scs_file_rewrite(ps->be, it->rpath, tmp, a0.mode & 07777, ps->k, it->path, err);
-	if (r == -EBADMSG && (scs_be_stat(ps->be, it->rpath, &a1) < 0 || !same_object(&a0, &a1))) {
+	if (r < 0 && m->empty)
+		r = make_empty(m, tmp, err);
+	else if (r < 0)
+		r = scs_file_rewrite(m->be, m->rpath, tmp, m->a0.mode & 07777, m->k, m->path, err);
+	if (r == -EBADMSG && (scs_be_stat(m->be, m->rpath, &a1) < 0 || !same_object(&m->a0, &a1))) {
 		scs_err_clear(err);
 		return 1;                /* written to while we read it: try again later */
 	}
 	if (r < 0) {
-		char m[sizeof err->msg];
-		snprintf(m, sizeof m, "%s", err->msg);
-		return scs_err_set(err, r, "%s: %s", it->path, m);
+		char msg[sizeof err->msg];
+		snprintf(msg, sizeof msg, "%s", err->msg);
+		return scs_err_set(err, r, "%s: %s", m->path, msg);
 	}
 	/* Keep the times the mount shows. */
-	struct timespec ts[2] = { a0.atime, a0.mtime };
-	scs_be_utimens(ps->be, tmp, ts);
-	test_hooks(ps, it->path);
+	struct timespec ts[2] = { m->a0.atime, m->a0.mtime };
+	scs_be_utimens(m->be, tmp, ts);
+	if (m->ps)
+		test_hooks(m->ps, m->path);
 	/* Nobody may have it open for writing (a mount's open file would go on
 	 * writing to the replaced object), and opens wait while we swap. */
 	scs_obj *held = NULL;
 	int hold = -1;
 	/* (Not for hard-linked objects: a second name can refuse the lease
 	 * for as long as it exists, and the link is what we must keep.) */
-	if (a0.nlink == 1 && scs_be_open(ps->be, it->rpath, O_RDONLY, 0, &held) == 0)
+	if (m->a0.nlink == 1 && scs_be_open(m->be, m->rpath, O_RDONLY, 0, &held) == 0)
 		hold = scs_obj_hold(held, 1);
 	/* The compare before the swap: a member who wrote meanwhile changed
 	 * the inode's ctime (and the header, at close). */
-	r = hold == -EAGAIN ? 1 : scs_be_stat(ps->be, it->rpath, &a1);
+	r = hold == -EAGAIN ? 1 : scs_be_stat(m->be, m->rpath, &a1);
 	if (r == 0 && held) {
 		/* through the held object: opening it again would wait for us */
 		ssize_t n = scs_obj_pread(held, h1, sizeof h1, 0);
 		r = n < 0 ? (int)n : n != (ssize_t)sizeof h1 ? 1 : 0;
 	} else if (r == 0) {
-		r = read_header(ps->be, it->rpath, h1, &ep);
+		r = read_header(m->be, m->rpath, h1, &ep);
 	}
-	if (r != 0 || !same_object(&a0, &a1) || memcmp(h0, h1, sizeof h0) != 0) {
+	if (r != 0 || !same_object(&m->a0, &a1) || memcmp(h0, h1, sizeof h0) != 0) {
 		release(held, hold);
-		scs_be_unlink(ps->be, tmp);
+		scs_be_unlink(m->be, tmp);
 		return r == -ENOENT ? 0 : 1;
 	}
-	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
+	r = scs_be_rename(m->be, tmp, m->rpath, 0);
 	release(held, hold);
 	if (r == -ENOENT)
 		return 1;                /* our temporary went: another pass cleaning up */
 	if (r < 0) {
-		scs_be_unlink(ps->be, tmp);
-		return scs_err_set(err, r, "%s: cannot replace it: %s", it->path, strerror(-r));
+		scs_be_unlink(m->be, tmp);
+		return scs_err_set(err, r, "%s: cannot replace it: %s", m->path, strerror(-r));
 	}
+	m->h = h;
+	m->moved = 1;
+	return 0;
+}
+
+/* Step 1 for a file: its contents under the current epoch.  0 done (or
+ * nothing to do), 1 busy (changed meanwhile, try later), <0 error. */
+static int move_file(struct pass *ps, struct item *it, scs_err *err)
+{
+	struct move m = { .be = ps->be, .k = ps->k, .epoch = ps->epoch, .rpath = it->rpath,
+			  .path = it->path, .ps = ps };
+	int r = move_object(&m, err);
+	if (r != 0 || !m.moved)
+		return r;
 	ps->res->files++;
-	ps->res->bytes += a0.size;
-	if (h) {
-		hlink_done(ps, h);
-	} else if (a0.nlink > 1) {
-		it->old_ino = a0.ino;
-		hlink_add(ps, a0.ino, it->rpath, a0.nlink - 1);
+	ps->res->bytes += m.a0.size;
+	if (m.h) {
+		hlink_done(ps, m.h);
+	} else if (m.a0.nlink > 1) {
+		it->old_ino = m.a0.ino;
+		hlink_add(ps, m.a0.ino, it->rpath, m.a0.nlink - 1);
 	}
 	return 0;
+}
+
+int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
+		   int empty, struct scs_attr *na, scs_err *err)
+{
+	scs_err_clear(err);
+	if (!k->sign_key)
+		return scs_err_set(err, -EROFS, "read-only: no signing key");
+	/* As in the pass: an open of the object we hold sends us SIGIO. */
+	struct sigaction sa;
+	if (sigaction(SIGIO, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGIO, SIG_IGN);
+	struct move m = { .be = be, .k = k, .epoch = k->write_epoch(k->arg), .rpath = rpath,
+			  .path = display ? display : rpath, .empty = empty };
+	int r = move_object(&m, err);
+	if (r < 0)
+		return r;
+	if (!m.moved)
+		return 0;
+	if (na && scs_be_stat(be, rpath, na) < 0)
+		memset(na, 0, sizeof *na);
+	return 1;
 }
 
 /* Step 1 for a symlink: its target under the current epoch. */

@@ -9,6 +9,7 @@
 #include "scs/config.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
+#include "scs/seen.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -38,6 +39,7 @@ struct scs_vault {
 	uint8_t root_id[SCS_DIR_ID_LEN];
 	char group_fpr[SCS_FPR_TEXT_LEN];
 	scs_keyctx kc;
+	scs_seen *seen;                         /* NULL: no memory of versions */
 	pthread_rwlock_t lock;
 };
 
@@ -103,6 +105,14 @@ static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_he
 	}
 	pthread_rwlock_unlock(&v->lock);
 	return rc;
+}
+
+static int kc_observe(void *arg, const scs_header *h, const char *where, int ours,
+		      uint64_t *newer)
+{
+	scs_vault *v = arg;
+	return scs_seen_observe(v->seen, h->file_id, h->file_version, h->content_hash, where, ours,
+				newer);
 }
 
 /* ---- opening ---- */
@@ -264,6 +274,12 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 	v->kc.write_epoch = kc_write_epoch;
 	v->kc.epoch_key = kc_epoch_key;
 	v->kc.writer_pub = kc_writer_pub;
+	/* This member's memory of file versions (replay detection); without
+	 * it (no data directory) nothing is detected, nothing fails. */
+	char sp[SCS_PATH_MAX];
+	if (!v->public_only && scs_seen_path(v->st->kr->group_id, SCS_GROUP_ID_LEN, sp,
+					     sizeof sp) == 0 && scs_seen_open(sp, &v->seen) == 0)
+		v->kc.observe = kc_observe;
 	v->kc.self_fpr = v->id->fpr;
 	v->kc.sign_key = v->public_only ? NULL : v->id->ed25519;
 	*out = v;
@@ -278,6 +294,7 @@ void scs_vault_close(scs_vault *v)
 	if (!v)
 		return;
 	vstate_free(v->st);
+	scs_seen_close(v->seen);
 	scs_identity_free(v->id);
 	scs_backend_close(v->be);
 	pthread_rwlock_destroy(&v->lock);
@@ -360,6 +377,11 @@ int scs_vault_name_keys(scs_vault *v, const uint8_t (**keys)[SCS_SIV_KEY_LEN], c
 int scs_vault_epoch_key(scs_vault *v, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
 {
 	return kc_epoch_key(v, epoch, key);
+}
+
+struct scs_seen *scs_vault_seen(scs_vault *v)
+{
+	return v->seen;
 }
 
 const char *scs_vault_group_fpr(scs_vault *v)

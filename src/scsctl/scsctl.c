@@ -34,6 +34,8 @@ static const struct {
 	{ "log", log_main, "log [REMOTE]", "the membership history: who changed what, when" },
 	{ "status", status_main, "status [REMOTE]", "group fingerprint, epoch, members, your role" },
 	{ "verify", verify_main, "verify [PATH]", "authenticate every file (or those under PATH)" },
+	{ "forget", forget_main, "forget PATH...",
+	  "accept again an old copy of a file that a member restored on purpose" },
 	{ "auth", auth_main, "auth gdrive [--client-id ID --client-secret S] [--device]",
 	  "sign in to Google Drive (browser on this machine, or a code with --device)" },
 };

@@ -28,6 +28,15 @@ struct scs_rekey_scan;
 int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rekey_scan *sc,
 		      scs_err *err);
 
+/* Find PATH (plaintext, inside the group; "" the root) from the root: its
+ * remote path, parent dir id, own dir id (directories), mode and display
+ * form "/a/b".  0, 1 after printing the message, 2 if the directory id of
+ * display is missing or damaged (nothing printed).  rpath and display:
+ * SCS_RPATH_MAX bytes. */
+struct scs_dirctx;
+int scsctl_resolve(struct scs_dirctx *d, const uint8_t *root, const char *path, char *rpath,
+		   uint8_t *pid, uint8_t *id, uint32_t *mode, char *display);
+
 int id_main(int argc, char **argv);
 int init_main(int argc, char **argv);
 int join_main(int argc, char **argv);
@@ -36,6 +45,7 @@ int member_main(int argc, char **argv);
 int rekey_main(int argc, char **argv);
 int status_main(int argc, char **argv);
 int verify_main(int argc, char **argv);
+int forget_main(int argc, char **argv);
 int auth_main(int argc, char **argv);
 
 #endif

@@ -1,8 +1,10 @@
 /* verify.c - scsctl verify [--remote REMOTE] [PATH]: authenticate every
  * file of the group (or those under PATH, a path inside the group): each
  * name, each directory id, each symlink target, and for each file its
- * header signature, every record and the content hash.  One line per
- * damaged entry on stdout, a summary, exit 1 if anything is damaged. */
+ * header signature, every record and the content hash, and whether it is
+ * an old version put back (this member saw a newer one: seen.h).  One line
+ * per damaged or replayed entry on stdout, a summary, exit 1 if anything is
+ * damaged. */
 #include "scsctl.h"
 #include "scs/dir.h"
 #include "scs/file.h"
@@ -49,13 +51,18 @@ static void progress(struct walk *w, int final)
 	fflush(stderr);
 }
 
-static void damaged(struct walk *w, const char *display, const char *reason)
+static void report(struct walk *w, const char *what, const char *display, const char *reason)
 {
 	if (w->tty)
 		fputs("\r\033[K", stderr);
-	printf("DAMAGED %s: %s\n", display, reason);
+	printf("%s %s: %s\n", what, display, reason);
 	fflush(stdout);
 	w->damaged++;
+}
+
+static void damaged(struct walk *w, const char *display, const char *reason)
+{
+	report(w, "DAMAGED", display, reason);
 }
 
 /* Check one entry: a directory's id, a symlink's target, or a file's
@@ -75,8 +82,15 @@ static int check_entry(struct walk *w, const char *rpath, uint32_t mode,
 	} else if (S_ISREG(mode)) {
 		scs_err err = { 0 };
 		int rc = scs_file_verify(w->be, rpath, w->kc, &err);
-		if (rc < 0)
+		if (rc < 0 && err.code == -ESTALE) {
+			/* An old version put back (the member's memory, seen.h). */
+			char reason[sizeof err.msg + SCS_RPATH_MAX + 80];
+			snprintf(reason, sizeof reason, "%s (if a member restored it on purpose, run "
+				 "`scsctl forget %s`)", err.msg, shown);
+			report(w, "REPLAYED", shown, reason);
+		} else if (rc < 0) {
 			damaged(w, shown, err.msg[0] ? err.msg : strerror(-rc));
+		}
 	}
 	progress(w, 0);
 	return 0;
@@ -105,9 +119,9 @@ static int walk_cb(void *arg, const struct scs_walk_entry *e)
 	return check_entry(w, e->rpath, e->attr->mode, e->parent_id, shown);
 }
 
-/* Walk PATH (plaintext, inside the group) down from the root. */
-static int resolve(struct walk *w, const char *path, char *rpath, uint8_t pid[SCS_DIR_ID_LEN],
-		   uint8_t id[SCS_DIR_ID_LEN], uint32_t *mode, char *display, const uint8_t *root)
+int scsctl_resolve(scs_dirctx *d, const uint8_t *root, const char *path, char *rpath,
+		   uint8_t *pid, uint8_t *id, uint32_t *mode,
+		   char *display)
 {
 	char buf[SCS_RPATH_MAX], cur[SCS_RPATH_MAX] = "";
 	struct scs_attr a;
@@ -122,7 +136,7 @@ static int resolve(struct walk *w, const char *path, char *rpath, uint8_t pid[SC
 	     comp = strtok_r(NULL, "/", &save)) {
 		if (!S_ISDIR(*mode))
 			return scsctl_failf("%s is not a directory", display);
-		int rc = scs_dir_lookup(w->d, cur, id, comp, rpath, SCS_RPATH_MAX, &a);
+		int rc = scs_dir_lookup(d, cur, id, comp, rpath, SCS_RPATH_MAX, &a);
 		size_t dl = strlen(display);
 		snprintf(display + dl, SCS_RPATH_MAX - dl, "/%s", comp);
 		if (rc == -ENOENT)
@@ -132,11 +146,8 @@ static int resolve(struct walk *w, const char *path, char *rpath, uint8_t pid[SC
 		memcpy(pid, id, SCS_DIR_ID_LEN);
 		*mode = a.mode;
 		strcpy(cur, rpath);
-		if (S_ISDIR(a.mode) && scs_dir_read_id(w->d, rpath, id) < 0) {
-			w->checked++;
-			damaged(w, display, "directory id (.scsdir) is missing or damaged");
-			return -1;
-		}
+		if (S_ISDIR(a.mode) && scs_dir_read_id(d, rpath, id) < 0)
+			return 2;
 	}
 	strcpy(rpath, cur);
 	return 0;
@@ -173,8 +184,13 @@ int verify_main(int argc, char **argv)
 	uint8_t id[SCS_DIR_ID_LEN], pid[SCS_DIR_ID_LEN];
 	uint32_t mode;
 	int ret = 0;
-	rc = resolve(&w, path ? path : "", rpath, pid, id, &mode, display, scs_vault_root_dir_id(v));
-	if (rc > 0) {
+	rc = scsctl_resolve(w.d, scs_vault_root_dir_id(v), path ? path : "", rpath, pid, id, &mode,
+			    display);
+	if (rc == 2) {
+		w.checked++;
+		damaged(&w, display, "directory id (.scsdir) is missing or damaged");
+		rc = -1;
+	} else if (rc > 0) {
 		ret = 1;          /* message printed */
 	} else if (rc == 0) {
 		if (S_ISDIR(mode))

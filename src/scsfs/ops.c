@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "scs/log.h"
+#include "scs/rekey.h"
 
 #define FS(req) ((struct fs *)fuse_req_userdata(req))
 
@@ -247,6 +248,41 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_attr(req, &st, fs->attr_timeout);
 }
 
+/* Open n (not open in this mount; n->mu held) for writing.  A file whose
+ * header is in an older epoch than the one new writes use (a member was
+ * removed since it was written) is first moved to the current epoch with a
+ * fresh file key, as the re-key pass moves one (scs_rekey_file), so that
+ * what is written from now on is not under a key the removed member holds;
+ * trunc (O_TRUNC, truncate to 0): a fresh empty object, nothing copied.
+ * *a (may be NULL) is updated when the object was replaced. */
+static int open_writable(struct fs *fs, struct node *n, const char *rpath, const char *disp,
+			 int trunc, struct scs_attr *a, scs_file **out)
+{
+	int r = scs_file_open(fs->be, rpath, 1, fs->k, disp, out);
+	if (r < 0 || scs_file_epoch(*out) >= fs->k->write_epoch(fs->k->arg))
+		return r;
+	scs_file_close(*out);     /* nothing written yet */
+	*out = NULL;
+	scs_err err = { 0 };
+	struct scs_attr na;
+	int m = scs_rekey_file(fs->be, fs->k, rpath, disp, trunc, &na, &err);
+	if (m < 0) {
+		/* err.msg names the file */
+		scs_log(SCS_LOG_ERR, "%s (while moving it to the current epoch before writing); "
+			"not opened for writing", err.msg);
+		return m;
+	}
+	if (m == 1) {
+		scs_log(SCS_LOG_INFO, "%s: moved to the current epoch before writing", disp);
+		node_rehash(fs, n->bino, na.ino);
+		if (a)
+			*a = na;
+	}
+	/* m == 0: open or changed elsewhere meanwhile, or hard-linked: written
+	 * in its epoch this time, moved at a later open or by the pass. */
+	return scs_file_open(fs->be, rpath, 1, fs->k, disp, out);
+}
+
 /* Make n->file writable if it is open read-only (another open or a
  * truncate needs to write).  n->mu held. */
 static int upgrade_file(struct fs *fs, struct node *n, const char *rpath, const char *display)
@@ -294,7 +330,7 @@ static int do_truncate(struct fs *fs, struct node *n, uint64_t size)
 		r = node_rpath(fs, n, rpath, sizeof rpath);
 		scs_file *f = NULL;
 		if (!r)
-			r = scs_file_open(fs->be, rpath, 1, fs->k, disp, &f);
+			r = open_writable(fs, n, rpath, disp, size == 0, NULL, &f);
 		if (!r) {
 			r = scs_file_truncate(f, size);
 			int c = scs_file_close(f);
@@ -801,8 +837,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		struct scs_attr a;
 		scs_file *f;
 		r = scs_be_stat(fs->be, rpath, &a);
-		if (!r)
-			r = scs_file_open(fs->be, rpath, want_write, fs->k, disp, &f);
+		if (!r && want_write)
+			r = open_writable(fs, n, rpath, disp, (fi->flags & O_TRUNC) && acc != O_RDONLY,
+					  &a, &f);
+		else if (!r)
+			r = scs_file_open(fs->be, rpath, 0, fs->k, disp, &f);
 		if (!r) {
 			/* Keep the kernel's cached pages only if the object is as we
 			 * left it at the last release (a sync client may have

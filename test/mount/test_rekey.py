@@ -303,14 +303,20 @@ def test_concurrent_write_during_rekey_is_not_lost(group):
 def test_file_held_open_for_writing_is_left_for_later(group):
     """A mount's file open for writing across the pass: replacing it would
     send the rest of that write to the replaced object.  The pass leaves it
-    (and says so), and the next pass after the close moves the new content."""
+    (and says so), and the next pass after the close moves the new content.
+    (The file is opened before the removal: a write-open after it would
+    move the file to the new epoch first, test_upgrade_on_write.py.)"""
     alice = group.users["alice"]
     va = group.vaults["alice"]
-    setup_removed(group)
+    group.add("alice", "bob")
+    group.join("bob")
     va.mount(args=["-o", "norekey"])     # the pass under test is scsctl's
+    fill(va)
     new = marker() + b"written through a file held open during the pass"
     try:
         with open(va.path("a.txt"), "r+b") as f:
+            alice.ctl("member", "remove", "bob")
+            assert set(epochs(group.cloud).values()) == {1}
             f.write(b"x")
             f.flush()
             os.fsync(f.fileno())
