@@ -62,11 +62,9 @@ int forget_main(int argc, char **argv)
 	const char *remote = NULL;
 	int npaths = 0;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--remote") == 0 && i + 1 < argc)
-			remote = argv[++i];
-		else if (strncmp(argv[i], "--remote=", 9) == 0)
-			remote = argv[i] + 9;
-		else if (argv[i][0] == '-' && argv[i][1])
+		if (scsctl_remote_arg(argc, argv, &i, &remote))
+			continue;
+		if (argv[i][0] == '-' && argv[i][1])
 			return scsctl_usage(USAGE);
 		else
 			npaths++;
@@ -92,11 +90,7 @@ int forget_main(int argc, char **argv)
 	}
 	int ret = 0;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--remote") == 0) {
-			i++;
-			continue;
-		}
-		if (strncmp(argv[i], "--remote=", 9) == 0)
+		if (scsctl_remote_arg(argc, argv, &i, NULL))
 			continue;
 		char rpath[SCS_RPATH_MAX], display[SCS_RPATH_MAX];
 		uint8_t id[SCS_DIR_ID_LEN], pid[SCS_DIR_ID_LEN];

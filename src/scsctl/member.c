@@ -68,11 +68,9 @@ static int parse_args(int argc, char **argv, const char **remote, int *admin,
 	const char *flag = npos && strcmp(argv[1], "remove") == 0 ? "--lazy" : "--admin";
 	*got = 0;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--remote") == 0 && i + 1 < argc)
-			*remote = argv[++i];
-		else if (strncmp(argv[i], "--remote=", 9) == 0)
-			*remote = argv[i] + 9;
-		else if (admin && strcmp(argv[i], flag) == 0)
+		if (scsctl_remote_arg(argc, argv, &i, remote))
+			continue;
+		if (admin && strcmp(argv[i], flag) == 0)
 			*admin = 1;
 		else if ((argv[i][0] == '-' && argv[i][1] != '\0') || *got >= npos)
 			return -1;

@@ -62,11 +62,9 @@ int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rek
 static int parse(int argc, char **argv, const char **remote, long *timeout)
 {
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--remote") == 0 && i + 1 < argc)
-			*remote = argv[++i];
-		else if (strncmp(argv[i], "--remote=", 9) == 0)
-			*remote = argv[i] + 9;
-		else if (timeout && strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+		if (scsctl_remote_arg(argc, argv, &i, remote))
+			continue;
+		if (timeout && strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
 			*timeout = strtol(argv[++i], NULL, 10);
 		else if (timeout && strncmp(argv[i], "--timeout=", 10) == 0)
 			*timeout = strtol(argv[i] + 10, NULL, 10);

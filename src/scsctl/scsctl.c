@@ -64,6 +64,20 @@ int scsctl_usage(const char *line)
 	return 1;
 }
 
+int scsctl_remote_arg(int argc, char **argv, int *i, const char **remote)
+{
+	const char *r;
+	if (strcmp(argv[*i], "--remote") == 0 && *i + 1 < argc)
+		r = argv[++*i];
+	else if (strncmp(argv[*i], "--remote=", 9) == 0)
+		r = argv[*i] + 9;
+	else
+		return 0;
+	if (remote)
+		*remote = r;
+	return 1;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: scsctl [--passphrase-file FILE] COMMAND [ARGS]\n\n"

@@ -16,6 +16,9 @@ int scsctl_fail(const scs_err *e);
 int scsctl_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Print a usage line for a subcommand to stderr and return 1. */
 int scsctl_usage(const char *line);
+/* If argv[*i] is "--remote R" or "--remote=R": set *remote (when remote is
+ * not NULL), step *i past it and return 1; else return 0. */
+int scsctl_remote_arg(int argc, char **argv, int *i, const char **remote);
 
 /* Open REMOTE (NULL: the default) without the passphrase (verified
  * keyring, membership checked): 0, or 1 after printing the message. */

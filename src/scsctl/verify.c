@@ -157,11 +157,9 @@ int verify_main(int argc, char **argv)
 {
 	const char *remote = NULL, *path = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--remote") == 0 && i + 1 < argc)
-			remote = argv[++i];
-		else if (strncmp(argv[i], "--remote=", 9) == 0)
-			remote = argv[i] + 9;
-		else if (argv[i][0] == '-' && argv[i][1])
+		if (scsctl_remote_arg(argc, argv, &i, &remote))
+			continue;
+		if (argv[i][0] == '-' && argv[i][1])
 			return scsctl_usage(USAGE);
 		else if (!path)
 			path = argv[i];
