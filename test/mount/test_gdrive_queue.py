@@ -202,7 +202,7 @@ FAULTS = {
     "drop": [{"action": "drop", "method": "PUT", "path": "/upload/",
               "after_bytes": 3 * 1024 * 1024 + 1000}],
     "drop-multipart": [{"action": "drop", "method": "PATCH", "path": "/upload/",
-                        "after_bytes": 1000, "count": 2}],
+                        "after_bytes": 1000, "count": 5}],
     "session-expired": [{"action": "fault", "status": 404, "method": "PUT",
                          "path": "/upload/", "count": 1}],
     "token-expired": [{"action": "expire_tokens"}],
@@ -221,6 +221,12 @@ def test_fault_keeps_the_queue(gv, emu, kind):
     emu.control(actions=FAULTS[kind])
     for name, data in files.items():
         (v.mnt / name).write_bytes(data)
+    # kill -9 while the uploader backs off: the journal carries the rest
+    eventually(lambda: [r for r in emu.log() if r.get("fault") or r["status"] in ("dropped", 401)],
+               timeout=30, what="the fault firing")
+    kill9(v)
+    assert journal_pending(gv.user)
+    v.mount(foreground=True, args=["-o", "upload_delay=0.2"])
     eventually(lambda: not journal_pending(gv.user), timeout=120, what="uploads through the faults")
     log = emu.log()
     if kind == "token-expired":
