@@ -93,6 +93,7 @@ struct gd_be {
 	 * through. */
 	int offline, net_fails;
 	time_t offline_since;
+	int auth_failed;               /* the last token refresh was refused */
 	/* The write-back cache (scsfs: opts.write_back). */
 	struct scs_backend_opts opts;
 	int wb;
@@ -506,8 +507,10 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 				/* Once per mount: the opener reports its own failure. */
 				if (!g->opening && !__atomic_exchange_n(&g->auth_logged, 1, __ATOMIC_RELAXED))
 					scs_log(SCS_LOG_ERR, "gdrive: %s", err.msg);
-				if (r != -EIO)
+				if (r != -EIO) {
 					set_error(g, "%s", err.msg);
+					__atomic_store_n(&g->auth_failed, 1, __ATOMIC_RELAXED);
+				}
 				return r;
 			}
 			hdrs[nh++] = auth;
@@ -547,6 +550,8 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 			return r;
 		} else {
 			net_up(g);
+			if (!q->no_auth)
+				__atomic_store_n(&g->auth_failed, 0, __ATOMIC_RELAXED);
 			if (rs->status >= 200 && rs->status < 400) {
 				*final_errno = 0;
 				return 0;
@@ -1118,9 +1123,12 @@ static int memo_list(struct gd_be *g, const char *dir,
 	return r;
 }
 
+/* r means Drive cannot be used now (unreachable, or the sign-in is gone):
+ * answer from what was seen. */
 static int offline_now(struct gd_be *g, int r)
 {
-	return r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED);
+	return (r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED)) ||
+	       (r == -EACCES && __atomic_load_n(&g->auth_failed, __ATOMIC_RELAXED));
 }
 
 /* The folder id of dir ("" = root). */
@@ -1875,16 +1883,17 @@ static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, const char
 			continue;
 		/* content revisions when Drive has them: a rename or chmod
 		 * changes the version only */
-		int changed = (f->rev[0] || m->rev[0]) ? strcmp(f->rev, m->rev) != 0 :
-			      f->version != m->version;
+		int changed = m->version > f->version &&   /* not older news (offline) */
+			      ((f->rev[0] || m->rev[0]) ? strcmp(f->rev, m->rev) != 0 : 1);
 		if (!busy(f) && changed) {
 			*pp = f->next;    /* changed on Drive since: start afresh */
 			file_free(g, f);
 			break;
 		}
+		if (!f->refs && !f->inflight)
+			f->meta = *m;     /* names, modes, times; the size is ours */
 		f->refs++;
 		f->used = ++g->clock;
-		f->meta = *m;         /* names, modes, times; the size is ours */
 		if (path && (!f->path || strcmp(f->path, path))) {
 			free(f->path);
 			f->path = strdup(path);
@@ -1956,7 +1965,9 @@ static void file_trim(struct gd_be *g)
 		struct gd_file **victim = NULL;
 		for (struct gd_file **pp = &g->files; *pp; pp = &(*pp)->next) {
 			struct gd_file *f = *pp;
-			total += cached_bytes(f);
+			/* an open or uploading file's bitmap is not ours to read */
+			total += busy(f) ? __atomic_load_n(&f->size, __ATOMIC_RELAXED) :
+				 cached_bytes(f);
 			if (!busy(f) && (!victim || f->used < (*victim)->used))
 				victim = pp;
 		}
@@ -2304,15 +2315,18 @@ static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
 	return ret;
 }
 
-static void jrec_p(struct scs_gdrive_jrec *r, const struct gd_file *f)
+/* A P record of f (f->lock held; the path is under g->lock). */
+static void jrec_p(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_file *f)
 {
 	memset(r, 0, sizeof *r);
 	r->type = 'P';
 	strcpy(r->id, f->id);
 	r->version = f->version;
 	strcpy(r->rev, f->rev);
+	pthread_mutex_lock(&g->lock);
 	if (f->path && strlen(f->path) < sizeof r->path)
 		strcpy(r->path, f->path);
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* Make f's changes durable here and queue their upload.  f->lock held. */
@@ -2331,7 +2345,7 @@ static int journal_locked(struct gd_be *g, struct gd_file *f)
 	struct scs_gdrive_jrec *r = malloc(sizeof *r);
 	if (!r)
 		return -ENOMEM;
-	jrec_p(r, f);
+	jrec_p(g, r, f);
 	int ret = journal_append(g, r, 1);
 	if (!ret) {
 		uint64_t w = f->wseq;
@@ -2475,7 +2489,10 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 {
 	pthread_mutex_lock(&f->lock);
 	uint64_t seq = f->jseq, wseq = f->jwseq, size = f->size, base_v = f->version;
-	char base_rev[SCS_GDRIVE_REV_MAX + 1], *path = f->path ? strdup(f->path) : NULL;
+	char base_rev[SCS_GDRIVE_REV_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	char *path = f->path ? strdup(f->path) : NULL;
+	pthread_mutex_unlock(&g->lock);
 	strcpy(base_rev, f->rev);
 	uint32_t perm = f->meta.has_perm ? f->meta.perm : 0644;
 	int deleted = f->deleted;
@@ -2551,6 +2568,8 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 				f->deleted = 1;
 		} else {
 			uploaded(f, size, m);
+			if (path)
+				memo_put(g, path, m, NULL);
 		}
 		pthread_mutex_lock(&g->lock);
 		if (pmeta && f->pend_meta && !strcmp(pmeta, f->pend_meta)) {
@@ -2566,7 +2585,7 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 		strcpy(rec[0].rev, f->rev);
 		if (f->jseq > seq) {
 			/* newer changes wait: their base is now what we uploaded */
-			jrec_p(&rec[1], f);
+			jrec_p(g, &rec[1], f);
 			rec[1].seq = f->jseq;
 			nrec = 2;
 		}
@@ -2799,7 +2818,10 @@ static int gd_obj_close(scs_obj *so)
 	struct gd_file *f = o->f;
 	int r;
 	if (g->wb) {
-		r = commit(g, f);
+		/* journaled; the flush before it already waited with sync_upload */
+		pthread_mutex_lock(&f->lock);
+		r = journal_locked(g, f);
+		pthread_mutex_unlock(&f->lock);
 	} else {
 		pthread_mutex_lock(&f->lock);
 		r = flush_locked(g, f);
@@ -2810,6 +2832,7 @@ static int gd_obj_close(scs_obj *so)
 			f->dirty = 0;
 			f->have_all = 0;
 			f->version = 0;   /* never reuse this cache */
+			f->rev[0] = '\0';
 		}
 		pthread_mutex_unlock(&f->lock);
 	}
@@ -3005,7 +3028,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 			r = -ENOMEM;
 			break;
 		}
-		jrec_p(jr, f);
+		jrec_p(g, jr, f);
 		jr->seq = f->jseq;
 		int k = scs_gdrive_journal_line(jr, line, SCS_GDRIVE_JLINE_MAX);
 		free(jr);
