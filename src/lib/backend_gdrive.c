@@ -415,6 +415,23 @@ static int status_errno(const char *what, long st, const char *reason, const cha
 
 #define NET_FAILS 3
 
+static _Thread_local int in_upload;   /* this thread runs a queued upload */
+
+/* A change of names or attributes failed for want of Drive: say so (once
+ * a minute), as such changes are not queued. */
+static void offline_refusal(struct gd_be *g, const char *method)
+{
+	static time_t last;
+	time_t now = time(NULL);
+	if (in_upload || !strcmp(method, "GET") || g->opening)
+		return;
+	if (__atomic_exchange_n(&last, now, __ATOMIC_RELAXED) + 60 > now)
+		return;
+	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: creating, renaming, deleting and "
+		"changing attributes of files need it (only writes to existing files are "
+		"queued offline); try again when it is back");
+}
+
 /* The last error, for `scsctl status` (g->lock held for set_error_locked). */
 static void set_error_locked(struct gd_be *g, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -543,6 +560,7 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 			snprintf(reason, sizeof reason, "network error");
 			if (net_down(g, err.msg)) {
 				scs_log(SCS_LOG_DEBUG, "gdrive: %s: %s (offline)", q->method, err.msg);
+				offline_refusal(g, q->method);
 				return -EIO;
 			}
 		} else if (r < 0) {
@@ -643,6 +661,8 @@ static int next_id(struct gd_be *g, char out[SCS_GDRIVE_ID_MAX + 1])
 	snprintf(url, sizeof url, "%s/files/generateIds?count=50&space=drive&fields=ids", g->ep.api);
 	json_t *j;
 	int r = get_json(g, url, &j);
+	if (r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED))
+		offline_refusal(g, "POST");     /* ids are for creating */
 	if (r < 0)
 		return r;
 	json_t *arr = json_object_get(j, "ids");
@@ -2485,7 +2505,17 @@ static void kernel_changed(struct gd_be *g, const char *path)
 }
 
 /* Upload what f's journal records ask for.  f->inflight is ours. */
+static int upload_one_(struct gd_be *g, struct gd_file *f);
+
 static int upload_one(struct gd_be *g, struct gd_file *f)
+{
+	in_upload = 1;
+	int r = upload_one_(g, f);
+	in_upload = 0;
+	return r;
+}
+
+static int upload_one_(struct gd_be *g, struct gd_file *f)
 {
 	pthread_mutex_lock(&f->lock);
 	uint64_t seq = f->jseq, wseq = f->jwseq, size = f->size, base_v = f->version;

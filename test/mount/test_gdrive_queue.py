@@ -303,6 +303,7 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
         emu.control(action="outage", on=False)
         v.unmount(check=False)
     assert "working offline" in v.log() and "reachable again" in v.log()
+    assert "Drive is unreachable: creating, renaming, deleting" in v.log()
     fresh_machine_reads(v, {"offline/d/off.txt": b"AFTER! and more", "offline/ro.bin": ro})
 
 
