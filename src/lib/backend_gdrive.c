@@ -2622,11 +2622,8 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		if (journal_append(g, rec, nrec) == 0) {
 			pthread_mutex_lock(&g->lock);
 			f->dseq = seq;
-			if (f->jseq == seq && all && f->wseq == wseq) {
-				f->dirty = 0;
-				if (conflict == 2 || gone)
-					f->have_all = 0;
-			}
+			if (f->jseq == seq && all && f->wseq == wseq)
+				f->dirty = 0;   /* (after a conflict copy: dropped once closed) */
 			g->last_sync = time(NULL);
 			g->status_gen++;
 			if (!g->offline)

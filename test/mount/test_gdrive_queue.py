@@ -164,6 +164,8 @@ def test_kill9_right_after_close_then_remount(gv, emu):
         (v.mnt / name).write_bytes(data)
     kill9(v)
     assert len(journal_pending(gv.user)) == len(files)
+    assert re.search(r"uploads: \d+ files? \(.*\) pending \(upload at the next mount\)",
+                     status(gv.user)), status(gv.user)
     assert not [r for r in uploads(emu.log()) if r["method"] in ("PATCH", "PUT")], \
         "uploaded before the debounce"
     v.mount()
