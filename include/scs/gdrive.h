@@ -79,6 +79,23 @@ int scs_gdrive_journal_parse(const void *buf, size_t len,
 			     int (*cb)(void *arg, const struct scs_gdrive_jrec *r), void *arg,
 			     size_t *bad);
 
+/* obj/ID.map, written at unmount beside a clean cache file: which 256 KiB
+ * blocks of Drive's version VERSION/REV of ID the file holds, so the next
+ * mount reuses them while Drive still has that version.  One line:
+ * "scsfs-map 1 VERSION REV SIZE NBLOCKS HEXBITMAP\n" (REV "-" if none).
+ * The next mount deletes it when loading (a crash then leaves none). */
+struct scs_gdrive_map {
+	uint64_t version, size;
+	char rev[SCS_GDRIVE_REV_MAX + 1];
+	size_t nblocks;              /* = ceil(size / block) */
+	uint8_t *have;               /* (nblocks + 7) / 8 bytes, malloc'd */
+};
+#define SCS_GDRIVE_MAP_MAX (2u << 20)
+/* Format into a malloc'd line (*out, *len); 0 or -errno. */
+int scs_gdrive_map_format(const struct scs_gdrive_map *m, char **out, size_t *len);
+/* Parse (block: the block size the sizes must agree with); 0 or -EBADMSG. */
+int scs_gdrive_map_parse(const void *buf, size_t len, uint64_t block, struct scs_gdrive_map *m);
+
 /* The cache directory of REMOTE (out[SCS_PATH_MAX]). */
 int scs_gdrive_cache_dir(const char *remote, char *out, size_t cap);
 

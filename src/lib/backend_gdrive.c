@@ -2916,6 +2916,81 @@ static void files_renamed(struct gd_be *g, const char *from, const char *to)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* ---- clean caches kept across mounts (obj/ID.map) ---- */
+
+/* At unmount: note which blocks of Drive's version obj/ID holds. */
+static int map_save(struct gd_be *g, struct gd_file *f)
+{
+	if (f->dirty || f->deleted || !f->version || f->fd < 0 || !cached_bytes(f) ||
+	    f->size != f->remote_size)
+		return -EINVAL;
+	struct scs_gdrive_map m = { .version = f->version, .size = f->remote_size };
+	strcpy(m.rev, f->rev);
+	m.nblocks = (size_t)((f->remote_size + BLK - 1) / BLK);
+	size_t hb = (m.nblocks + 7) / 8;
+	m.have = calloc(hb ? hb : 1, 1);
+	if (!m.have)
+		return -ENOMEM;
+	if (f->have_all)
+		memset(m.have, 0xff, hb);
+	else
+		memcpy(m.have, f->have, hb <= (f->nblocks + 7) / 8 ? hb : (f->nblocks + 7) / 8);
+	char *line, name[SCS_GDRIVE_ID_MAX + 8], tmp[SCS_GDRIVE_ID_MAX + 16];
+	size_t len;
+	int r = scs_gdrive_map_format(&m, &line, &len);
+	free(m.have);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof name, "%s.map", f->id);
+	snprintf(tmp, sizeof tmp, "%s.map.tmp", f->id);
+	int fd = openat(g->obj_dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : write_all_fd(fd, line, len);
+	free(line);
+	if (fd >= 0 && (fdatasync(f->fd) < 0 || close(fd) < 0) && !r)
+		r = -errno;
+	if (!r && renameat(g->obj_dfd, tmp, g->obj_dfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(g->obj_dfd, tmp, 0);
+	return r;
+}
+
+/* At mount: take back a clean cache the last unmount noted (the note goes
+ * at once: a crash in this session leaves no stale one). */
+static void map_load(struct gd_be *g, const char *id)
+{
+	char name[SCS_GDRIVE_ID_MAX + 8], path[SCS_PATH_MAX + SCS_GDRIVE_ID_MAX + 16];
+	snprintf(name, sizeof name, "%s.map", id);
+	snprintf(path, sizeof path, "%s/%s", g->obj_dir, name);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct scs_gdrive_map m;
+	int r = scs_local_read(path, SCS_GDRIVE_MAP_MAX, &data, &len);
+	unlinkat(g->obj_dfd, name, 0);
+	if (r < 0 || scs_gdrive_map_parse(data, len, BLK, &m) < 0) {
+		free(data);
+		return;
+	}
+	free(data);
+	struct gd_file *f = file_new();
+	if (!f || (f->fd = openat(g->obj_dfd, id, O_RDWR | O_CLOEXEC)) < 0) {
+		free(m.have);
+		if (f)
+			file_free(g, f);
+		return;
+	}
+	strcpy(f->id, id);
+	strcpy(f->meta.id, id);
+	f->size = f->remote_size = f->meta.size = m.size;
+	f->version = f->meta.version = m.version;
+	strcpy(f->rev, m.rev);
+	f->have = m.have;
+	f->nblocks = m.nblocks;
+	f->used = ++g->clock;
+	f->next = g->files;
+	g->files = f;
+}
+
 /* ---- the cache of a mount: lock, journal replay, uploader threads ---- */
 
 struct replay {
@@ -3028,13 +3103,32 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	}
 	DIR *d = fdopendir(dup(g->obj_dfd));
 	if (d) {
+		/* clean caches noted at the last unmount come back (at most
+		 * MAX_CLOSED); every other file goes */
 		struct dirent *de;
+		size_t nmaps = 0;
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+			char id[SCS_GDRIVE_ID_MAX + 1];
+			if (n > 4 && n - 4 <= SCS_GDRIVE_ID_MAX && !strcmp(de->d_name + n - 4, ".map")) {
+				memcpy(id, de->d_name, n - 4);
+				id[n - 4] = '\0';
+				int pending = 0;
+				for (size_t i = 0; i < rp.n && !pending; i++)
+					pending = !strcmp(rp.recs[i].id, id);
+				if (!pending && nmaps < MAX_CLOSED && id_ok(id)) {
+					map_load(g, id);
+					nmaps++;
+				}
+			}
+		}
+		rewinddir(d);
 		while ((de = readdir(d))) {
 			if (de->d_name[0] == '.')
 				continue;
 			int keep = 0;
-			for (size_t i = 0; i < rp.n && !keep; i++)
-				keep = !strcmp(rp.recs[i].id, de->d_name);
+			for (struct gd_file *f = g->files; f && !keep; f = f->next)
+				keep = !strcmp(f->id, de->d_name);
 			if (!keep)
 				unlinkat(g->obj_dfd, de->d_name, 0);
 		}
@@ -3050,6 +3144,8 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	if (!line)
 		r = -ENOMEM;
 	for (struct gd_file *f = g->files; f && !r; f = f->next) {
+		if (!f->jseq)
+			continue;    /* a clean cache taken back */
 		struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
 		if (!jr) {
 			r = -ENOMEM;
@@ -3083,7 +3179,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	g->jsize = jl;
 	size_t npend = 0;
 	for (struct gd_file *f = g->files; f; f = f->next)
-		npend++;
+		npend += f->jseq != 0;
 	if (npend)
 		scs_log(SCS_LOG_INFO, "gdrive: %zu file%s from the last session wait%s to upload",
 			npend, npend == 1 ? "" : "s", npend == 1 ? "s" : "");
@@ -3260,6 +3356,10 @@ static void gd_close(scs_backend *be)
 	while (g->files) {
 		struct gd_file *f = g->files;
 		g->files = f->next;
+		if (g->wb && map_save(g, f) == 0) {
+			f->dirty = 1;       /* keep obj/ID: file_free removes clean ones */
+			f->deleted = 0;
+		}
 		if (f->dirty && !g->wb) {
 			pthread_mutex_lock(&f->lock);
 			flush_locked(g, f);

@@ -164,6 +164,65 @@ int scs_gdrive_journal_parse(const void *buf, size_t len,
 	return ret;
 }
 
+/* ---- block maps ---- */
+
+int scs_gdrive_map_format(const struct scs_gdrive_map *m, char **out, size_t *len)
+{
+	size_t rn = strlen(m->rev), hb = (m->nblocks + 7) / 8;
+	if (rn > SCS_GDRIVE_REV_MAX || !idchars(m->rev, rn, ".=") || 2 * hb + 200 > SCS_GDRIVE_MAP_MAX)
+		return -EINVAL;
+	char *b = malloc(2 * hb + 200);
+	if (!b)
+		return -ENOMEM;
+	int n = snprintf(b, 200, "scsfs-map 1 %llu %s %llu %zu ", (unsigned long long)m->version,
+			 rn ? m->rev : "-", (unsigned long long)m->size, m->nblocks);
+	scs_hex_encode(m->have, hb, b + n);
+	n += (int)(2 * hb);
+	b[n++] = '\n';
+	*out = b;
+	*len = (size_t)n;
+	return 0;
+}
+
+int scs_gdrive_map_parse(const void *buf, size_t len, uint64_t block, struct scs_gdrive_map *m)
+{
+	memset(m, 0, sizeof *m);
+	const char *s = buf;
+	if (len < 12 || len > SCS_GDRIVE_MAP_MAX || s[len - 1] != '\n' || !block ||
+	    memcmp(s, "scsfs-map 1 ", 12))
+		return -EBADMSG;
+	const char *p = s + 12, *e = s + len - 1, *f;
+	size_t n;
+	uint64_t nb;
+	if (field(&p, e, &f, &n) || num(f, n, &m->version))
+		return -EBADMSG;
+	if (field(&p, e, &f, &n) || n > SCS_GDRIVE_REV_MAX)
+		return -EBADMSG;
+	if (!(n == 1 && f[0] == '-')) {
+		if (!idchars(f, n, ".="))
+			return -EBADMSG;
+		memcpy(m->rev, f, n);
+	}
+	m->rev[n == 1 && f[0] == '-' ? 0 : n] = '\0';
+	if (field(&p, e, &f, &n) || num(f, n, &m->size))
+		return -EBADMSG;
+	if (field(&p, e, &f, &n) || num(f, n, &nb) || nb != (m->size + block - 1) / block)
+		return -EBADMSG;
+	size_t hb = (size_t)((nb + 7) / 8);
+	if (field(&p, e, &f, &n) || p != e || n != 2 * hb)
+		return -EBADMSG;
+	m->have = malloc(hb ? hb : 1);
+	if (!m->have)
+		return -ENOMEM;
+	if (hb && scs_hex_decode(f, n, m->have, hb) < 0) {
+		free(m->have);
+		m->have = NULL;
+		return -EBADMSG;
+	}
+	m->nblocks = (size_t)nb;
+	return 0;
+}
+
 /* ---- cache directory ---- */
 
 int scs_gdrive_cache_dir(const char *remote, char *out, size_t cap)

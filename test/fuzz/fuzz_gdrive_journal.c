@@ -1,6 +1,7 @@
 /* fuzz_gdrive_journal.c - the parsers of the gdrive: write-back cache's own
  * files on arbitrary bytes: the upload journal (a crash can leave any torn
- * or damaged tail) and the status file.  Every record handed out must be
+ * or damaged tail), the block maps of clean cache files and the status
+ * file.  Every record handed out must be
  * one the writer could have made: usable ids and revisions, a path without
  * NUL, and it must format back to a line that parses to the same record. */
 #include "scs/gdrive.h"
@@ -54,6 +55,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (bad > size + 1)
 		abort();
 	scs_gdrive_journal_parse(data, size, roundtrip, NULL, NULL);
+	struct scs_gdrive_map m, m2;
+	if (scs_gdrive_map_parse(data, size, 262144, &m) == 0) {
+		char *line;
+		size_t len;
+		if (m.nblocks != (m.size + 262143) / 262144 ||
+		    scs_gdrive_map_format(&m, &line, &len) < 0)
+			abort();
+		if (scs_gdrive_map_parse(line, len, 262144, &m2) < 0 || m2.version != m.version ||
+		    m2.size != m.size || strcmp(m2.rev, m.rev) ||
+		    memcmp(m2.have, m.have, (m.nblocks + 7) / 8))
+			abort();      /* a map reads back as written */
+		free(m2.have);
+		free(line);
+		free(m.have);
+	}
 	struct scs_gdrive_status st;
 	if (scs_gdrive_status_parse(data, size, &st) == 0 && strlen(st.error) >= sizeof st.error)
 		abort();

@@ -425,6 +425,7 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
     data = os.urandom(20 * 1024 * 1024)
     write(v.mnt / "twenty.bin", data)
     v.unmount()
+    shutil.rmtree(v.user.home / ".cache" / "scsfs")   # the cache outlives a remount
     v.mount()     # a fresh daemon: nothing cached
     emu.clear_log()
     fd = os.open(v.mnt / "twenty.bin", os.O_RDONLY)

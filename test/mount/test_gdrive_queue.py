@@ -365,6 +365,37 @@ def test_cache_max_evicts_clean_data(gv, emu):
     v.unmount()
 
 
+def media_gets(log):
+    return [r for r in log if r["method"] == "GET" and "alt=media" in r["query"]]
+
+
+def test_clean_cache_survives_a_remount(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    data = rnd(3 * 1024 * 1024 + 5, 31)
+    (v.mnt / "kept.bin").write_bytes(data)
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    v.unmount()
+    assert list((cache_dir(gv.user) / "obj").glob("*.map")), "no block map at unmount"
+    v.mount()
+    emu.clear_log()
+    assert (v.mnt / "kept.bin").read_bytes() == data
+    assert not media_gets(emu.log()), "downloaded what the cache holds"
+    v.unmount()
+    # changed on Drive meanwhile (another machine): the stale cache is not used
+    other = v.user.cache
+    v.user.cache = other.parent / "cache-other"
+    v.user.cache.mkdir()
+    v.mount(args=["-o", "upload_delay=0.2"])
+    new = rnd(3 * 1024 * 1024 + 5, 32)
+    (v.mnt / "kept.bin").write_bytes(new)
+    eventually(lambda: not journal_pending(v.user), timeout=30)
+    v.unmount()
+    v.user.cache = other
+    v.mount()
+    assert (v.mnt / "kept.bin").read_bytes() == new
+    v.unmount()
+
+
 def test_conflicting_remote_change_is_detected(gv, emu):
     v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
     try:

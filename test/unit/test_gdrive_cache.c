@@ -1,6 +1,7 @@
 /* test_gdrive_cache.c - the gdrive: write-back cache's own files: journal
  * records round-trip, a torn or damaged line is skipped (never a record
- * made up from it), the status file round-trips and bad ones are refused. */
+ * made up from it), the status file and block maps round-trip and bad ones
+ * are refused. */
 #include "scs/gdrive.h"
 #include "unit.h"
 
@@ -89,9 +90,30 @@ static void test_status(void)
 	free(dir);
 }
 
+static void test_map(void)
+{
+	uint8_t have[2] = { 0x05, 0x01 };
+	struct scs_gdrive_map m = { .version = 9, .size = 9 * 1000 + 1, .nblocks = 10, .have = have }, t;
+	strcpy(m.rev, "0Bx");
+	char *line;
+	size_t len;
+	CHECK_EQ(scs_gdrive_map_format(&m, &line, &len), 0);
+	CHECK_EQ(scs_gdrive_map_parse(line, len, 1000, &t), 0);
+	CHECK(t.version == 9 && t.size == m.size && t.nblocks == 10 && !strcmp(t.rev, "0Bx") &&
+	      t.have && !memcmp(t.have, have, 2));
+	free(t.have);
+	/* the block count must match the size (another block size: refused) */
+	CHECK_EQ(scs_gdrive_map_parse(line, len, 4096, &t), -EBADMSG);
+	CHECK_EQ(scs_gdrive_map_parse(line, len - 1, 1000, &t), -EBADMSG);   /* torn */
+	line[len - 2] = 'x';
+	CHECK_EQ(scs_gdrive_map_parse(line, len, 1000, &t), -EBADMSG);
+	free(line);
+}
+
 int main(void)
 {
 	test_journal();
 	test_status();
+	test_map();
 	return unit_done("gdrive_cache");
 }
