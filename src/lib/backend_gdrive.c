@@ -2525,11 +2525,26 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_unlock(&g->lock);
 	strcpy(base_rev, f->rev);
 	uint32_t perm = f->meta.has_perm ? f->meta.perm : 0644;
-	int deleted = f->deleted;
-	if (seq <= f->dseq || deleted) {
+	if (seq <= f->dseq || f->deleted) {
+		/* unlinked: what was queued for it goes (and is noted as gone) */
+		int r = 0;
+		if (seq > f->dseq) {
+			struct scs_gdrive_jrec d;
+			memset(&d, 0, sizeof d);
+			d.type = 'D';
+			d.seq = seq;
+			strcpy(d.id, f->id);
+			r = journal_append(g, &d, 1);
+			if (!r) {
+				pthread_mutex_lock(&g->lock);
+				f->dseq = seq;
+				g->status_gen++;
+				pthread_mutex_unlock(&g->lock);
+			}
+		}
 		pthread_mutex_unlock(&f->lock);
 		free(path);
-		return 0;
+		return r;
 	}
 	pthread_mutex_lock(&g->lock);
 	char *pmeta = f->pend_meta ? strdup(f->pend_meta) : NULL;
@@ -2619,7 +2634,8 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 			rec[1].seq = f->jseq;
 			nrec = 2;
 		}
-		if (journal_append(g, rec, nrec) == 0) {
+		r = journal_append(g, rec, nrec);   /* failing: uploaded again later */
+		if (r == 0) {
 			pthread_mutex_lock(&g->lock);
 			f->dseq = seq;
 			if (f->jseq == seq && all && f->wseq == wseq)

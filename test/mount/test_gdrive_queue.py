@@ -365,6 +365,17 @@ def test_cache_max_evicts_clean_data(gv, emu):
     v.unmount()
 
 
+def test_unlink_drops_the_queued_upload(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=30"])
+    (v.mnt / "gone.txt").write_bytes(b"short-lived")
+    (fid,) = journal_pending(gv.user)
+    os.unlink(v.mnt / "gone.txt")
+    assert not journal_pending(gv.user)
+    v.unmount()
+    f = emu.state()["files"].get(fid)
+    assert f is None or f.get("trashed"), "an unlinked file came back"
+
+
 def media_gets(log):
     return [r for r in log if r["method"] == "GET" and "alt=media" in r["query"]]
 
