@@ -248,16 +248,20 @@ def test_fault_keeps_the_queue(gv, emu, kind):
         faulted = [r for r in log if r.get("fault") or r["status"] == "dropped"]
         assert faulted, "the fault never fired"
         checked = 0
+        seen = {}
         for f in faulted:
             if not bursts:
                 continue
-            # backoff: the retry of the same request (by the same daemon)
-            # comes >= 1 s later
-            nxt = [r for r in log if r["time"] > f["time"] and r["method"] == f["method"]
-                   and r["path"] == f["path"]]
+            # exponential backoff: the n-th retry of the same request (by the
+            # same daemon) comes 2^n s (plus up to 1 s of jitter) later
+            key = (f["method"], f["path"])
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            nxt = [r for r in log if r["time"] > f["time"] and (r["method"], r["path"]) == key]
             assert nxt, f"no retry after {f}"
             if nxt[0]["time"] < t_kill:
-                assert nxt[0]["time"] - f["time"] >= 0.95, (f, nxt[0])
+                gap = nxt[0]["time"] - f["time"]
+                assert 2 ** n * 0.95 <= gap < 2 ** n + 1.5, (n, gap, f)
                 checked += 1
         assert checked or not bursts, "no retry before the kill"
     v.unmount()
