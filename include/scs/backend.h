@@ -75,7 +75,31 @@ struct scs_backend_ops {
 	 * writing, and makes new opens wait until on = 0 releases it (local:
 	 * a write lease, fcntl F_SETLEASE).  Other errors: no hold possible. */
 	int (*hold)(scs_obj *o, int on);
+
+	/* Optional: called when a handle that wrote is closed (FUSE flush,
+	 * before close(2) returns): make what was written durable on this
+	 * machine (gdrive: cache file + journal record fsynced).  NULL: nothing
+	 * to do (local: writes are in the folder already). */
+	int (*obj_flush)(scs_obj *o);
+
+	/* Optional: start background work (gdrive: the uploader threads).
+	 * scsfs calls it once the daemon has forked; threads do not survive a
+	 * fork.  Back ends without it have none. */
+	int (*start)(scs_backend *be, scs_err *err);
 };
+
+/* Options of the storage back ends for this process (scsfs -o ...), set
+ * before scs_backend_open.  local: ignores them.  Zero = the default. */
+struct scs_backend_opts {
+	int write_back;            /* gdrive: the mount's durable write-back cache:
+				    * journaled background uploads, cache lock */
+	int sync_upload;           /* fsync and close wait until Drive has it */
+	double upload_delay;       /* seconds after the last close (default 1) */
+	unsigned upload_parallel;  /* transfers at once (default 3) */
+	uint64_t cache_max;        /* bytes of clean cached data kept (0: no bound) */
+};
+void scs_backend_set_opts(const struct scs_backend_opts *o);
+void scs_backend_get_opts(struct scs_backend_opts *o);
 
 /* Hooks the core sets on a back end that stores remotely and learns of
  * other writers' changes (gdrive:).  Back ends that never call them (local:)
@@ -172,6 +196,10 @@ static inline int scs_obj_fstat(scs_obj *o, struct scs_attr *a)
 { return SCS_BE_CALL(o->be, fstat, o, a); }
 static inline int scs_obj_hold(scs_obj *o, int on)
 { return SCS_BE_CALL(o->be, hold, o, on); }
+static inline int scs_be_start(scs_backend *be, scs_err *err)
+{ return be->ops->start ? be->ops->start(be, err) : 0; }
+static inline int scs_obj_flush(scs_obj *o)
+{ return o->be->ops->obj_flush ? o->be->ops->obj_flush(o) : 0; }
 static inline int scs_obj_close(scs_obj *o)
 { return o->be->ops->obj_close(o); }
 static inline int scs_be_read_file(scs_backend *be, const char *p, size_t max, uint8_t **data, size_t *len)

@@ -5,10 +5,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include "scs/backend.h"
 
 #define SCS_GDRIVE_ID_MAX 128
 #define SCS_GDRIVE_NAME_MAX 1024
+#define SCS_GDRIVE_REV_MAX 128
 
 /* One Drive file resource, as much of it as scsfs uses. */
 struct scs_gdrive_meta {
@@ -19,6 +21,7 @@ struct scs_gdrive_meta {
 	int foreign;         /* another Google type (Docs, shortcuts): ignored */
 	uint64_t size;
 	uint64_t version;
+	char rev[SCS_GDRIVE_REV_MAX + 1]; /* headRevisionId ([A-Za-z0-9_.=-]), "" if none */
 	struct timespec mtime;
 	uint32_t perm;       /* appProperties m (octal), when has_perm */
 	int has_perm;
@@ -65,5 +68,72 @@ void scs_gdrive_unwatch(scs_backend *be);
  * or "" if none; message likewise (both truncated to cap). */
 void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t rcap,
 			     char *message, size_t mcap);
+
+/* ---- the write-back cache (gdrive_cache.c) ----
+ *
+ * $XDG_CACHE_HOME/scsfs/<hash of REMOTE>/ holds ciphertext only:
+ *   lock      flock()ed by the mount that owns the cache
+ *   obj/ID    cache file of Drive object ID (sparse: fetched blocks only)
+ *   journal   pending uploads, one checksummed line per record (appended,
+ *             fdatasync()ed; a torn or damaged line is ignored)
+ *   status    what `scsctl status` shows (replaced atomically)
+ *
+ * Journal lines: "T SEQ ID VERSION REV PATHHEX CKSUM\n" where T is P (ID's
+ * cache file up to this point must reach Drive; VERSION/REV: the Drive
+ * version the edit was based on; PATHHEX: its back-end path in hex) or D
+ * (uploads up to SEQ are on Drive, now as VERSION/REV), REV and PATHHEX are
+ * "-" when empty, CKSUM is 8 hex digits of SHA-256 over what precedes it. */
+#define SCS_GDRIVE_JLINE_MAX 9000
+struct scs_gdrive_jrec {
+	char type;                          /* 'P' or 'D' */
+	uint64_t seq;
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	uint64_t version;
+	char rev[SCS_GDRIVE_REV_MAX + 1];
+	char path[4096];                    /* SCS_PATH_MAX; "" for D */
+};
+/* A journal line for r into out (cap >= SCS_GDRIVE_JLINE_MAX): its length, or
+ * -ENAMETOOLONG / -EINVAL. */
+int scs_gdrive_journal_line(const struct scs_gdrive_jrec *r, char *out, size_t cap);
+/* cb for each intact record, in order (non-zero stops and is returned);
+ * *bad (may be NULL) counts the damaged lines skipped. */
+int scs_gdrive_journal_parse(const void *buf, size_t len,
+			     int (*cb)(void *arg, const struct scs_gdrive_jrec *r), void *arg,
+			     size_t *bad);
+
+/* obj/ID.map, written at unmount beside a clean cache file: which 256 KiB
+ * blocks of Drive's version VERSION/REV of ID the file holds, so the next
+ * mount reuses them while Drive still has that version.  One line:
+ * "scsfs-map 1 VERSION REV SIZE NBLOCKS HEXBITMAP\n" (REV "-" if none).
+ * The next mount deletes it when loading (a crash then leaves none). */
+struct scs_gdrive_map {
+	uint64_t version, size;
+	char rev[SCS_GDRIVE_REV_MAX + 1];
+	size_t nblocks;              /* = ceil(size / block) */
+	uint8_t *have;               /* (nblocks + 7) / 8 bytes, malloc'd */
+};
+#define SCS_GDRIVE_MAP_MAX (2u << 20)
+/* Format into a malloc'd line (*out, *len); 0 or -errno. */
+int scs_gdrive_map_format(const struct scs_gdrive_map *m, char **out, size_t *len);
+/* Parse (block: the block size the sizes must agree with); 0 or -EBADMSG. */
+int scs_gdrive_map_parse(const void *buf, size_t len, uint64_t block, struct scs_gdrive_map *m);
+
+/* The cache directory of REMOTE (out[SCS_PATH_MAX]). */
+int scs_gdrive_cache_dir(const char *remote, char *out, size_t cap);
+
+struct scs_gdrive_status {
+	int offline;              /* Drive unreachable */
+	time_t offline_since;
+	time_t last_sync;         /* last upload that reached Drive (0: none yet) */
+	time_t updated;
+	uint64_t files, bytes;    /* pending uploads */
+	char error[256];          /* the last error a user should know, or "" */
+	int mounted;              /* a mount holds the cache (set by the reader) */
+};
+/* Write dir/status atomically; read it back (-ENOENT: no status yet). */
+int scs_gdrive_status_write(const char *dir, const struct scs_gdrive_status *s);
+int scs_gdrive_status_read(const char *dir, struct scs_gdrive_status *s);
+/* Parse a status file's bytes (bounded; 0 or -EBADMSG). */
+int scs_gdrive_status_parse(const void *buf, size_t len, struct scs_gdrive_status *s);
 
 #endif

@@ -7,6 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static struct scs_backend_opts be_opts;
+
+void scs_backend_set_opts(const struct scs_backend_opts *o)
+{
+	be_opts = *o;
+}
+
+void scs_backend_get_opts(struct scs_backend_opts *o)
+{
+	*o = be_opts;
+}
+
 int scs_is_tmp_name(const char *name)
 {
 	const char *p = strstr(name, SCS_TMP_INFIX);

@@ -26,10 +26,14 @@
 
 #include <fcntl.h>
 #include <jansson.h>
+#include <dirent.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,24 +46,36 @@
 #define MAX_RETRY_S    300               /* total backoff budget per request */
 #define MAX_CLOSED     32                /* closed objects kept with their cache */
 #define FOLDER_MIME    "application/vnd.google-apps.folder"
-#define FIELDS         "id,name,mimeType,size,modifiedTime,version,appProperties"
+#define FIELDS         "id,name,mimeType,size,modifiedTime,version,headRevisionId,appProperties"
 #define LINK_KEY       "scsfs_link"
 
 struct gd_file {
 	struct gd_file *next;
 	char id[SCS_GDRIVE_ID_MAX + 1];
 	pthread_mutex_t lock;
-	int fd;                  /* anonymous cache file (ciphertext) */
+	int fd;                  /* cache file (ciphertext): obj/ID, or anonymous */
 	int refs;                /* open handles */
 	int writers;             /* of them opened for writing (g->lock) */
 	uint64_t size;           /* current (local) object size */
 	uint64_t remote_size;    /* size of the object on Drive */
 	uint64_t version;        /* Drive version the cache matches */
+	char rev[SCS_GDRIVE_REV_MAX + 1]; /* and its headRevisionId */
 	uint8_t *have;           /* bitmap of fetched blocks of the remote object */
 	size_t nblocks;
 	int have_all;            /* everything of the remote object is in fd */
-	int dirty;               /* local changes not uploaded */
+	int dirty;               /* local changes not on Drive yet */
 	struct scs_gdrive_meta meta;
+	/* write-back (g->wb): */
+	char *path;              /* back-end path, for conflict names */
+	uint64_t wseq, jwseq;    /* writes so far; their count at the last P record */
+	uint64_t jseq, dseq;     /* the last P record; uploaded up to this seq */
+	time_t due;              /* upload from then on */
+	int inflight;            /* an upload of it is running (g->lock) */
+	int tried;               /* attempted while draining at unmount */
+	int deleted;             /* unlinked: drop what is queued */
+	int failures;
+	uint64_t used;           /* LRU clock */
+	char *pend_meta;         /* times set while offline: sent with the upload */
 };
 
 struct gd_dir {
@@ -106,6 +122,29 @@ struct gd_be {
 	int wstop;
 	unsigned every;
 	char token[1024];
+	/* Connectivity: after NET_FAILS network errors in a row Drive counts as
+	 * unreachable; requests then fail at once (no backoff) until one gets
+	 * through. */
+	int offline, net_fails;
+	time_t offline_since;
+	int auth_failed;               /* the last token refresh was refused */
+	/* The write-back cache (scsfs: opts.write_back). */
+	struct scs_backend_opts opts;
+	int wb;
+	int lock_fd, obj_dfd, jfd;
+	char obj_dir[SCS_PATH_MAX + 8];
+	pthread_mutex_t jlock;         /* journal appends, seq */
+	uint64_t seq;
+	uint64_t jsize;
+	pthread_cond_t cond;           /* with lock: the queue changed */
+	pthread_t workers[8];
+	unsigned nworkers;
+	int stopping;
+	uint64_t clock;
+	time_t last_sync;
+	char last_error[256];
+	unsigned status_gen, status_done;
+	struct gd_memo *memo;          /* what was last seen, for offline use */
 };
 
 struct gd_obj {
@@ -115,6 +154,9 @@ struct gd_obj {
 };
 
 static inline struct gd_be *GB(scs_backend *be) { return (struct gd_be *)be; }
+
+static void file_dropped(struct gd_be *g, const char *id);
+static void files_renamed(struct gd_be *g, const char *from, const char *to);
 
 /* ---- JSON parsers (bounded; fuzzed) ---- */
 
@@ -214,6 +256,14 @@ static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
 	if (p0 && id_ok(p0))
 		strcpy(m->parent, p0);
 	m->trashed = json_is_true(json_object_get(f, "trashed"));
+	const char *rev = json_string_value(json_object_get(f, "headRevisionId"));
+	if (rev) {
+		size_t rn = strlen(rev);
+		if (rn > SCS_GDRIVE_REV_MAX || strspn(rev, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.=") != rn)
+			return -EBADMSG;
+		memcpy(m->rev, rev, rn + 1);
+	}
 	m->mtime = parse_time(json_string_value(json_object_get(f, "modifiedTime")));
 	json_t *ap = json_object_get(f, "appProperties");
 	if (json_is_object(ap)) {
@@ -463,6 +513,90 @@ static int status_errno(const char *what, long st, const char *reason, const cha
 	return -EIO;
 }
 
+#define NET_FAILS 3
+
+static _Thread_local int in_upload;   /* this thread runs a queued upload */
+
+/* A change of names or attributes failed for want of Drive: say so (once
+ * a minute), as such changes are not queued. */
+static void offline_refusal(struct gd_be *g, const char *method)
+{
+	static time_t last;
+	time_t now = time(NULL);
+	if (in_upload || !strcmp(method, "GET") || g->opening)
+		return;
+	if (__atomic_exchange_n(&last, now, __ATOMIC_RELAXED) + 60 > now)
+		return;
+	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: creating, renaming, deleting and "
+		"changing attributes of files need it (only writes to existing files are "
+		"queued offline); try again when it is back");
+}
+
+/* The last error, for `scsctl status` (g->lock held for set_error_locked). */
+static void set_error_locked(struct gd_be *g, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_error_locked(struct gd_be *g, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(g->last_error, sizeof g->last_error, fmt, ap);
+	g->status_gen++;
+	va_end(ap);
+}
+
+static void set_error(struct gd_be *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct gd_be *g, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pthread_mutex_lock(&g->lock);
+	vsnprintf(g->last_error, sizeof g->last_error, fmt, ap);
+	g->status_gen++;
+	pthread_mutex_unlock(&g->lock);
+	va_end(ap);
+}
+
+/* A network error: 1 if Drive counts as unreachable now. */
+static int net_down(struct gd_be *g, const char *why)
+{
+	int now_off = 0, was;
+	pthread_mutex_lock(&g->lock);
+	was = g->offline;
+	if (!g->offline && ++g->net_fails >= NET_FAILS) {
+		g->offline = 1;
+		g->offline_since = time(NULL);
+		g->status_gen++;
+		now_off = 1;
+	}
+	int off = g->offline;
+	pthread_mutex_unlock(&g->lock);
+	if (now_off && !was && !g->opening) {
+		scs_log(SCS_LOG_WARN, "gdrive: Drive is unreachable (%s); working offline: cached "
+			"files stay usable and changes upload when it is back", why);
+		set_error(g, "Drive unreachable: %s", why);
+	}
+	return off;
+}
+
+static void net_up(struct gd_be *g)
+{
+	if (!__atomic_load_n(&g->offline, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&g->net_fails, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&g->lock);
+	int was = g->offline;
+	g->offline = 0;
+	g->net_fails = 0;
+	if (was) {
+		g->status_gen++;
+		g->last_error[0] = '\0';
+		pthread_cond_broadcast(&g->cond);   /* the queue can move again */
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (was)
+		scs_log(SCS_LOG_INFO, "gdrive: Drive is reachable again");
+}
+
 /* Perform q, retrying transient failures.  On 0, rs holds a reply whose
  * status may still be an error the caller interprets (404, 409, 308...);
  * *final_errno gets its mapping (0 for 2xx/308). */
@@ -482,7 +616,7 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 			stale = -1;
 			if (r < 0) {
 				scs_cleanse(auth, sizeof auth);
-				if (r == -EIO && !q->once && attempt < MAX_TRIES &&
+				if (r == -EIO && !q->once && !net_down(g, err.msg) && attempt < MAX_TRIES &&
 				    time(NULL) - start < MAX_RETRY_S) {
 					backoff_sleep(attempt, -1);
 					continue;
@@ -490,6 +624,10 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 				/* Once per mount: the opener reports its own failure. */
 				if (!g->opening && !__atomic_exchange_n(&g->auth_logged, 1, __ATOMIC_RELAXED))
 					scs_log(SCS_LOG_ERR, "gdrive: %s", err.msg);
+				if (r != -EIO) {
+					set_error(g, "%s", err.msg);
+					__atomic_store_n(&g->auth_failed, 1, __ATOMIC_RELAXED);
+				}
 				return r;
 			}
 			hdrs[nh++] = auth;
@@ -520,10 +658,18 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		if (r == -EIO) {
 			transient = 1;
 			snprintf(reason, sizeof reason, "network error");
+			if (net_down(g, err.msg)) {
+				scs_log(SCS_LOG_DEBUG, "gdrive: %s: %s (offline)", q->method, err.msg);
+				offline_refusal(g, q->method);
+				return -EIO;
+			}
 		} else if (r < 0) {
 			scs_log(SCS_LOG_ERR, "gdrive: %s %s: %s", q->method, "request", err.msg);
 			return r;
 		} else {
+			net_up(g);
+			if (!q->no_auth)
+				__atomic_store_n(&g->auth_failed, 0, __ATOMIC_RELAXED);
 			if (rs->status >= 200 && rs->status < 400) {
 				*final_errno = 0;
 				return 0;
@@ -624,6 +770,8 @@ static int next_id(struct gd_be *g, char out[SCS_GDRIVE_ID_MAX + 1])
 	snprintf(url, sizeof url, "%s/files/generateIds?count=50&space=drive&fields=ids", g->ep.api);
 	json_t *j;
 	int r = get_json(g, url, &j);
+	if (r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED))
+		offline_refusal(g, "POST");     /* ids are for creating */
 	if (r < 0)
 		return r;
 	json_t *arr = json_object_get(j, "ids");
@@ -1069,6 +1217,246 @@ static void split(const char *path, char *parent, size_t cap, const char **base)
 	*base = s ? s + 1 : path;
 }
 
+/* ---- what was last seen, for offline use ----
+ * Every path resolved or listed, and the content of small objects read,
+ * are remembered; while Drive is unreachable (g->offline) lookups,
+ * listings and small reads are answered from here. */
+
+#define MEMO_BUCKETS 4096
+#define MEMO_DATA_MAX (64u << 10)
+
+struct memo_ent {
+	struct memo_ent *next;
+	char *path;
+	struct scs_gdrive_meta m;
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	int listed;                   /* a directory whose full listing was seen */
+	uint8_t *data;                /* content of a small object, at m.version */
+	size_t len;
+	uint64_t data_version;
+	int has_data;
+};
+
+struct gd_memo {
+	pthread_mutex_t lock;
+	struct memo_ent *b[MEMO_BUCKETS];
+};
+
+static unsigned memo_hash(const char *p)
+{
+	uint32_t h = 2166136261u;
+	for (; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % MEMO_BUCKETS;
+}
+
+static struct memo_ent *memo_find(struct gd_memo *mm, const char *path)
+{
+	for (struct memo_ent *e = mm->b[memo_hash(path)]; e; e = e->next)
+		if (!strcmp(e->path, path))
+			return e;
+	return NULL;
+}
+
+static struct memo_ent *memo_slot(struct gd_memo *mm, const char *path)
+{
+	struct memo_ent *e = memo_find(mm, path);
+	if (e)
+		return e;
+	e = calloc(1, sizeof *e);
+	if (!e || !(e->path = strdup(path))) {
+		free(e);
+		return NULL;
+	}
+	unsigned h = memo_hash(path);
+	e->next = mm->b[h];
+	mm->b[h] = e;
+	return e;
+}
+
+static void memo_put(struct gd_be *g, const char *path, const struct scs_gdrive_meta *m,
+		     const char *pid)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *e = memo_slot(mm, path);
+	if (e) {
+		if (strcmp(e->m.id, m->id)) {
+			e->listed = 0;
+			e->has_data = 0;
+		}
+		e->m = *m;
+		if (pid)
+			snprintf(e->pid, sizeof e->pid, "%s", pid);
+	}
+	pthread_mutex_unlock(&mm->lock);
+}
+
+static int memo_get(struct gd_be *g, const char *path, struct scs_gdrive_meta *m, char *pid)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return -EIO;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *e = memo_find(mm, path);
+	int r = -EIO;
+	if (e) {
+		*m = e->m;
+		if (pid)
+			strcpy(pid, e->pid);
+		r = 0;
+	} else if (*path) {
+		/* not there, and its directory was listed in full: it does not exist */
+		char parent[SCS_PATH_MAX];
+		const char *base;
+		split(path, parent, sizeof parent, &base);
+		struct memo_ent *d = memo_find(mm, parent);
+		if (d && d->listed) {
+			if (pid)
+				strcpy(pid, d->m.id);
+			r = -ENOENT;
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+/* Forget path and everything under it. */
+static void memo_drop(struct gd_be *g, const char *path)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return;
+	pthread_mutex_lock(&mm->lock);
+	for (unsigned h = 0; h < MEMO_BUCKETS; h++)
+		for (struct memo_ent **pp = &mm->b[h], *e; (e = *pp);) {
+			if (!*path || under(e->path, path)) {
+				*pp = e->next;
+				free(e->path);
+				free(e->data);
+				free(e);
+				continue;
+			}
+			pp = &e->next;
+		}
+	pthread_mutex_unlock(&mm->lock);
+}
+
+static void memo_listed(struct gd_be *g, const char *dir)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *e = memo_find(mm, dir);
+	if (e)
+		e->listed = 1;
+	pthread_mutex_unlock(&mm->lock);
+}
+
+static void memo_put_data(struct gd_be *g, const char *path, const struct scs_gdrive_meta *m,
+			  const uint8_t *data, size_t len)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm || len > MEMO_DATA_MAX)
+		return;
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy)
+		return;
+	memcpy(copy, data, len);
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *e = memo_slot(mm, path);
+	if (e) {
+		e->m = *m;
+		free(e->data);
+		e->data = copy;
+		e->len = len;
+		e->data_version = m->version;
+		e->has_data = 1;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	free(copy);
+}
+
+static int memo_get_data(struct gd_be *g, const char *path, size_t max, uint8_t **data,
+			 size_t *len)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return -EIO;
+	int r = -EIO;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *e = memo_find(mm, path);
+	if (e && e->has_data) {
+		if (e->len > max) {
+			r = -EFBIG;
+		} else if ((*data = malloc(e->len ? e->len : 1))) {
+			memcpy(*data, e->data, e->len);
+			*len = e->len;
+			r = 0;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+/* Offline listing of dir from what was seen (only if seen in full). */
+static int memo_list(struct gd_be *g, const char *dir,
+		     int (*cb)(void *, const struct scs_gdrive_meta *), void *arg)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return -EIO;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *d = memo_find(mm, dir);
+	if (!d || !d->listed) {
+		pthread_mutex_unlock(&mm->lock);
+		return -EIO;
+	}
+	/* collect first: the callback may come back into the memo */
+	size_t n = 0, cap = 0;
+	struct scs_gdrive_meta *ms = NULL;
+	size_t dl = strlen(dir);
+	int r = 0;
+	for (unsigned h = 0; h < MEMO_BUCKETS && !r; h++)
+		for (struct memo_ent *e = mm->b[h]; e; e = e->next) {
+			const char *p = e->path;
+			if (!*p || (dl && (strncmp(p, dir, dl) || p[dl] != '/')))
+				continue;
+			const char *rest = dl ? p + dl + 1 : p;
+			if (strchr(rest, '/'))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				struct scs_gdrive_meta *nm = realloc(ms, cap * sizeof *nm);
+				if (!nm) {
+					r = -ENOMEM;
+					break;
+				}
+				ms = nm;
+			}
+			ms[n++] = e->m;
+		}
+	pthread_mutex_unlock(&mm->lock);
+	for (size_t i = 0; i < n && !r; i++)
+		r = cb(arg, &ms[i]);
+	free(ms);
+	return r;
+}
+
+/* r means Drive cannot be used now (unreachable, or the sign-in is gone):
+ * answer from what was seen. */
+static int offline_now(struct gd_be *g, int r)
+{
+	return (r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED)) ||
+	       (r == -EACCES && __atomic_load_n(&g->auth_failed, __ATOMIC_RELAXED));
+}
+
 /* The folder id of dir ("" = root). */
 static int resolve_dir(struct gd_be *g, const char *dir, char id[SCS_GDRIVE_ID_MAX + 1])
 {
@@ -1085,6 +1473,10 @@ static int resolve_dir(struct gd_be *g, const char *dir, char id[SCS_GDRIVE_ID_M
 	if (!m)
 		return -ENOMEM;
 	r = lookup(g, pid, base, m);
+	if (!r)
+		memo_put(g, dir, m, pid);
+	else if (offline_now(g, r))
+		r = memo_get(g, dir, m, NULL);
 	if (!r && !m->is_dir)
 		r = -ENOTDIR;
 	if (!r) {
@@ -1102,6 +1494,10 @@ static int resolve(struct gd_be *g, const char *path, struct scs_gdrive_meta *m,
 	const char *base;
 	if (!*path) {
 		int r = get_meta(g, g->root_id, m);
+		if (!r)
+			memo_put(g, "", m, NULL);
+		else if (offline_now(g, r))
+			r = memo_get(g, "", m, NULL);
 		if (!r && !m->is_dir)
 			r = -ENOTDIR;
 		return r;
@@ -1113,6 +1509,10 @@ static int resolve(struct gd_be *g, const char *path, struct scs_gdrive_meta *m,
 	if (r < 0)
 		return r;
 	r = lookup(g, pid, base, m);
+	if (!r)
+		memo_put(g, path, m, pid);
+	else if (offline_now(g, r))
+		r = memo_get(g, path, m, pid);
 	if (!r && m->is_dir)
 		dir_cache_put(g, path, m->id);
 	return r;
@@ -1140,6 +1540,7 @@ struct list_item {
 	uint64_t version;
 	int is_dir;
 	struct scs_attr a;
+	struct scs_gdrive_meta m;    /* for the offline memo */
 };
 
 struct list_ctx {
@@ -1168,6 +1569,7 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 	it->version = m->version;
 	it->is_dir = m->is_dir;
 	to_attr(c->g, m, &it->a);
+	it->m = *m;
 	c->n++;
 	return 0;
 }
@@ -1191,6 +1593,15 @@ static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
 	struct list_ctx c = { .g = g };
 	r = list_query(g, q, 1000, list_cb, &c);
 	free(q);
+	int from_memo = 0;
+	if (r < 0 && offline_now(g, r)) {
+		/* Drive unreachable: what this mount saw of the folder */
+		for (size_t i = 0; i < c.n; i++)
+			free(c.v[i].name);
+		c.n = 0;
+		r = memo_list(g, dir, list_cb, &c);
+		from_memo = 1;
+	}
 	if (c.n)
 		qsort(c.v, c.n, sizeof *c.v, item_cmp);
 	char *shown = malloc(SCS_GDRIVE_NAME_MAX + SCS_DUP_LEN + 1);
@@ -1203,16 +1614,20 @@ static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
 		if (dup)
 			dup_suffix(it->id, suf);
 		sprintf(shown, "%s%s", it->name, suf);
-		ent_put(g, it->id, id, it->name, dup, it->version, 1);
-		if (it->is_dir) {
-			char *p;
-			if (asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", shown) >= 0) {
+		if (!from_memo)
+			ent_put(g, it->id, id, it->name, dup, it->version, 1);
+		char *p;
+		if (asprintf(&p, "%s%s%s", dir, *dir ? "/" : "", shown) >= 0) {
+			if (it->is_dir)
 				dir_cache_put(g, p, it->id);
-				free(p);
-			}
+			if (!from_memo)
+				memo_put(g, p, &it->m, id);
+			free(p);
 		}
 		r = cb(arg, shown, &it->a);
 	}
+	if (!r && !from_memo)
+		memo_listed(g, dir);
 	for (size_t i = 0; i < c.n; i++)
 		free(c.v[i].name);
 	free(c.v);
@@ -1337,8 +1752,10 @@ static int gd_rmdir(scs_backend *be, const char *path)
 	r = dir_empty(g, m.id);
 	if (!r)
 		r = delete_id(g, m.id);
-	if (!r)
+	if (!r) {
 		dir_cache_move(g, path, NULL);
+		memo_drop(g, path);
+	}
 	return r;
 }
 
@@ -1351,7 +1768,12 @@ static int gd_unlink(scs_backend *be, const char *path)
 		return r;
 	if (m.is_dir)
 		return -EISDIR;
-	return delete_id(g, m.id);
+	r = delete_id(g, m.id);
+	if (!r) {
+		file_dropped(g, m.id);
+		memo_drop(g, path);
+	}
+	return r;
 }
 
 /* PATCH /files/id with a JSON body and optional query suffix. */
@@ -1418,6 +1840,8 @@ static int exchange(struct gd_be *g, const char *from, const struct scs_gdrive_m
 		r = move_id(g, b->id, base_name(from), bpid, apid);
 	dir_cache_move(g, from, NULL);
 	dir_cache_move(g, to, NULL);
+	memo_drop(g, from);
+	memo_drop(g, to);
 	return r;
 }
 
@@ -1458,8 +1882,14 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	r = move_id(g, src.id, base_name(to), spid, dpid);
 	if (r < 0)
 		return r;
-	if (exists)
+	files_renamed(g, from, to);
+	memo_drop(g, from);
+	memo_drop(g, to);
+	if (exists) {
 		r = delete_id(g, dst.id);
+		if (!r)
+			file_dropped(g, dst.id);
+	}
 	if (src.is_dir || exists)
 		dir_cache_move(g, from, src.is_dir ? to : NULL);
 	if (exists && dst.is_dir)
@@ -1489,6 +1919,25 @@ static int gd_chown(scs_backend *be, const char *path, uint32_t uid, uint32_t gi
 	if ((uid != (uint32_t)-1 && uid != a.uid) || (gid != (uint32_t)-1 && gid != a.gid))
 		return -EPERM;   /* Drive has one owner: the signed-in account */
 	return 0;
+}
+
+/* Offline: the times of a file whose upload waits go with that upload. */
+static int times_later(struct gd_be *g, const char *id, const char *js)
+{
+	int r = -EIO;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (!strcmp(f->id, id) && f->dirty && !f->deleted) {
+			char *c = strdup(js);
+			if (c) {
+				free(f->pend_meta);
+				f->pend_meta = c;
+				r = 0;
+			}
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return r;
 }
 
 /* mtime is Drive's modifiedTime (ms precision); atime, which Drive does
@@ -1524,7 +1973,12 @@ static int gd_utimens(scs_backend *be, const char *path, const struct timespec t
 		json_object_set_new(ap, "a", json_string(ns[0]));
 	}
 	json_object_set_new(body, "appProperties", ap);
-	return patch_meta(GB(be), m.id, body, NULL);
+	char *js = json_dumps(body, JSON_COMPACT);
+	r = patch_meta(GB(be), m.id, body, NULL);
+	if (offline_now(GB(be), r) && js)
+		r = times_later(GB(be), m.id, js);
+	free(js);
+	return r;
 }
 
 static int gd_statfs(scs_backend *be, struct statvfs *st)
@@ -1582,6 +2036,18 @@ static int download_mem(struct gd_be *g, const char *id, size_t max, uint8_t **d
 	*len = rs.len;
 	*data = rs.body ? rs.body : calloc(1, 1);
 	return *data ? 0 : -ENOMEM;
+}
+
+/* download_mem, remembered for offline use (small objects: names, links). */
+static int download_memo(struct gd_be *g, const char *path, const struct scs_gdrive_meta *m,
+			 size_t max, uint8_t **data, size_t *len)
+{
+	int r = download_mem(g, m->id, max, data, len);
+	if (!r)
+		memo_put_data(g, path, m, *data, *len);
+	else if (offline_now(g, r))
+		r = memo_get_data(g, path, max, data, len);
+	return r;
 }
 
 static char *multipart_body(const char *meta, const void *data, size_t len, size_t *out_len,
@@ -1664,7 +2130,7 @@ static uint64_t range_next(const char *range)
 
 /* Resumable upload of size bytes of fd as id's new content. */
 static int upload_resumable(struct gd_be *g, const char *id, int fd, uint64_t size,
-			    struct scs_gdrive_meta *m)
+			    const char *meta_json, struct scs_gdrive_meta *m)
 {
 	int failures = 0, restarts = 0;
 	char url[SCS_URL_MAX + 256];
@@ -1682,8 +2148,8 @@ restart:
 	gd_rq_init(&q, "PATCH", url);
 	q.ctype = "application/json; charset=UTF-8";
 	q.extra = xlen;
-	q.body = "{}";
-	q.body_len = 2;
+	q.body = meta_json ? meta_json : "{}";
+	q.body_len = strlen(q.body);
 	int r = gd_do(g, &q, &rs);
 	if (r < 0)
 		return r;
@@ -1732,6 +2198,12 @@ restart:
 			free(session);
 			return r;
 		}
+		if (r == 0)
+			net_up(g);
+		else if (net_down(g, err.msg)) {
+			free(session);
+			return -EIO;
+		}
 		if (st == 200 || st == 201) {
 			seen_reply(g, id, rs.body, rs.len);
 			if (m && scs_gdrive_parse_file(rs.body, rs.len, m) < 0)
@@ -1779,17 +2251,29 @@ restart:
 
 /* ---- objects ---- */
 
-static void file_free(struct gd_file *f)
+static void file_free(struct gd_be *g, struct gd_file *f)
 {
 	if (f->fd >= 0)
 		close(f->fd);
+	/* A clean cache file goes; one with changes not on Drive stays for the
+	 * journal replay of the next mount. */
+	if (g->wb && !f->dirty && g->obj_dfd >= 0)
+		unlinkat(g->obj_dfd, f->id, 0);
 	free(f->have);
+	free(f->path);
+	free(f->pend_meta);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
-static int cache_fd(struct gd_be *g)
+static int cache_fd(struct gd_be *g, const char *id)
 {
+	if (g->wb) {
+		/* obj/ID: a fresh one (a leftover of an earlier mount is stale) */
+		unlinkat(g->obj_dfd, id, 0);
+		int fd = openat(g->obj_dfd, id, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		return fd >= 0 ? fd : -errno;
+	}
 	int fd = open(g->cache_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
@@ -1802,26 +2286,53 @@ static int cache_fd(struct gd_be *g)
 	return fd;
 }
 
+static struct gd_file *file_new(void)
+{
+	struct gd_file *f = calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	f->fd = -1;
+	pthread_mutex_init(&f->lock, NULL);
+	return f;
+}
+
+static int busy(const struct gd_file *f)
+{
+	return f->refs > 0 || f->dirty || f->inflight;
+}
+
 /* Set up (or reuse) the cache of object m.  Called with g->lock held. */
-static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, struct gd_file **out)
+static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
+		    struct gd_file **out)
 {
 	struct gd_file **pp, *f;
 	for (pp = &g->files; (f = *pp); pp = &f->next) {
 		if (strcmp(f->id, m->id))
 			continue;
-		if (f->refs == 0 && !f->dirty && f->version != m->version) {
+		/* content revisions when Drive has them: a rename or chmod
+		 * changes the version only */
+		int changed = m->version > f->version &&   /* not older news (offline) */
+			      ((f->rev[0] || m->rev[0]) ? strcmp(f->rev, m->rev) != 0 : 1);
+		if (!busy(f) && changed) {
 			*pp = f->next;    /* changed on Drive since: start afresh */
-			file_free(f);
+			file_free(g, f);
 			break;
 		}
+		if (!f->refs && !f->inflight)
+			f->meta = *m;     /* names, modes, times; the size is ours */
 		f->refs++;
+		f->used = ++g->clock;
+		if (path && (!f->path || strcmp(f->path, path))) {
+			free(f->path);
+			f->path = strdup(path);
+		}
 		*out = f;
 		return 0;
 	}
-	f = calloc(1, sizeof *f);
+	f = file_new();
 	if (!f)
 		return -ENOMEM;
-	f->fd = cache_fd(g);
+	f->fd = cache_fd(g, m->id);
 	if (f->fd < 0) {
 		int r = f->fd;
 		free(f);
@@ -1833,32 +2344,67 @@ static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, struct gd_
 	f->meta = *m;
 	f->size = f->remote_size = m->size;
 	f->version = m->version;
+	strcpy(f->rev, m->rev);
 	f->nblocks = (size_t)((m->size + BLK - 1) / BLK);
 	f->have = calloc(f->nblocks ? (f->nblocks + 7) / 8 : 1, 1);
 	f->have_all = m->size == 0;
-	pthread_mutex_init(&f->lock, NULL);
+	f->path = path ? strdup(path) : NULL;
 	if (!f->have) {
-		file_free(f);
+		file_free(g, f);
 		return -ENOMEM;
 	}
 	f->refs = 1;
+	f->used = ++g->clock;
 	f->next = g->files;
 	g->files = f;
 	*out = f;
 	return 0;
 }
 
-/* Drop closed clean entries beyond MAX_CLOSED.  g->lock held. */
+static uint64_t cached_bytes(const struct gd_file *f)
+{
+	if (f->have_all)
+		return f->size;
+	uint64_t n = 0;
+	for (size_t i = 0; i < f->nblocks; i++)
+		if (f->have[i / 8] & (1u << (i % 8)))
+			n += BLK;
+	return n;
+}
+
+/* Drop closed clean entries beyond MAX_CLOSED, then (cache_max) the least
+ * recently used clean ones until the cache fits.  Changes not on Drive
+ * yet are never dropped.  g->lock held. */
 static void file_trim(struct gd_be *g)
 {
 	size_t n = 0;
 	for (struct gd_file **pp = &g->files, *f; (f = *pp);) {
-		if (f->refs == 0 && !f->dirty && ++n > MAX_CLOSED) {
+		if (!busy(f) && ++n > MAX_CLOSED) {
 			*pp = f->next;
-			file_free(f);
+			file_free(g, f);
 			continue;
 		}
 		pp = &f->next;
+	}
+	if (!g->wb || !g->opts.cache_max)
+		return;
+	for (;;) {
+		uint64_t total = 0;
+		struct gd_file **victim = NULL;
+		for (struct gd_file **pp = &g->files; *pp; pp = &(*pp)->next) {
+			struct gd_file *f = *pp;
+			/* an open or uploading file's bitmap is not ours to read */
+			total += busy(f) ? __atomic_load_n(&f->size, __ATOMIC_RELAXED) :
+				 cached_bytes(f);
+			if (!busy(f) && (!victim || f->used < (*victim)->used))
+				victim = pp;
+		}
+		if (total <= g->opts.cache_max || !victim)
+			return;
+		struct gd_file *f = *victim;
+		*victim = f->next;
+		scs_log(SCS_LOG_DEBUG, "gdrive: cache over its bound: dropping %s", f->id);
+		file_free(g, f);
 	}
 }
 
@@ -1868,8 +2414,9 @@ static void file_trim(struct gd_be *g)
  * reading switches to it); dirty data (local changes not uploaded yet) and
  * objects open for writing are never touched: an edit stays based on the
  * version it started from (a conflict at upload, not a silent merge).
- * Returns 1 if this mount had an older version cached.  (The changes feed
- * calls it; the object cache owns the structures.) */
+ * Returns 1 if this mount had an older version cached, -1 if it has this
+ * very content cached (the change was to metadata only), else 0.  (The
+ * changes feed calls it; the object cache owns the structures.) */
 static int file_remote_changed(struct gd_be *g, const char *id, const struct scs_gdrive_meta *m)
 {
 	int had = 0;
@@ -1878,11 +2425,21 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 	for (pp = &g->files; (f = *pp); pp = &f->next)
 		if (!strcmp(f->id, id))
 			break;
-	if (f && f->refs == 0 && !f->dirty) {
+	/* Drive's head revision names the content: a version bump with the
+	 * same revision changed only metadata (a rename, times, mode).  */
+	int same = f && m && f->rev[0] && m->rev[0] && !strcmp(f->rev, m->rev);
+	if (same) {
+		f->version = m->version > f->version ? m->version : f->version;
+		if (!busy(f))
+			f->meta = *m;
+		pthread_mutex_unlock(&g->lock);
+		return -1;
+	}
+	if (f && !busy(f)) {
 		had = !m || f->version != m->version;
 		if (had) {
 			*pp = f->next;
-			file_free(f);
+			file_free(g, f);
 		}
 		f = NULL;
 	}
@@ -1893,9 +2450,9 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 		return had;
 	pthread_mutex_lock(&f->lock);
 	pthread_mutex_lock(&g->lock);
-	int writers = f->writers;
+	int writers = f->writers, inflight = f->inflight;
 	pthread_mutex_unlock(&g->lock);
-	if (m && !f->dirty && !writers && f->version != m->version) {
+	if (m && !f->dirty && !writers && !inflight && f->version != m->version) {
 		size_t nb = (size_t)((m->size + BLK - 1) / BLK);
 		uint8_t *have = calloc(nb ? (nb + 7) / 8 : 1, 1);
 		if (have && ftruncate(f->fd, 0) == 0) {
@@ -1906,6 +2463,7 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 			f->remote_size = m->size;
 			__atomic_store_n(&f->size, m->size, __ATOMIC_RELAXED);
 			f->version = m->version;
+			strcpy(f->rev, m->rev);
 			f->meta = *m;
 			had = 1;
 		} else {
@@ -1983,6 +2541,14 @@ static int fetch_all(struct gd_be *g, struct gd_file *f)
 	return r;
 }
 
+static void file_unref(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&g->lock);
+	f->refs--;
+	file_trim(g);
+	pthread_mutex_unlock(&g->lock);
+}
+
 static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
 {
 	struct gd_be *g = GB(be);
@@ -2004,7 +2570,7 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	}
 	if (r == 0) {
 		pthread_mutex_lock(&g->lock);
-		r = file_get(g, m, &o->f);
+		r = file_get(g, m, path, &o->f);
 		o->writer = r == 0 && (flags & O_ACCMODE) != O_RDONLY;
 		if (o->writer)
 			o->f->writers++;
@@ -2017,7 +2583,10 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 			r = -errno;
 		} else {
 			f->have_all = 1;
-			f->dirty = f->size != 0 || f->dirty;
+			if (f->size != 0) {
+				f->dirty = 1;
+				f->wseq++;
+			}
 			__atomic_store_n(&f->size, 0, __ATOMIC_RELAXED);
 		}
 		pthread_mutex_unlock(&f->lock);
@@ -2026,9 +2595,9 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	if (r < 0) {
 		if (o && o->f) {
 			pthread_mutex_lock(&g->lock);
-			o->f->refs--;
 			o->f->writers -= o->writer;
 			pthread_mutex_unlock(&g->lock);
+			file_unref(g, o->f);
 		}
 		free(o);
 		return r;
@@ -2100,6 +2669,7 @@ static ssize_t gd_pwrite(scs_obj *so, const void *buf, size_t n, uint64_t off)
 		done += (size_t)k;
 	}
 	f->dirty = 1;
+	f->wseq++;
 	if (off + n > f->size)
 		__atomic_store_n(&f->size, off + n, __ATOMIC_RELAXED);
 	ret = (ssize_t)n;
@@ -2117,15 +2687,63 @@ static int gd_ftruncate(scs_obj *so, uint64_t size)
 	if (!r && ftruncate(f->fd, (off_t)size) < 0)
 		r = -errno;
 	if (!r) {
-		if (size != f->size)
+		if (size != f->size) {
 			f->dirty = 1;
+			f->wseq++;
+		}
 		__atomic_store_n(&f->size, size, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
 
-/* Upload f if dirty.  f->lock held. */
+/* The first size bytes of fd (small objects) into *data (freed by the caller). */
+static int read_head(int fd, uint64_t size, uint8_t **data)
+{
+	*data = malloc(size ? size : 1);
+	int r = *data ? 0 : -ENOMEM;
+	size_t done = 0;
+	while (!r && done < size) {
+		ssize_t k = pread(fd, *data + done, size - done, (off_t)done);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			r = k < 0 ? -errno : -EIO;
+		else
+			done += (size_t)k;
+	}
+	return r;
+}
+
+/* size bytes of fd as id's new content (m: the new metadata). */
+static int upload_fd(struct gd_be *g, const char *id, int fd, uint64_t size,
+		     const char *meta_json, struct scs_gdrive_meta *m)
+{
+	if (size > MULTIPART_MAX)
+		return upload_resumable(g, id, fd, size, meta_json, m);
+	uint8_t *data;
+	int r = read_head(fd, size, &data);
+	if (!r)
+		r = upload_multipart(g, id, meta_json ? meta_json : "{}", 0, data, size, m);
+	free(data);
+	return r;
+}
+
+/* What Drive now holds of f: size, version and rev. f->lock held. */
+static int uploaded(struct gd_file *f, uint64_t size, const struct scs_gdrive_meta *m)
+{
+	f->remote_size = size;
+	f->version = m->version;
+	strcpy(f->rev, m->rev);
+	f->meta = *m;
+	f->have_all = 1;
+	free(f->have);
+	f->nblocks = 0;
+	f->have = calloc(1, 1);
+	return f->have ? 0 : -ENOMEM;
+}
+
+/* Upload f if dirty, now (without the write-back cache).  f->lock held. */
 static int flush_locked(struct gd_be *g, struct gd_file *f)
 {
 	if (!f->dirty)
@@ -2139,42 +2757,556 @@ static int flush_locked(struct gd_be *g, struct gd_file *f)
 		free(m);
 		return -errno;
 	}
-	if (size <= MULTIPART_MAX) {
-		uint8_t *data = malloc(size ? size : 1);
-		r = data ? 0 : -ENOMEM;
-		size_t done = 0;
-		while (!r && done < size) {
-			ssize_t k = pread(f->fd, data + done, size - done, (off_t)done);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0)
-				r = k < 0 ? -errno : -EIO;
-			else
-				done += (size_t)k;
-		}
-		if (!r)
-			r = upload_multipart(g, f->id, "{}", 0, data, size, m);
-		free(data);
-	} else {
-		r = upload_resumable(g, f->id, f->fd, size, m);
-	}
+	r = upload_fd(g, f->id, f->fd, size, NULL, m);
 	if (r == -ENOENT) {
 		/* Deleted on Drive (unlinked while open): nothing to keep. */
 		f->dirty = 0;
 		r = 0;
 	} else if (r == 0) {
 		f->dirty = 0;
-		f->remote_size = size;
-		f->version = m->version;
-		f->meta = *m;
-		f->have_all = 1;
-		free(f->have);
-		f->nblocks = 0;
-		f->have = calloc(1, 1);
-		if (!f->have)
-			r = -ENOMEM;
+		r = uploaded(f, size, m);
 	}
 	free(m);
+	return r;
+}
+
+/* ---- the journal of pending uploads ---- */
+
+static int write_all_fd(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Append records (one write, then fdatasync): durable when it returns 0. */
+static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
+{
+	char *buf = malloc(n * SCS_GDRIVE_JLINE_MAX);
+	if (!buf)
+		return -ENOMEM;
+	size_t len = 0;
+	int ret = 0;
+	pthread_mutex_lock(&g->jlock);
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (!r[i].seq)
+			r[i].seq = ++g->seq;
+		int k = scs_gdrive_journal_line(&r[i], buf + len, SCS_GDRIVE_JLINE_MAX);
+		if (k < 0)
+			ret = k;
+		else
+			len += (size_t)k;
+	}
+	if (!ret)
+		ret = write_all_fd(g->jfd, buf, len);
+	if (!ret && fdatasync(g->jfd) < 0)
+		ret = -errno;
+	if (!ret)
+		g->jsize += len;
+	pthread_mutex_unlock(&g->jlock);
+	free(buf);
+	if (ret < 0)
+		scs_log(SCS_LOG_ERR, "gdrive: cannot write the upload journal in %s: %s", g->cache_dir,
+			strerror(-ret));
+	return ret;
+}
+
+/* A P record of f (f->lock held; the path is under g->lock). */
+static void jrec_p(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_file *f)
+{
+	memset(r, 0, sizeof *r);
+	r->type = 'P';
+	strcpy(r->id, f->id);
+	r->version = f->version;
+	strcpy(r->rev, f->rev);
+	pthread_mutex_lock(&g->lock);
+	if (f->path && strlen(f->path) < sizeof r->path)
+		strcpy(r->path, f->path);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Make f's changes durable here and queue their upload.  f->lock held. */
+static int journal_locked(struct gd_be *g, struct gd_file *f)
+{
+	if (!f->dirty || (f->jseq && f->wseq == f->jwseq))
+		return 0;
+	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0) {
+		int r = -errno;
+		scs_log(SCS_LOG_ERR, "gdrive: cannot save %s in the cache %s: %s", f->id,
+			g->cache_dir, strerror(-r));
+		return r;
+	}
+	if (!f->jseq)
+		(void)fsync(g->obj_dfd);   /* the cache file's name, once */
+	struct scs_gdrive_jrec *r = malloc(sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	jrec_p(g, r, f);
+	int ret = journal_append(g, r, 1);
+	if (!ret) {
+		uint64_t w = f->wseq;
+		pthread_mutex_lock(&g->lock);
+		f->jseq = r->seq;
+		f->jwseq = w;
+		f->due = time(NULL) + (time_t)(g->opts.upload_delay + 0.999);
+		f->failures = 0;
+		g->status_gen++;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+	}
+	free(r);
+	return ret;
+}
+
+static void md5_fd(int fd, uint64_t size, char out[33])
+{
+	uint8_t buf[65536], h[EVP_MAX_MD_SIZE];
+	unsigned hl = 0;
+	out[0] = '\0';
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c || !EVP_DigestInit_ex(c, EVP_md5(), NULL)) {
+		EVP_MD_CTX_free(c);
+		return;
+	}
+	for (uint64_t off = 0; off < size;) {
+		size_t want = size - off > sizeof buf ? sizeof buf : (size_t)(size - off);
+		ssize_t k = pread(fd, buf, want, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			EVP_MD_CTX_free(c);
+			return;
+		}
+		EVP_DigestUpdate(c, buf, (size_t)k);
+		off += (uint64_t)k;
+	}
+	if (EVP_DigestFinal_ex(c, h, &hl) && hl == 16)
+		scs_hex_encode(h, 16, out);
+	EVP_MD_CTX_free(c);
+}
+
+/* Drive's current version, rev and md5 of id. */
+static int remote_state(struct gd_be *g, const char *id, struct scs_gdrive_meta *m, char md5[33])
+{
+	char url[SCS_URL_MAX + 256];
+	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=id,name,version,"
+		 "headRevisionId,md5Checksum,size,trashed", g->ep.api, id);
+	json_t *j = NULL;
+	int r = get_json(g, url, &j);
+	if (r < 0)
+		return r;
+	md5[0] = '\0';
+	r = meta_from_json(j, m);
+	const char *h = json_string_value(json_object_get(j, "md5Checksum"));
+	if (h && strlen(h) == 32)
+		strcpy(md5, h);
+	if (!r && json_is_true(json_object_get(j, "trashed")))
+		r = -ENOENT;
+	json_decref(j);
+	return r;
+}
+
+/* Store the snapshot as a new object at path (a conflict copy). */
+static int create_at(struct gd_be *g, const char *path, int fd, uint64_t size, uint32_t perm,
+		     struct scs_gdrive_meta *m)
+{
+	char parent[SCS_PATH_MAX], pid[SCS_GDRIVE_ID_MAX + 1], id[SCS_GDRIVE_ID_MAX + 1];
+	const char *base;
+	split(path, parent, sizeof parent, &base);
+	int r = resolve_dir(g, parent, pid);
+	if (r < 0)
+		return r;
+	if (size <= MULTIPART_MAX) {
+		r = next_id(g, id);
+		if (r < 0)
+			return r;
+		char pm[8];
+		snprintf(pm, sizeof pm, "%o", perm & 07777);
+		json_t *j = json_pack("{s:s, s:s, s:[s], s:{s:s}}", "id", id, "name", base,
+				      "parents", pid, "appProperties", "m", pm);
+		char *meta = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		uint8_t *data = NULL;
+		r = meta ? read_head(fd, size, &data) : -ENOMEM;
+		if (!r)
+			r = upload_multipart(g, id, meta, 1, data, size, m);
+		free(meta);
+		free(data);
+		return r;
+	}
+	r = create_meta(g, pid, base, NULL, perm, 0, id);
+	if (!r)
+		r = upload_resumable(g, id, fd, size, NULL, m);
+	return r;
+}
+
+/* A copy of f's cache file as it is now (reflinked where the file system
+ * can), so writers go on while it uploads.  f->lock held. */
+static int snapshot(struct gd_be *g, struct gd_file *f, uint64_t size)
+{
+	int sfd = openat(g->obj_dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (sfd < 0)
+		return -errno;
+	loff_t in = 0, out = 0;
+	while ((uint64_t)in < size) {
+		ssize_t k = copy_file_range(f->fd, &in, sfd, &out, (size_t)(size - (uint64_t)in), 0);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			/* EXDEV/ENOSYS on old kernels: plain copy */
+			uint8_t buf[65536];
+			ssize_t n = pread(f->fd, buf, sizeof buf < size - (uint64_t)in ? sizeof buf :
+					  (size_t)(size - (uint64_t)in), in);
+			if (n <= 0 || write_all_fd(sfd, buf, (size_t)n) < 0) {
+				int r = n < 0 ? -errno : -EIO;
+				close(sfd);
+				return r;
+			}
+			in += n;
+			out += n;
+		}
+	}
+	if (ftruncate(sfd, (off_t)size) < 0) {
+		int r = -errno;
+		close(sfd);
+		return r;
+	}
+	return sfd;
+}
+
+static void kernel_changed(struct gd_be *g, const char *path)
+{
+	if (g->be.hooks.changed && path)
+		g->be.hooks.changed(g->be.hooks.arg, path, SCS_BE_CHANGED_CONTENT);
+}
+
+/* Upload what f's journal records ask for.  f->inflight is ours. */
+static int upload_one_(struct gd_be *g, struct gd_file *f);
+
+static int upload_one(struct gd_be *g, struct gd_file *f)
+{
+	in_upload = 1;
+	int r = upload_one_(g, f);
+	in_upload = 0;
+	return r;
+}
+
+static int upload_one_(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	uint64_t seq = f->jseq, wseq = f->jwseq, size = f->size, base_v = f->version;
+	char base_rev[SCS_GDRIVE_REV_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	char *path = f->path ? strdup(f->path) : NULL;
+	pthread_mutex_unlock(&g->lock);
+	strcpy(base_rev, f->rev);
+	uint32_t perm = f->meta.has_perm ? f->meta.perm : 0644;
+	if (seq <= f->dseq || f->deleted) {
+		/* unlinked: what was queued for it goes (and is noted as gone) */
+		int r = 0;
+		if (seq > f->dseq) {
+			struct scs_gdrive_jrec d;
+			memset(&d, 0, sizeof d);
+			d.type = 'D';
+			d.seq = seq;
+			strcpy(d.id, f->id);
+			r = journal_append(g, &d, 1);
+			if (!r) {
+				pthread_mutex_lock(&g->lock);
+				f->dseq = seq;
+				g->status_gen++;
+				pthread_mutex_unlock(&g->lock);
+			}
+		}
+		pthread_mutex_unlock(&f->lock);
+		free(path);
+		return r;
+	}
+	pthread_mutex_lock(&g->lock);
+	char *pmeta = f->pend_meta ? strdup(f->pend_meta) : NULL;
+	pthread_mutex_unlock(&g->lock);
+	int sfd = snapshot(g, f, size);
+	/* The snapshot holds at least what the record stands for; writes
+	 * since are in it too, so it covers wseq if nothing came after. */
+	int all = f->wseq == wseq;
+	pthread_mutex_unlock(&f->lock);
+	if (sfd < 0) {
+		scs_log(SCS_LOG_ERR, "gdrive: cannot copy %s in the cache: %s", f->id, strerror(-sfd));
+		free(path);
+		return sfd;
+	}
+	struct scs_gdrive_meta *cur = malloc(sizeof *cur), *m = malloc(sizeof *m);
+	char rmd5[33], md5[33];
+	int r = cur && m ? remote_state(g, f->id, cur, rmd5) : -ENOMEM;
+	int conflict = 0, gone = r == -ENOENT, same = 0;
+	if (r == 0 && cur->version != base_v && strcmp(cur->rev, base_rev)) {
+		/* Changed on Drive since our edit began: unless it is already ours
+		 * (an earlier attempt whose reply was lost), the other stays. */
+		md5_fd(sfd, size, md5);
+		if (md5[0] && !strcmp(md5, rmd5) && cur->size == size)
+			same = 1;
+		else
+			conflict = 1;
+	}
+	if (r == 0 && same) {
+		r = get_meta(g, f->id, m);
+	} else if ((r == 0 && conflict) || gone) {
+		char cpath[SCS_PATH_MAX];
+		int h = -ENOSYS;
+		if (g->be.hooks.conflict_name && path)
+			h = g->be.hooks.conflict_name(g->be.hooks.arg, path, cpath, sizeof cpath);
+		if (h == 0) {
+			scs_log(SCS_LOG_WARN, "gdrive: %s was %s on Drive by someone else meanwhile; "
+				"keeping both: ours is stored as a conflict copy", path,
+				gone ? "deleted" : "changed");
+			r = create_at(g, cpath, sfd, size, perm, m);
+			if (r == 0)
+				conflict = 2;
+		} else if (gone) {
+			scs_log(SCS_LOG_WARN, "gdrive: %s was deleted on Drive before its last changes "
+				"were uploaded; they are dropped", path ? path : f->id);
+			r = 0;
+		} else if (h != -ENOSYS) {
+			r = h;
+		} else {
+			scs_log(SCS_LOG_WARN, "gdrive: %s changed on Drive since this edit began; "
+				"replacing it with ours (no conflict copy)", path ? path : f->id);
+			r = upload_fd(g, f->id, sfd, size, pmeta, m);
+		}
+	} else if (r == 0) {
+		r = upload_fd(g, f->id, sfd, size, pmeta, m);
+	}
+	close(sfd);
+	if (r == 0) {
+		struct scs_gdrive_jrec rec[2];
+		size_t nrec = 1;
+		pthread_mutex_lock(&f->lock);
+		if (conflict == 2 || gone) {
+			/* Ours is elsewhere now: this cache no longer matches id. */
+			f->version = 0;
+			f->rev[0] = '\0';
+			if (gone)
+				f->deleted = 1;
+		} else {
+			uploaded(f, size, m);
+			if (path)
+				memo_put(g, path, m, NULL);
+		}
+		pthread_mutex_lock(&g->lock);
+		if (pmeta && f->pend_meta && !strcmp(pmeta, f->pend_meta)) {
+			free(f->pend_meta);
+			f->pend_meta = NULL;
+		}
+		pthread_mutex_unlock(&g->lock);
+		memset(&rec[0], 0, sizeof rec[0]);
+		rec[0].type = 'D';
+		rec[0].seq = seq;
+		strcpy(rec[0].id, f->id);
+		rec[0].version = f->version;
+		strcpy(rec[0].rev, f->rev);
+		if (f->jseq > seq) {
+			/* newer changes wait: their base is now what we uploaded */
+			jrec_p(g, &rec[1], f);
+			rec[1].seq = f->jseq;
+			nrec = 2;
+		}
+		r = journal_append(g, rec, nrec);   /* failing: uploaded again later */
+		if (r == 0) {
+			pthread_mutex_lock(&g->lock);
+			f->dseq = seq;
+			if (f->jseq == seq && all && f->wseq == wseq)
+				f->dirty = 0;   /* (after a conflict copy: dropped once closed) */
+			g->last_sync = time(NULL);
+			g->status_gen++;
+			if (!g->offline)
+				g->last_error[0] = '\0';
+			pthread_mutex_unlock(&g->lock);
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (conflict == 2)
+			kernel_changed(g, path);
+	}
+	free(cur);
+	free(m);
+	free(path);
+	free(pmeta);
+	return r;
+}
+
+/* After a failed upload: when to try again, and what to tell.  g->lock held. */
+static void upload_failed(struct gd_be *g, struct gd_file *f, int r)
+{
+	time_t now = time(NULL), wait;
+	int offline = __atomic_load_n(&g->offline, __ATOMIC_RELAXED);
+	if (r == -ENOSPC || r == -EDQUOT) {
+		wait = 600;        /* a full Drive or the daily cap: slowly */
+		set_error_locked(g, r == -ENOSPC ? "Google Drive storage is full; free space in Drive" :
+			  "the daily Google Drive upload limit is reached; uploads resume later");
+	} else if (r == -EACCES) {
+		wait = 60;
+		if (!g->last_error[0])
+			set_error_locked(g, "Drive refused access; sign in again with `scsctl auth gdrive`");
+	} else if (offline) {
+		wait = 5;          /* a probe: uploads start soon after Drive is back */
+	} else {
+		int k = f->failures < 4 ? f->failures : 4;
+		wait = (time_t)15 << k;      /* 15 s .. 4 min */
+		set_error_locked(g, "upload failed: %s", strerror(-r));
+	}
+	f->failures++;
+	f->due = now + wait;
+	scs_log(SCS_LOG_DEBUG, "gdrive: upload of %s failed (%s); next try in %lld s", f->id,
+		strerror(-r), (long long)wait);
+}
+
+/* ---- the uploader ---- */
+
+static void write_status(struct gd_be *g)
+{
+	struct scs_gdrive_status st;
+	memset(&st, 0, sizeof st);
+	pthread_mutex_lock(&g->lock);
+	unsigned gen = g->status_gen;
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (f->jseq > f->dseq && !f->deleted) {
+			st.files++;
+			st.bytes += __atomic_load_n(&f->size, __ATOMIC_RELAXED);
+		}
+	st.offline = g->offline;
+	st.offline_since = g->offline_since;
+	st.last_sync = g->last_sync;
+	snprintf(st.error, sizeof st.error, "%s", g->last_error);
+	pthread_mutex_unlock(&g->lock);
+	st.updated = time(NULL);
+	if (scs_gdrive_status_write(g->cache_dir, &st) == 0) {
+		pthread_mutex_lock(&g->lock);
+		g->status_done = gen;
+		pthread_mutex_unlock(&g->lock);
+	}
+}
+
+/* The next file to upload (g->lock held); NULL: none now, *next_due set. */
+static struct gd_file *pick(struct gd_be *g, time_t now, time_t *next_due)
+{
+	struct gd_file *best = NULL;
+	*next_due = now + 1;
+	for (struct gd_file *f = g->files; f; f = f->next) {
+		if (f->inflight || f->jseq <= f->dseq)
+			continue;
+		if (g->stopping) {
+			if (!f->tried)
+				return f;
+			continue;
+		}
+		if (f->due <= now) {
+			if (!best || f->due < best->due)
+				best = f;
+		} else if (f->due < *next_due) {
+			*next_due = f->due;
+		}
+	}
+	return best;
+}
+
+/* Journal compaction: nothing pending, the journal starts afresh. */
+static void journal_compact(struct gd_be *g)
+{
+	pthread_mutex_lock(&g->lock);
+	int pending = 0;
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (f->jseq > f->dseq || f->inflight)
+			pending = 1;
+	if (!pending) {
+		pthread_mutex_lock(&g->jlock);
+		if (g->jsize > (1u << 20) && ftruncate(g->jfd, 0) == 0 && fdatasync(g->jfd) == 0)
+			g->jsize = 0;
+		pthread_mutex_unlock(&g->jlock);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Upload f (g->lock held, dropped meanwhile); a failure reschedules it. */
+static int run_upload(struct gd_be *g, struct gd_file *f)
+{
+	f->inflight = 1;
+	pthread_mutex_unlock(&g->lock);
+	int r = upload_one(g, f);
+	pthread_mutex_lock(&g->lock);
+	f->inflight = 0;
+	if (r < 0)
+		upload_failed(g, f, r);
+	else
+		f->failures = 0;
+	g->status_gen++;
+	pthread_cond_broadcast(&g->cond);
+	return r;
+}
+
+static void *uploader(void *arg)
+{
+	struct gd_be *g = arg;
+	pthread_mutex_lock(&g->lock);
+	for (;;) {
+		time_t now = time(NULL), next_due;
+		if (g->status_gen != g->status_done) {
+			pthread_mutex_unlock(&g->lock);
+			write_status(g);
+			pthread_mutex_lock(&g->lock);
+		}
+		struct gd_file *f = pick(g, now, &next_due);
+		if (!f) {
+			if (g->stopping)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += next_due - now > 0 ? next_due - now : 1;
+			pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+			continue;
+		}
+		if (g->stopping)
+			f->tried = 1;
+		int r = run_upload(g, f);
+		if (r == 0) {
+			pthread_mutex_unlock(&g->lock);
+			journal_compact(g);
+			pthread_mutex_lock(&g->lock);
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+/* -o sync_upload: upload f now in this thread (waiting for a running one). */
+static int upload_now(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&g->lock);
+	while (f->inflight)
+		pthread_cond_wait(&g->cond, &g->lock);
+	if (f->jseq <= f->dseq) {
+		pthread_mutex_unlock(&g->lock);
+		return 0;
+	}
+	int r = run_upload(g, f);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+/* close(2) and fsync: durable here (journaled); with sync_upload, on Drive. */
+static int commit(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	int r = g->wb ? journal_locked(g, f) : flush_locked(g, f);
+	pthread_mutex_unlock(&f->lock);
+	if (r == 0 && g->wb && g->opts.sync_upload)
+		r = upload_now(g, f);
 	return r;
 }
 
@@ -2182,10 +3314,15 @@ static int gd_fsync(scs_obj *so, int datasync)
 {
 	(void)datasync;
 	struct gd_obj *o = (struct gd_obj *)so;
-	pthread_mutex_lock(&o->f->lock);
-	int r = flush_locked(GB(so->be), o->f);
-	pthread_mutex_unlock(&o->f->lock);
-	return r;
+	return commit(GB(so->be), o->f);
+}
+
+static int gd_obj_flush(scs_obj *so)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	if (!GB(so->be)->wb)
+		return 0;
+	return commit(GB(so->be), o->f);
 }
 
 static int gd_fstat(scs_obj *so, struct scs_attr *a)
@@ -2206,24 +3343,391 @@ static int gd_obj_close(scs_obj *so)
 	struct gd_obj *o = (struct gd_obj *)so;
 	struct gd_be *g = GB(so->be);
 	struct gd_file *f = o->f;
-	pthread_mutex_lock(&f->lock);
-	int r = flush_locked(g, f);
-	if (r < 0) {
-		/* No write-back queue yet: the change is lost; say so. */
-		scs_log(SCS_LOG_ERR, "gdrive: could not upload %s at close (%s); the last "
-			"changes to it are lost", f->id, strerror(-r));
-		f->dirty = 0;
-		f->have_all = 0;
-		f->version = 0;   /* never reuse this cache */
+	int r;
+	if (g->wb) {
+		/* journaled; the flush before it already waited with sync_upload */
+		pthread_mutex_lock(&f->lock);
+		r = journal_locked(g, f);
+		pthread_mutex_unlock(&f->lock);
+	} else {
+		pthread_mutex_lock(&f->lock);
+		r = flush_locked(g, f);
+		if (r < 0) {
+			/* No write-back queue here (scsctl): the change is lost; say so. */
+			scs_log(SCS_LOG_ERR, "gdrive: could not upload %s at close (%s); the last "
+				"changes to it are lost", f->id, strerror(-r));
+			f->dirty = 0;
+			f->have_all = 0;
+			f->version = 0;   /* never reuse this cache */
+			f->rev[0] = '\0';
+		}
+		pthread_mutex_unlock(&f->lock);
 	}
-	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&g->lock);
-	f->refs--;
 	f->writers -= o->writer;
-	file_trim(g);
 	pthread_mutex_unlock(&g->lock);
+	file_unref(g, f);
 	free(o);
 	return r;
+}
+
+/* Unlinked or replaced on Drive by us: whatever is queued for id goes. */
+static void file_dropped(struct gd_be *g, const char *id)
+{
+	if (!g->wb)
+		return;
+	struct gd_file *f = NULL;
+	pthread_mutex_lock(&g->lock);
+	for (f = g->files; f; f = f->next)
+		if (!strcmp(f->id, id))
+			break;
+	pthread_mutex_unlock(&g->lock);
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->deleted = 1;
+	if (f->jseq > f->dseq) {
+		struct scs_gdrive_jrec r;
+		memset(&r, 0, sizeof r);
+		r.type = 'D';
+		r.seq = f->jseq;
+		strcpy(r.id, f->id);
+		if (journal_append(g, &r, 1) == 0) {
+			pthread_mutex_lock(&g->lock);
+			f->dseq = f->jseq;
+			g->status_gen++;
+			pthread_mutex_unlock(&g->lock);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* A rename moved from to to: the paths of cached files follow. */
+static void files_renamed(struct gd_be *g, const char *from, const char *to)
+{
+	size_t fl = strlen(from);
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f; f = f->next) {
+		char *np;
+		if (!f->path || !under(f->path, from))
+			continue;
+		if (asprintf(&np, "%s%s", to, f->path + fl) >= 0) {
+			free(f->path);
+			f->path = np;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* ---- clean caches kept across mounts (obj/ID.map) ---- */
+
+/* At unmount: note which blocks of Drive's version obj/ID holds. */
+static int map_save(struct gd_be *g, struct gd_file *f)
+{
+	if (f->dirty || f->deleted || !f->version || f->fd < 0 || !cached_bytes(f) ||
+	    f->size != f->remote_size)
+		return -EINVAL;
+	struct scs_gdrive_map m = { .version = f->version, .size = f->remote_size };
+	strcpy(m.rev, f->rev);
+	m.nblocks = (size_t)((f->remote_size + BLK - 1) / BLK);
+	size_t hb = (m.nblocks + 7) / 8;
+	m.have = calloc(hb ? hb : 1, 1);
+	if (!m.have)
+		return -ENOMEM;
+	if (f->have_all)
+		memset(m.have, 0xff, hb);
+	else
+		memcpy(m.have, f->have, hb <= (f->nblocks + 7) / 8 ? hb : (f->nblocks + 7) / 8);
+	char *line, name[SCS_GDRIVE_ID_MAX + 8], tmp[SCS_GDRIVE_ID_MAX + 16];
+	size_t len;
+	int r = scs_gdrive_map_format(&m, &line, &len);
+	free(m.have);
+	if (r < 0)
+		return r;
+	snprintf(name, sizeof name, "%s.map", f->id);
+	snprintf(tmp, sizeof tmp, "%s.map.tmp", f->id);
+	int fd = openat(g->obj_dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : write_all_fd(fd, line, len);
+	free(line);
+	if (fd >= 0 && (fdatasync(f->fd) < 0 || close(fd) < 0) && !r)
+		r = -errno;
+	if (!r && renameat(g->obj_dfd, tmp, g->obj_dfd, name) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(g->obj_dfd, tmp, 0);
+	return r;
+}
+
+/* At mount: take back a clean cache the last unmount noted (the note goes
+ * at once: a crash in this session leaves no stale one). */
+static void map_load(struct gd_be *g, const char *id)
+{
+	char name[SCS_GDRIVE_ID_MAX + 8], path[SCS_PATH_MAX + SCS_GDRIVE_ID_MAX + 16];
+	snprintf(name, sizeof name, "%s.map", id);
+	snprintf(path, sizeof path, "%s/%s", g->obj_dir, name);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct scs_gdrive_map m;
+	int r = scs_local_read(path, SCS_GDRIVE_MAP_MAX, &data, &len);
+	unlinkat(g->obj_dfd, name, 0);
+	if (r < 0 || scs_gdrive_map_parse(data, len, BLK, &m) < 0) {
+		free(data);
+		return;
+	}
+	free(data);
+	struct gd_file *f = file_new();
+	if (!f || (f->fd = openat(g->obj_dfd, id, O_RDWR | O_CLOEXEC)) < 0) {
+		free(m.have);
+		if (f)
+			file_free(g, f);
+		return;
+	}
+	strcpy(f->id, id);
+	strcpy(f->meta.id, id);
+	f->size = f->remote_size = f->meta.size = m.size;
+	f->version = f->meta.version = m.version;
+	strcpy(f->rev, m.rev);
+	f->have = m.have;
+	f->nblocks = m.nblocks;
+	f->used = ++g->clock;
+	f->next = g->files;
+	g->files = f;
+}
+
+/* ---- the cache of a mount: lock, journal replay, uploader threads ---- */
+
+struct replay {
+	struct gd_be *g;
+	struct scs_gdrive_jrec *recs;   /* the pending P per id */
+	size_t n, cap;
+	uint64_t maxseq;
+};
+
+static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
+{
+	struct replay *rp = arg;
+	if (r->seq > rp->maxseq)
+		rp->maxseq = r->seq;
+	size_t i;
+	for (i = 0; i < rp->n; i++)
+		if (!strcmp(rp->recs[i].id, r->id))
+			break;
+	if (r->type == 'D') {
+		if (i < rp->n && rp->recs[i].seq <= r->seq)
+			rp->recs[i] = rp->recs[--rp->n];
+		else if (i < rp->n) {   /* newer changes remain: based on what landed */
+			rp->recs[i].version = r->version;
+			strcpy(rp->recs[i].rev, r->rev);
+		}
+		return 0;
+	}
+	if (i == rp->n) {
+		if (rp->n == rp->cap) {
+			size_t nc = rp->cap ? 2 * rp->cap : 16;
+			struct scs_gdrive_jrec *nr = realloc(rp->recs, nc * sizeof *nr);
+			if (!nr)
+				return -ENOMEM;
+			rp->recs = nr;
+			rp->cap = nc;
+		}
+		rp->n++;
+	}
+	rp->recs[i] = *r;
+	return 0;
+}
+
+#define JOURNAL_MAX (256u << 20)
+
+static int cache_setup(struct gd_be *g, scs_err *err)
+{
+	char p[SCS_PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/lock", g->cache_dir);
+	g->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (g->lock_fd < 0)
+		return scs_err_set(err, -errno, "cannot open %s: %s", p, strerror(errno));
+	if (flock(g->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			return scs_err_set(err, -EBUSY, "another scsfs is using the cache %s: "
+					   "unmount it first", g->cache_dir);
+		return scs_err_set(err, -errno, "cannot lock %s: %s", p, strerror(errno));
+	}
+	snprintf(g->obj_dir, sizeof g->obj_dir, "%s/obj", g->cache_dir);
+	if (mkdir(g->obj_dir, 0700) < 0 && errno != EEXIST)
+		return scs_err_set(err, -errno, "cannot create %s: %s", g->obj_dir, strerror(errno));
+	g->obj_dfd = open(g->obj_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (g->obj_dfd < 0)
+		return scs_err_set(err, -errno, "cannot open %s: %s", g->obj_dir, strerror(errno));
+
+	/* Replay the journal: what was closed or fsynced and not uploaded. */
+	snprintf(p, sizeof p, "%s/journal", g->cache_dir);
+	uint8_t *data = NULL;
+	size_t len = 0, bad = 0;
+	int r = scs_local_read(p, JOURNAL_MAX, &data, &len);
+	if (r < 0 && r != -ENOENT)
+		return scs_err_set(err, r, "cannot read the upload journal %s: %s", p, strerror(-r));
+	struct replay rp = { .g = g };
+	r = data ? scs_gdrive_journal_parse(data, len, replay_cb, &rp, &bad) : 0;
+	free(data);
+	if (r < 0) {
+		free(rp.recs);
+		return scs_err_set(err, r, "cannot replay the upload journal %s: %s", p, strerror(-r));
+	}
+	if (bad)
+		scs_log(SCS_LOG_WARN, "gdrive: %zu damaged record%s in the upload journal %s "
+			"(a crash while writing); ignored", bad, bad == 1 ? "" : "s", p);
+	g->seq = rp.maxseq;
+	/* The pending files enter the queue; every other cache file goes. */
+	for (size_t i = 0; i < rp.n; i++) {
+		struct scs_gdrive_jrec *jr = &rp.recs[i];
+		struct gd_file *f = file_new();
+		struct stat st;
+		if (!f)
+			break;
+		f->fd = openat(g->obj_dfd, jr->id, O_RDWR | O_CLOEXEC);
+		if (f->fd < 0 || fstat(f->fd, &st) < 0) {
+			scs_log(SCS_LOG_ERR, "gdrive: the cached changes of %s are missing from %s; "
+				"they cannot be uploaded", jr->path[0] ? jr->path : jr->id, g->obj_dir);
+			file_free(g, f);
+			continue;
+		}
+		strcpy(f->id, jr->id);
+		strcpy(f->meta.id, jr->id);
+		f->size = f->remote_size = (uint64_t)st.st_size;
+		f->version = jr->version;
+		strcpy(f->rev, jr->rev);
+		f->have = calloc(1, 1);
+		f->have_all = 1;
+		f->dirty = 1;
+		f->jseq = jr->seq;
+		f->wseq = f->jwseq = 1;
+		f->path = jr->path[0] ? strdup(jr->path) : NULL;
+		f->next = g->files;
+		g->files = f;
+	}
+	DIR *d = fdopendir(dup(g->obj_dfd));
+	if (d) {
+		/* clean caches noted at the last unmount come back (at most
+		 * MAX_CLOSED); every other file goes */
+		struct dirent *de;
+		size_t nmaps = 0;
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+			char id[SCS_GDRIVE_ID_MAX + 1];
+			if (n > 4 && n - 4 <= SCS_GDRIVE_ID_MAX && !strcmp(de->d_name + n - 4, ".map")) {
+				memcpy(id, de->d_name, n - 4);
+				id[n - 4] = '\0';
+				int pending = 0;
+				for (size_t i = 0; i < rp.n && !pending; i++)
+					pending = !strcmp(rp.recs[i].id, id);
+				if (!pending && nmaps < MAX_CLOSED && id_ok(id)) {
+					map_load(g, id);
+					nmaps++;
+				}
+			}
+		}
+		rewinddir(d);
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			int keep = 0;
+			for (struct gd_file *f = g->files; f && !keep; f = f->next)
+				keep = !strcmp(f->id, de->d_name);
+			if (!keep)
+				unlinkat(g->obj_dfd, de->d_name, 0);
+		}
+		closedir(d);
+	}
+	/* A fresh journal holding only what is pending. */
+	char tmp[SCS_PATH_MAX + 32];
+	snprintf(tmp, sizeof tmp, "%s/journal.new", g->cache_dir);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : 0;
+	size_t jl = 0;
+	char *line = malloc(SCS_GDRIVE_JLINE_MAX);
+	if (!line)
+		r = -ENOMEM;
+	for (struct gd_file *f = g->files; f && !r; f = f->next) {
+		if (!f->jseq)
+			continue;    /* a clean cache taken back */
+		struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
+		if (!jr) {
+			r = -ENOMEM;
+			break;
+		}
+		jrec_p(g, jr, f);
+		jr->seq = f->jseq;
+		int k = scs_gdrive_journal_line(jr, line, SCS_GDRIVE_JLINE_MAX);
+		free(jr);
+		r = k < 0 ? k : write_all_fd(fd, line, (size_t)k);
+		jl += k > 0 ? (size_t)k : 0;
+	}
+	free(line);
+	free(rp.recs);
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (!r && rename(tmp, p) < 0)
+		r = -errno;
+	if (r < 0)
+		return scs_err_set(err, r, "cannot write the upload journal %s: %s", p, strerror(-r));
+	int dfd = open(g->cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	g->jfd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (g->jfd < 0)
+		return scs_err_set(err, -errno, "cannot open %s: %s", p, strerror(errno));
+	g->jsize = jl;
+	size_t npend = 0;
+	for (struct gd_file *f = g->files; f; f = f->next)
+		npend += f->jseq != 0;
+	if (npend)
+		scs_log(SCS_LOG_INFO, "gdrive: %zu file%s from the last session wait%s to upload",
+			npend, npend == 1 ? "" : "s", npend == 1 ? "s" : "");
+	g->status_gen++;
+	return 0;
+}
+
+static int uploader_start(scs_backend *be, scs_err *err)
+{
+	struct gd_be *g = GB(be);
+	if (!g->wb || g->nworkers)
+		return 0;
+	unsigned n = g->opts.upload_parallel ? g->opts.upload_parallel : 3;
+	if (n > sizeof g->workers / sizeof g->workers[0])
+		n = sizeof g->workers / sizeof g->workers[0];
+	for (unsigned i = 0; i < n; i++) {
+		int r = pthread_create(&g->workers[i], NULL, uploader, g);
+		if (r)
+			return scs_err_set(err, -r, "cannot start the upload threads: %s", strerror(r));
+		g->nworkers++;
+	}
+	return 0;
+}
+
+/* Unmount: one more try for everything queued, then stop. */
+static void uploader_stop(struct gd_be *g)
+{
+	if (!g->nworkers)
+		return;
+	pthread_mutex_lock(&g->lock);
+	g->stopping = 1;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	for (unsigned i = 0; i < g->nworkers; i++)
+		pthread_join(g->workers[i], NULL);
+	g->nworkers = 0;
+	size_t left = 0;
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (f->jseq > f->dseq && !f->deleted)
+			left++;
+	if (left)
+		scs_log(SCS_LOG_WARN, "gdrive: %zu file%s not uploaded yet (%s); they upload at "
+			"the next mount of this folder", left, left == 1 ? "" : "s",
+			g->last_error[0] ? g->last_error : "Drive unreachable");
+	write_status(g);
 }
 
 /* ---- whole small objects ---- */
@@ -2241,7 +3745,7 @@ static int gd_read_file(scs_backend *be, const char *path, size_t max, uint8_t *
 	if (!r && m->size > max)
 		r = -EFBIG;
 	if (!r)
-		r = download_mem(GB(be), m->id, max, data, len);
+		r = download_memo(GB(be), path, m, max, data, len);
 	free(m);
 	return r;
 }
@@ -2335,7 +3839,7 @@ static int gd_readlink(scs_backend *be, const char *path, char *buf, size_t size
 	uint8_t *data = NULL;
 	size_t len = 0;
 	if (!r)
-		r = download_mem(GB(be), m->id, size - 1, &data, &len);
+		r = download_memo(GB(be), path, m, size - 1, &data, &len);
 	free(m);
 	if (r == -EFBIG)
 		return -ENAMETOOLONG;
@@ -2402,11 +3906,20 @@ static int apply_change(void *arg, const char *id, const struct scs_gdrive_meta 
 		moved ? ", moved" : "", fresh ? ", new" : "", newer ? ", newer" : "");
 	if (is_dir && moved)
 		dir_cache_move(g, oldp, have_new ? newp : NULL);
-	if (!is_dir && file_remote_changed(g, id, gone ? NULL : m))
+	/* what the offline memo says of these places is stale now */
+	if (have_old && (moved || gone))
+		memo_drop(g, oldp);
+	if (have_new && (moved || fresh || newer))
+		memo_drop(g, newp);
+	int cached = is_dir ? 0 : file_remote_changed(g, id, gone ? NULL : m);
+	int meta_only = cached < 0;
+	if (cached > 0)
 		newer = 1;
+	if (meta_only)
+		newer = 0;          /* same content: attributes only, open files stay */
 	if (moved)
 		notify(g, oldp, SCS_BE_CHANGED_ENTRY);
-	if (have_new && (moved || fresh))
+	if (have_new && (moved || fresh || meta_only))
 		notify(g, newp, SCS_BE_CHANGED_ENTRY);
 	if (have_new && newer && !is_dir)
 		notify(g, newp, SCS_BE_CHANGED_CONTENT);
@@ -2552,15 +4065,33 @@ static void gd_close(scs_backend *be)
 {
 	struct gd_be *g = GB(be);
 	scs_gdrive_unwatch(be);
+	uploader_stop(g);
 	while (g->files) {
 		struct gd_file *f = g->files;
 		g->files = f->next;
-		if (f->dirty) {
+		if (g->wb && map_save(g, f) == 0) {
+			f->dirty = 1;       /* keep obj/ID: file_free removes clean ones */
+			f->deleted = 0;
+		}
+		if (f->dirty && !g->wb) {
 			pthread_mutex_lock(&f->lock);
 			flush_locked(g, f);
 			pthread_mutex_unlock(&f->lock);
 		}
-		file_free(f);
+		file_free(g, f);
+	}
+	if (g->jfd >= 0)
+		close(g->jfd);
+	if (g->obj_dfd >= 0)
+		close(g->obj_dfd);
+	if (g->lock_fd >= 0)
+		close(g->lock_fd);
+	pthread_mutex_destroy(&g->jlock);
+	pthread_cond_destroy(&g->cond);
+	if (g->memo) {
+		memo_drop(g, "");
+		pthread_mutex_destroy(&g->memo->lock);
+		free(g->memo);
 	}
 	for (size_t i = 0; i < g->ndirs; i++)
 		free(g->dirs[i].path);
@@ -2598,6 +4129,8 @@ static const struct scs_backend_ops gdrive_ops = {
 	.fsync = gd_fsync,
 	.fstat = gd_fstat,
 	.obj_close = gd_obj_close,
+	.obj_flush = gd_obj_flush,
+	.start = uploader_start,
 	.read_file = gd_read_file,
 	.write_file = gd_write_file,
 	.create_file = gd_create_file,
@@ -2613,6 +4146,16 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->wlock, NULL);
 	pthread_cond_init(&g->wcv, NULL);
+	pthread_mutex_init(&g->jlock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	g->lock_fd = g->obj_dfd = g->jfd = -1;
+	g->memo = calloc(1, sizeof *g->memo);
+	if (g->memo)
+		pthread_mutex_init(&g->memo->lock, NULL);
+	scs_backend_get_opts(&g->opts);
+	g->wb = g->opts.write_back && !create;
+	if (g->opts.upload_delay <= 0)
+		g->opts.upload_delay = 1.0;
 	g->be.ops = &gdrive_ops;
 	g->opening = 1;
 	g->ids = calloc(50, sizeof *g->ids);
@@ -2625,12 +4168,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	scs_gdrive_endpoints(&g->ep);
 
 	/* The cache directory of this remote. */
-	uint8_t h[SCS_SHA256_LEN];
-	char hex[33], sub[64];
-	scs_sha256(remote, strlen(remote), h);
-	scs_hex_encode(h, 16, hex);
-	snprintf(sub, sizeof sub, "%s", hex);
-	r = scs_xdg_path(SCS_XDG_CACHE, sub, g->cache_dir, sizeof g->cache_dir);
+	r = scs_gdrive_cache_dir(remote, g->cache_dir, sizeof g->cache_dir);
 	if (r == 0)
 		r = scs_mkdir_p(g->cache_dir, 0700);
 	if (r < 0) {
@@ -2638,6 +4176,8 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 				strerror(-r));
 		goto fail;
 	}
+	if (g->wb && (r = cache_setup(g, err)) < 0)
+		goto fail;
 
 	if (!strncmp(spec, "id=", 3)) {
 		if (!id_ok(spec + 3)) {

@@ -1029,6 +1029,8 @@ int scs_file_flush(scs_file *f)
 {
 	pthread_rwlock_wrlock(&f->lock);
 	int r = flush_locked(f);
+	if (!r && f->writable)
+		r = scs_obj_flush(f->obj);   /* durable on this machine at close(2) */
 	pthread_rwlock_unlock(&f->lock);
 	return r;
 }

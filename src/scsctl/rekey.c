@@ -17,7 +17,8 @@
 
 #define USAGE "rekey status | rekey run | rekey wait [--timeout SECS] [--remote REMOTE]"
 
-static void human(uint64_t n, char *out, size_t cap)
+/* 1234567 -> "1.2 MiB" (also used by status). */
+void scsctl_human(uint64_t n, char *out, size_t cap)
 {
 	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = (double)n;
@@ -42,7 +43,7 @@ int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rek
 	if (r < 0)
 		return r;
 	char b[32];
-	human(sc->old_bytes, b, sizeof b);
+	scsctl_human(sc->old_bytes, b, sizeof b);
 	if ((sc->old_files || sc->old_links) && kr->epoch > 1 && kr->retired_below >= kr->epoch)
 		snprintf(out, cap, "re-key: done; %" PRIu64 " files%s still claim a retired epoch and "
 			 "are refused (put back from old copies, or written by a removed member after "
@@ -95,9 +96,9 @@ static int status(int argc, char **argv)
 		printf("retired: epochs below %u\n", kr->retired_below);
 	else
 		printf("retired: none\n");
-	human(sc.bytes, b, sizeof b);
+	scsctl_human(sc.bytes, b, sizeof b);
 	printf("files: %" PRIu64 " (%s)\n", sc.files, b);
-	human(sc.old_bytes, b, sizeof b);
+	scsctl_human(sc.old_bytes, b, sizeof b);
 	printf("in older epochs: %" PRIu64 " files (%s), %" PRIu64 " symbolic links\n",
 	       sc.old_files, b, sc.old_links);
 	if (sc.temps)
@@ -126,9 +127,9 @@ static int progress(void *arg, const struct scs_rekey_progress *p)
 	g->shown_all |= p->files_done == p->files_total;
 	g->last = now;
 	char bd[32], bt[32], rate[32], eta[32];
-	human(p->bytes_done, bd, sizeof bd);
-	human(p->bytes_total, bt, sizeof bt);
-	human((uint64_t)p->rate, rate, sizeof rate);
+	scsctl_human(p->bytes_done, bd, sizeof bd);
+	scsctl_human(p->bytes_total, bt, sizeof bt);
+	scsctl_human((uint64_t)p->rate, rate, sizeof rate);
 	if (p->eta >= 0)
 		snprintf(eta, sizeof eta, "%ld:%02ld", (long)p->eta / 60, (long)p->eta % 60);
 	else
@@ -177,8 +178,8 @@ static int run(int argc, char **argv)
 		fputs("\r\033[K", stderr);
 	double t = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	char b[32], rate[32];
-	human(res.bytes, b, sizeof b);
-	human(t > 0 ? (uint64_t)((double)res.bytes / t) : 0, rate, sizeof rate);
+	scsctl_human(res.bytes, b, sizeof b);
+	scsctl_human(t > 0 ? (uint64_t)((double)res.bytes / t) : 0, rate, sizeof rate);
 	printf("re-encrypted %" PRIu64 " files (%s), %" PRIu64 " names, %" PRIu64 " symbolic links, "
 	       "%" PRIu64 " directory names into epoch %u in %.1f s (%s/s)\n", res.files, b,
 	       res.names, res.links, res.dirs, res.epoch, t, rate);

@@ -28,6 +28,8 @@ int scsctl_open_public(const char *remote, struct scs_vault **v);
 void scsctl_date(int64_t t, int with_time, char *out, size_t cap);
 /* The "re-key: ..." line for status (rekey.c); no keys needed. */
 struct scs_rekey_scan;
+/* A byte count for people: "1.2 MiB". */
+void scsctl_human(uint64_t n, char *out, size_t cap);
 int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rekey_scan *sc,
 		      scs_err *err);
 

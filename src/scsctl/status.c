@@ -3,12 +3,66 @@
  * "re-key mode: lazy" line appears while the newest removals were made
  * with `member remove --lazy` and the re-key pass has not run. */
 #include "scsctl.h"
+#include "scs/config.h"
+#include "scs/gdrive.h"
 #include "scs/identity.h"
 #include "scs/keyring.h"
 #include "scs/rekey.h"
 #include "scs/vault.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+/* gdrive: the upload queue of this machine's cache, from the status file
+ * the mount keeps there (works offline, before the vault is opened). */
+static void gdrive_queue_lines(const char *remote)
+{
+	char rem[SCS_PATH_MAX], dir[SCS_PATH_MAX], lockp[SCS_PATH_MAX + 8];
+	scs_err err = { 0 };
+	if (scs_vault_resolve_remote(remote, rem, sizeof rem, &err) < 0 || strncmp(rem, "gdrive:", 7) ||
+	    scs_gdrive_cache_dir(rem, dir, sizeof dir) < 0)
+		return;
+	struct scs_gdrive_status st;
+	if (scs_gdrive_status_read(dir, &st) < 0) {
+		printf("uploads: none recorded on this machine (not mounted here yet)\n");
+		return;
+	}
+	snprintf(lockp, sizeof lockp, "%s/lock", dir);
+	int fd = open(lockp, O_RDONLY | O_CLOEXEC);
+	int mounted = fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0;
+	if (fd >= 0)
+		close(fd);
+	char sz[32], when[32], since[32];
+	struct tm tm;
+	scsctl_human(st.bytes, sz, sizeof sz);
+	time_t t = st.last_sync;
+	if (t && localtime_r(&t, &tm))
+		strftime(when, sizeof when, "%H:%M:%S", &tm);
+	else
+		snprintf(when, sizeof when, "never");
+	t = st.offline_since;
+	if (t && localtime_r(&t, &tm))
+		strftime(since, sizeof since, "%H:%M:%S", &tm);
+	else
+		snprintf(since, sizeof since, "?");
+	if (st.offline && mounted)
+		printf("offline since %s: Drive unreachable; %llu file%s (%s) wait%s to upload\n",
+		       since, (unsigned long long)st.files, st.files == 1 ? "" : "s", sz,
+		       st.files == 1 ? "s" : "");
+	else if (st.files)
+		printf("uploads: %llu file%s (%s) pending%s; last sync %s\n",
+		       (unsigned long long)st.files, st.files == 1 ? "" : "s", sz,
+		       mounted ? "" : " (upload at the next mount)", when);
+	else
+		printf("uploads: none pending; last sync %s\n", when);
+	if (st.error[0] && (mounted || st.files))
+		printf("last error: %s\n", st.error);
+	fflush(stdout);
+}
 
 int status_main(int argc, char **argv)
 {
@@ -17,6 +71,7 @@ int status_main(int argc, char **argv)
 	if (argc > 2)
 		return scsctl_usage("status [REMOTE]");
 	struct scs_vault_opts o = { .passphrase_file = scsctl.passphrase_file, .public_only = 1 };
+	gdrive_queue_lines(argc == 2 ? argv[1] : NULL);
 	if (scs_vault_open(argc == 2 ? argv[1] : NULL, &o, &v, &err) < 0)
 		return scsctl_fail(&err);
 	const scs_keyring *kr = scs_vault_keyring(v);

@@ -52,6 +52,10 @@ struct opts {
 	int norekey;                 /* -o norekey */
 	unsigned max_idle;
 	unsigned max_threads;
+	int sync_upload;        /* back-end options (gdrive:) */
+	double upload_delay;
+	unsigned upload_parallel;
+	char *cache_max;
 	char *pos[3];
 	int npos;
 };
@@ -73,6 +77,10 @@ static const struct fuse_opt opt_spec[] = {
 	{ "norekey", offsetof(struct opts, norekey), 1 },
 	OPT("max_idle_threads=%u", max_idle),
 	OPT("max_threads=%u", max_threads),
+	{ "sync_upload", offsetof(struct opts, sync_upload), 1 },
+	OPT("upload_delay=%lf", upload_delay),
+	OPT("upload_parallel=%u", upload_parallel),
+	OPT("cache_max=%s", cache_max),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("--foreground", KEY_FG),
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -166,7 +174,40 @@ static void usage(FILE *f)
 "                            (default 5; 0: never, they show after a remount)\n"
 "  -o max_idle_threads=N     idle worker threads kept (default 10)\n"
 "  -o max_threads=N          worker threads at most (default 16)\n"
+"gdrive: options:\n"
+"  -o sync_upload            fsync and close wait until Drive has the data\n"
+"                            (default: durable in the local cache, uploaded\n"
+"                            in the background)\n"
+"  -o upload_delay=SECS      upload SECS after the last close (default 1)\n"
+"  -o upload_parallel=N      uploads at once (default 3, at most 8)\n"
+"  -o cache_max=SIZE         bound the cache of unchanged data (e.g. 2G;\n"
+"                            default: no bound); changes not uploaded stay\n"
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
+}
+
+/* "2G", "500M", "64k", "1048576" -> bytes. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *e;
+	errno = 0;
+	double v = strtod(s, &e);
+	if (e == s || errno || v < 0)
+		return -1;
+	double mul = 1;
+	switch (*e) {
+	case 'k': case 'K': mul = 1024.0; e++; break;
+	case 'm': case 'M': mul = 1048576.0; e++; break;
+	case 'g': case 'G': mul = 1073741824.0; e++; break;
+	case 't': case 'T': mul = 1099511627776.0; e++; break;
+	}
+	if (*e == 'i' && e[1] == 'B')
+		e += 2;
+	else if (*e == 'B')
+		e++;
+	if (*e || v * mul > 1.8e19)
+		return -1;
+	*out = (uint64_t)(v * mul);
+	return 0;
 }
 
 /* Until the mount is up, libfuse's messages are collected and shown as
@@ -467,6 +508,16 @@ int main(int argc, char *argv[])
 		return fail("entry_timeout and attr_timeout must be >= 0 seconds");
 	if (o.negative_timeout < 0)
 		o.negative_timeout = o.entry_timeout;
+	struct scs_backend_opts bo = { .write_back = 1, .sync_upload = o.sync_upload,
+				       .upload_delay = o.upload_delay,
+				       .upload_parallel = o.upload_parallel };
+	if (o.upload_delay < 0 || o.upload_delay > 86400)
+		return fail("upload_delay must be between 0 and 86400 seconds");
+	if (o.upload_parallel > 8)
+		return fail("upload_parallel must be between 1 and 8");
+	if (o.cache_max && parse_size(o.cache_max, &bo.cache_max) < 0)
+		return fail("cache_max=%s: give a size such as 500M or 2G", o.cache_max);
+	scs_backend_set_opts(&bo);
 	const char *remote = o.npos == 2 ? o.pos[0] : NULL;
 	const char *mnt_arg = o.pos[o.npos - 1];
 	char mnt[PATH_MAX];
@@ -575,6 +626,11 @@ int main(int argc, char *argv[])
 	}
 	if (!o.foreground)
 		scs_log_to_syslog("scsfs");
+	r = scs_be_start(fs.be, &err);   /* threads: after the fork */
+	if (r < 0) {
+		scs_log(SCS_LOG_ERR, "%s", err.msg);
+		goto out_unmount;
+	}
 	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
 
 	r = scs_gdrive_watch(fs.be, o.poll, &err);
@@ -622,5 +678,6 @@ out_se:
 	for (int i = 0; i < o.npos && i < 3; i++)
 		free(o.pos[i]);
 	free(o.passfile);
+	free(o.cache_max);
 	return ret;
 }

@@ -18,6 +18,10 @@ static void check_meta(const struct scs_gdrive_meta *m)
 	if (n < 1 || n > SCS_GDRIVE_ID_MAX || strspn(m->id, "abcdefghijklmnopqrstuvwxyz"
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != n)
 		abort();      /* ids name cache files and URLs: never anything else */
+	size_t rn = strlen(m->rev);
+	if (rn > SCS_GDRIVE_REV_MAX || strspn(m->rev, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.=") != rn)
+		abort();      /* revisions go into journal lines */
 	if (strlen(m->name) > SCS_GDRIVE_NAME_MAX || (m->is_dir && m->is_link) ||
 	    (m->perm & ~07777u))
 		abort();

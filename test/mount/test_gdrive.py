@@ -172,8 +172,8 @@ def test_auth_without_client_is_one_line(gu, tmp_path):
 # ---------------------------------------------------------------- the mount
 
 def write(p, data):
-    """Write a file and fsync it: fsync returns once Drive has the object
-    (close() alone uploads at the kernel's release, just after it returns)."""
+    """Write a file and fsync it: durable in the mount's cache; with
+    -o sync_upload, fsync returns once Drive has the object."""
     with open(p, "wb") as f:
         f.write(data)
         f.flush()
@@ -328,7 +328,7 @@ def test_retry_after_is_honoured(gv, emu):
 
 
 def test_storage_quota_is_enospc_not_retried(gv, emu):
-    v = gv.mount(foreground=True)
+    v = gv.mount(foreground=True, args=["-o", "sync_upload"])
     try:
         st = emu.state()
         emu.control(action="set", quota_limit=1)
@@ -349,7 +349,7 @@ def test_storage_quota_is_enospc_not_retried(gv, emu):
 
 
 def test_daily_upload_cap_is_reported_not_retried(gv, emu):
-    v = gv.mount(foreground=True)
+    v = gv.mount(foreground=True, args=["-o", "sync_upload"])
     try:
         write(v.mnt / "capped.bin", b"v1")
         emu.clear_log()
@@ -425,6 +425,7 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
     data = os.urandom(20 * 1024 * 1024)
     write(v.mnt / "twenty.bin", data)
     v.unmount()
+    shutil.rmtree(v.user.home / ".cache" / "scsfs")   # the cache outlives a remount
     v.mount()     # a fresh daemon: nothing cached
     emu.clear_log()
     fd = os.open(v.mnt / "twenty.bin", os.O_RDONLY)
@@ -451,7 +452,7 @@ def upload_sessions(log):
 
 
 def test_resumable_upload_resumes_from_the_servers_range(gv, emu):
-    v = gv.mount()
+    v = gv.mount(args=["-o", "sync_upload"])
     data = os.urandom(12 * 1024 * 1024)
     emu.clear_log()
     # The first chunk breaks off after 3 MiB + a bit: Drive keeps 3 MiB.
@@ -475,7 +476,7 @@ def emu_size(emu, puts):
 
 
 def test_expired_upload_session_starts_again(gv, emu):
-    v = gv.mount()
+    v = gv.mount(args=["-o", "sync_upload"])
     data = os.urandom(10 * 1024 * 1024)
     emu.clear_log()
     emu.control(action="fault", status=404, method="PUT", path="/upload/", count=1)

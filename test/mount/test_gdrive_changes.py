@@ -200,6 +200,14 @@ def _duplicate(v, c, root, first, second):
     after = _children(c, root)
     (id1,) = set(mid) - set(before)
     (id2,) = set(after) - set(mid)
+
+    def uploaded():      # v uploads in the background after close
+        sizes = []
+        for fid in (id1, id2):
+            r = c.get(f"/drive/v3/files/{fid}", query={"fields": "size"})
+            sizes.append(r.status == 200 and int(r.json().get("size", 0)) > 0)
+        return all(sizes)
+    eventually(uploaded, FEED, "both files on Drive")
     r = c.patch(f"/drive/v3/files/{id2}", {"name": after[id1]}, query={"fields": "id,name"})
     assert r.status == 200, r
     return id1, id2, after[id1]

@@ -1,0 +1,464 @@
+"""The gdrive: write-back cache against the Drive v3 emulator: close() and
+fsync() return once the change is durable on this machine (cache file and
+journal record fsynced) and a background uploader sends it to Drive; kill -9
+at any moment loses nothing that close() returned for, the next mount
+replays the journal; faults and outages keep the queue; conflicts are kept;
+the cache is bounded and locked; `scsctl status` tells what waits."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scsmount import SCSFS, Vault, eventually, fusermount_u, make_user, rnd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emulator"))
+import test_gdrive  # noqa: E402
+from test_gdrive import CLIENT_ID, CLIENT_SECRET, emu  # noqa: E402,F401 (emu: a fixture)
+
+REMOTE = "gdrive:/Queue Team"
+BLK = 256 << 10
+
+
+class GUser(test_gdrive.GUser):
+    cache = None     # XDG_CACHE_HOME: one per "machine"
+
+    def env(self, passfile=True, **extra):
+        e = super().env(passfile=passfile, **extra)
+        if self.cache:
+            e["XDG_CACHE_HOME"] = str(self.cache)
+        return e
+
+
+class GVault(Vault):
+    @property
+    def remote(self):
+        return REMOTE
+
+
+@pytest.fixture(scope="module")
+def gu(emu, tmp_path_factory, fuse, programs):
+    home = tmp_path_factory.mktemp("qalice") / "alice"
+    base = make_user(home, "alice")
+    u = GUser(base.home, "alice")
+    u.endpoint = emu.base
+    u.ctl("auth", "gdrive", "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+          "--device", timeout=120)
+    u.ctl("init", REMOTE)
+    return u
+
+
+@pytest.fixture
+def gv(gu, emu, tmp_path):
+    gu.cache = tmp_path / "cache"
+    gu.cache.mkdir()
+    emu.control(action="reset")
+    v = GVault(gu, tmp_path / "unused-cloud", tmp_path / "mnt")
+    yield v
+    emu.control(action="reset")
+    v.cleanup()
+
+
+def cache_dir(u):
+    dirs = [d for d in (u.cache / "scsfs").iterdir() if d.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def journal_pending(u):
+    """Ids with a P record and no later D in the journal (by seq)."""
+    pend = {}
+    for line in (cache_dir(u) / "journal").read_text().splitlines():
+        f = line.split(" ")
+        if f[0] == "P":
+            pend[f[2]] = int(f[1])
+        elif f[0] == "D" and f[2] in pend and pend[f[2]] <= int(f[1]):
+            del pend[f[2]]
+    return pend
+
+
+def stored(emu):
+    """(parents, name) -> [file meta] of everything not trashed on 'Drive'."""
+    st = emu.state()
+    out = {}
+    for f in st["files"].values():
+        if f.get("trashed") or not f.get("parents"):
+            continue
+        out.setdefault((tuple(f["parents"]), f["name"]), []).append(f)
+    return out
+
+
+def no_duplicates(emu):
+    dup = {k: v for k, v in stored(emu).items() if len(v) > 1}
+    assert not dup, f"duplicate names on Drive: {list(dup)}"
+
+
+def uploads(log):
+    return [r for r in log if r["path"].startswith("/upload/")]
+
+
+def kill9(v):
+    """kill -9 the daemon, then clean up the dead mount."""
+    pids = list(v.pids) if v.proc is None else [v.proc.pid]
+    assert pids
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+    if v.proc is not None:
+        v.proc.wait()
+        v.proc = None
+        v._log_fh.close()
+        v._log_fh = None
+    v.pids = []
+    fusermount_u(v.mnt)
+
+
+def status(u):
+    r = u.ctl("status", check=False, timeout=60)
+    return r.stdout + r.stderr
+
+
+def test_close_returns_before_upload_and_the_uploader_sends_it(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=2"])
+    emu.clear_log()
+    data = rnd(300000, 1)
+    (v.mnt / "a.bin").write_bytes(data)
+    t = time.time()
+    assert not uploads(emu.log()), "close() waited for Drive"
+    assert journal_pending(gv.user), "close() returned without a journal record"
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    assert time.time() - t >= 1.5, "uploaded before the debounce"
+    assert uploads(emu.log())
+    v.unmount()
+    gv.user.cache = gv.user.cache.parent / "cache2"     # a second machine
+    gv.user.cache.mkdir()
+    v.mount()
+    assert (v.mnt / "a.bin").read_bytes() == data
+    v.unmount()
+
+
+
+def fresh_machine_reads(v, files):
+    """A second machine (an empty cache) sees every file from Drive alone."""
+    v.user.cache = v.user.cache.parent / f"cache-{time.monotonic_ns()}"
+    v.user.cache.mkdir()
+    v.mount()
+    try:
+        for name, data in files.items():
+            assert (v.mnt / name).read_bytes() == data, name
+    finally:
+        v.unmount()
+
+
+def test_kill9_right_after_close_then_remount(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=60"])
+    files = {f"k{i}.bin": rnd(1000 + 70000 * i, 10 + i) for i in range(4)}
+    (v.mnt / "sub").mkdir()
+    files["sub/inner.txt"] = b"inner\n"
+    emu.clear_log()
+    for name, data in files.items():
+        (v.mnt / name).write_bytes(data)
+    kill9(v)
+    assert len(journal_pending(gv.user)) == len(files)
+    assert re.search(r"uploads: \d+ files? \(.*\) pending \(upload at the next mount\)",
+                     status(gv.user)), status(gv.user)
+    assert not [r for r in uploads(emu.log()) if r["method"] in ("PATCH", "PUT")], \
+        "uploaded before the debounce"
+    v.mount()
+    eventually(lambda: not journal_pending(gv.user), timeout=60, what="the replayed uploads")
+    for name, data in files.items():
+        assert (v.mnt / name).read_bytes() == data
+    v.unmount()
+    no_duplicates(emu)
+    fresh_machine_reads(v, files)
+
+
+def test_kill9_during_a_slow_upload_then_remount(gv, emu):
+    v = gv.mount()
+    data = rnd(12 * 1024 * 1024, 5)
+    emu.control(action="set", latency_ms=400)
+    emu.clear_log()
+    (v.mnt / "slow.bin").write_bytes(data)
+    eventually(lambda: [r for r in emu.log() if r["path"].startswith("/upload/")],
+               timeout=30, what="an upload under way")
+    kill9(v)
+    emu.control(action="set", latency_ms=0)
+    assert journal_pending(gv.user)
+    v.mount()
+    eventually(lambda: not journal_pending(gv.user), timeout=90, what="the resumed upload")
+    v.unmount()
+    no_duplicates(emu)
+    fresh_machine_reads(v, {"slow.bin": data})
+
+
+FAULTS = {
+    "403-rate": [{"action": "fault", "status": 403, "reason": "rateLimitExceeded",
+                  "message": "Rate Limit Exceeded", "count": 3, "path": "/upload/"}],
+    "429": [{"action": "fault", "status": 429, "count": 3, "path": "/upload/"}],
+    "5xx": [{"action": "fault", "status": 503, "count": 2, "path": "/upload/"},
+            {"action": "fault", "status": 500, "count": 1, "path": "/upload/"}],
+    "drop": [{"action": "drop", "method": "PUT", "path": "/upload/",
+              "after_bytes": 3 * 1024 * 1024 + 1000}],
+    "drop-multipart": [{"action": "drop", "method": "PATCH", "path": "/upload/",
+                        "after_bytes": 1000, "count": 5}],
+    "session-expired": [{"action": "fault", "status": 404, "method": "PUT",
+                         "path": "/upload/", "count": 1}],
+    "token-expired": [{"action": "expire_tokens"}],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTS))
+def test_fault_keeps_the_queue(gv, emu, kind):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    big = kind in ("drop", "session-expired")
+    files = {"f-small.txt": b"small " * 100,
+             "f-data.bin": rnd((9 << 20) if big else 200000, 7)}
+    (v.mnt / "f-small.txt").write_bytes(b"v1")
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    emu.clear_log()
+    emu.control(actions=FAULTS[kind])
+    for name, data in files.items():
+        (v.mnt / name).write_bytes(data)
+    # kill -9 while the uploader backs off: the journal carries the rest
+    bursts = kind in ("403-rate", "429", "5xx")
+    def fired():
+        hits = [(r["method"], r["path"]) for r in emu.log()
+                if r.get("fault") or r["status"] in ("dropped", 401)]
+        # bursts: one request failed twice, so a retry came before the kill
+        return any(hits.count(h) >= 2 for h in hits) if bursts else hits
+    eventually(fired, timeout=30, what="the fault firing")
+    t_kill = time.time()
+    kill9(v)
+    if kind != "session-expired":     # (restarted at once, may be done already)
+        assert journal_pending(gv.user)
+    v.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    eventually(lambda: not journal_pending(gv.user), timeout=120, what="uploads through the faults")
+    log = emu.log()
+    if kind == "session-expired":
+        sessions = [r for r in log if r["method"] == "PATCH" and "uploadType=resumable" in r["query"]]
+        assert len(sessions) >= 2, "the expired session was not started again"
+    if kind == "token-expired":
+        assert [r for r in log if r["status"] == 401] and \
+            [r for r in log if r["path"] == "/token" and r["status"] == 200]
+    else:
+        faulted = [r for r in log if r.get("fault") or r["status"] == "dropped"]
+        assert faulted, "the fault never fired"
+        checked = 0
+        seen = {}
+        for f in faulted:
+            if not bursts:
+                continue
+            # exponential backoff: the n-th retry of the same request (by the
+            # same daemon) comes 2^n s (plus up to 1 s of jitter) later
+            key = (f["method"], f["path"])
+            n = seen.get(key, 0)
+            seen[key] = n + 1
+            nxt = [r for r in log if r["time"] > f["time"] and (r["method"], r["path"]) == key]
+            assert nxt, f"no retry after {f}"
+            if nxt[0]["time"] < t_kill:
+                gap = nxt[0]["time"] - f["time"]
+                assert 2 ** n * 0.95 <= gap < 2 ** n + 1.5, (n, gap, f)
+                checked += 1
+        assert checked or not bursts, "no retry before the kill"
+    v.unmount()
+    no_duplicates(emu)
+    fresh_machine_reads(v, files)
+
+
+def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    ro = rnd(400000, 9)
+    try:
+        top = v.mnt / "offline"
+        (top / "d").mkdir(parents=True)
+        (top / "d" / "off.txt").write_bytes(b"before")
+        (top / "ro.bin").write_bytes(ro)
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        assert sorted(os.listdir(top)) == ["d", "ro.bin"]
+        assert os.listdir(top / "d") == ["off.txt"]
+        fd = os.open(top / "d" / "off.txt", os.O_RDWR)
+        emu.control(action="outage", on=True)
+        os.pwrite(fd, b"AFTER!", 0)
+        os.fsync(fd)
+        assert os.pread(fd, 6, 0) == b"AFTER!"
+        os.close(fd)
+        assert journal_pending(gv.user)
+        eventually(lambda: "offline since" in status(gv.user), timeout=60,
+                   what="status saying offline")
+        assert "1 file" in status(gv.user)
+        time.sleep(1.5)      # past the kernel's entry and attribute caches
+        # cached files: listed, read and written again through new opens
+        assert sorted(os.listdir(top)) == ["d", "ro.bin"]
+        assert (top / "ro.bin").read_bytes() == ro
+        with open(top / "d" / "off.txt", "r+b") as f:
+            f.seek(6)
+            f.write(b" and more")
+        assert (top / "d" / "off.txt").read_bytes() == b"AFTER! and more"
+        with pytest.raises(OSError):       # namespace changes need Drive
+            (top / "new.txt").write_bytes(b"x")
+        time.sleep(3)
+        assert journal_pending(gv.user), "the queue was dropped while offline"
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="upload when back")
+        eventually(lambda: "uploads: none pending; last sync" in status(gv.user), timeout=10)
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert "working offline" in v.log() and "reachable again" in v.log()
+    assert "Drive is unreachable: creating, renaming, deleting" in v.log()
+    fresh_machine_reads(v, {"offline/d/off.txt": b"AFTER! and more", "offline/ro.bin": ro})
+
+
+def test_sync_upload_waits_for_drive(gv, emu):
+    v = gv.mount(args=["-o", "sync_upload,upload_delay=60"])
+    emu.clear_log()
+    with open(v.mnt / "s.bin", "wb") as f:
+        f.write(rnd(100000, 3))
+        f.flush()
+        os.fsync(f.fileno())
+        assert uploads(emu.log()), "fsync returned before the upload"
+        assert not journal_pending(gv.user)
+    v.unmount()
+
+
+def test_daily_cap_and_full_drive_keep_the_queue(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    try:
+        emu.control(action="set", quota_limit=1)
+        (v.mnt / "full.bin").write_bytes(rnd(100000, 4))      # close() still succeeds
+        eventually(lambda: "storage is full" in status(gv.user), timeout=60)
+        assert journal_pending(gv.user)
+        assert "storage is full" in v.log()
+    finally:
+        emu.control(action="reset")
+        v.unmount(check=False)     # the unmount tries once more: Drive has room now
+    assert not journal_pending(gv.user)
+    fresh_machine_reads(v, {"full.bin": rnd(100000, 4)})
+
+
+def test_cache_is_locked(gv):
+    v = gv.mount()
+    try:
+        w = GVault(gv.user, gv.cloud, gv.mnt.parent / "mnt2")
+        r = subprocess.run([str(a) for a in (SCSFS, "-f", REMOTE, w.mnt)],
+                           env=gv.user.env(), capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0
+        assert re.search(r"another scsfs is using the cache \S+: unmount it first", r.stderr), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    finally:
+        v.unmount()
+
+
+def test_cache_max_evicts_clean_data(gv, emu):
+    v = gv.mount(args=["-o", "cache_max=1M,upload_delay=0.2"])
+    files = {f"c{i}.bin": rnd(1500000, 20 + i) for i in range(3)}
+    for name, data in files.items():
+        (v.mnt / name).write_bytes(data)
+    eventually(lambda: not journal_pending(gv.user), timeout=60)
+    v.unmount()
+    v.mount(args=["-o", "cache_max=1M"])
+    for name, data in files.items():
+        assert (v.mnt / name).read_bytes() == data
+    objs = cache_dir(gv.user) / "obj"
+    used = sum(p.stat().st_blocks * 512 for p in objs.iterdir())
+    assert used <= 1600000 + BLK, used     # at most the last file read
+    v.unmount()
+
+
+def test_unlink_drops_the_queued_upload(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=30"])
+    (v.mnt / "gone.txt").write_bytes(b"short-lived")
+    (fid,) = journal_pending(gv.user)
+    os.unlink(v.mnt / "gone.txt")
+    assert not journal_pending(gv.user)
+    v.unmount()
+    f = emu.state()["files"].get(fid)
+    assert f is None or f.get("trashed"), "an unlinked file came back"
+
+
+def media_gets(log):
+    return [r for r in log if r["method"] == "GET" and "alt=media" in r["query"]]
+
+
+def test_clean_cache_survives_a_remount(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    data = rnd(3 * 1024 * 1024 + 5, 31)
+    (v.mnt / "kept.bin").write_bytes(data)
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    v.unmount()
+    assert list((cache_dir(gv.user) / "obj").glob("*.map")), "no block map at unmount"
+    v.mount()
+    emu.clear_log()
+    assert (v.mnt / "kept.bin").read_bytes() == data
+    assert not media_gets(emu.log()), "downloaded what the cache holds"
+    v.unmount()
+    # changed on Drive meanwhile (another machine): the stale cache is not used
+    other = v.user.cache
+    v.user.cache = other.parent / "cache-other"
+    v.user.cache.mkdir()
+    v.mount(args=["-o", "upload_delay=0.2"])
+    new = rnd(3 * 1024 * 1024 + 5, 32)
+    (v.mnt / "kept.bin").write_bytes(new)
+    eventually(lambda: not journal_pending(v.user), timeout=30)
+    v.unmount()
+    v.user.cache = other
+    v.mount()
+    assert (v.mnt / "kept.bin").read_bytes() == new
+    v.unmount()
+
+
+def test_conflicting_remote_change_is_detected(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    try:
+        (v.mnt / "c.txt").write_bytes(b"one")
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        v.unmount()
+        v.mount(foreground=True, args=["-o", "upload_delay=4"])
+        with open(v.mnt / "c.txt", "r+b") as f:
+            f.write(b"TWO")
+        (fid,) = journal_pending(gv.user)
+        # another writer replaces the content on Drive meanwhile
+        other = emu.client(emu.token())
+        rep = other.request("PATCH", f"/upload/drive/v3/files/{fid}?uploadType=media",
+                            body=b"somebody else's bytes")
+        assert rep.status == 200, rep
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        # both kept: the other writer's bytes under the name, ours beside
+        # them under the conflict name scsfs gives it (scsfs sets the hook)
+        assert "keeping both: ours is stored as a conflict copy" in v.log(), v.log()
+        names = os.listdir(v.mnt)
+        copies = [n for n in names if n.startswith("c (conflict from alice ") and n.endswith(".txt")]
+        assert "c.txt" in names and len(copies) == 1, names
+        assert (v.mnt / copies[0]).read_bytes() == b"TWO"
+    finally:
+        v.unmount(check=False)
+
+
+def test_revoked_sign_in_keeps_the_queue(gv, emu):
+    """invalid_grant: one line saying to sign in again, the queue is kept and
+    uploads at the next mount after `scsctl auth gdrive`.  (Last: it signs
+    the module's user in again.)"""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    try:
+        (v.mnt / "revoked.txt").write_bytes(b"before")
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        emu.control(actions=[{"action": "revoke_refresh_tokens"}, {"action": "expire_tokens"}])
+        time.sleep(1.5)     # past the kernel's caches: the mount asks Drive
+        (v.mnt / "revoked.txt").write_bytes(b"written after the revocation")
+        eventually(lambda: "sign in again with `scsctl auth gdrive`" in status(gv.user),
+                   timeout=60, what="status asking to sign in again")
+        assert journal_pending(gv.user)
+    finally:
+        v.unmount(check=False)
+    assert "sign in again with `scsctl auth gdrive`" in v.log()
+    assert journal_pending(gv.user), "the queue was dropped at unmount"
+    gv.user.ctl("auth", "gdrive", "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
+                "--device", timeout=120)
+    v.mount()
+    eventually(lambda: not journal_pending(gv.user), timeout=60, what="the kept upload")
+    v.unmount()
+    fresh_machine_reads(v, {"revoked.txt": b"written after the revocation"})
