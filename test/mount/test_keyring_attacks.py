@@ -522,3 +522,49 @@ def test_snapshot_lists_only_headers_bob_signed(group):
                    p.stat().st_size == 256 + 28 + 7002)
     h = bob_obj.read_bytes()[:256]
     assert recs == h[10:26] + h[126:158], "the record is bob's own file"
+
+
+def test_wraps_swapped_between_members_or_of_another_key(group):
+    """An admin-signed removal whose epoch-key wraps are rearranged: bob's
+    and carol's wraps swapped (each wrap's OAEP label names its member and
+    epoch, so neither opens the other's), or carol's wrap holding some other
+    key correctly labelled for her (the key canary does not match).  The
+    member's mount is refused with the reason.  (The entries are re-signed
+    with alice's key so that only the wrap and canary checks stand between
+    them and acceptance; `scsctl status` needs no key and does not look.)"""
+    alice = group.users["alice"]
+    group.add("alice", "mallory")
+    alice.ctl("member", "remove", "mallory", "--lazy")
+    path = sorted(keyring_dir(group.cloud).glob("*.entry"))[-1]
+    p = open_entry(path.read_bytes())
+    assert p["kind"] == "remove"
+    fprs = {n: member_record(group.users[n])["fpr"] for n in ("bob", "carol")}
+    _, ed = private_keys(alice)
+
+    def rewrite(change):
+        q = json.loads(json.dumps(p))
+        change(q)
+        path.write_bytes(seal(canon(q), ed))
+
+    def mount_refused(name, *words):
+        u, v = group.users[name], group.vaults[name]
+        return refused(u.run([SCSFS, v.remote, v.mnt]), v.mnt, *words)
+
+    def swap(q):
+        w = {x["fpr"]: x for x in q["wraps"]}
+        w[fprs["bob"]]["key"], w[fprs["carol"]]["key"] = w[fprs["carol"]]["key"], w[fprs["bob"]]["key"]
+    rewrite(swap)
+    mount_refused("bob", "wrapped to you")
+
+    def other_key(q):
+        rec = member_record(group.users["carol"])
+        spki = serialization.load_der_public_key(base64.b64decode(rec["rsa_spki"]))
+        label = (b"scsfs v1 epoch wrap" + bytes.fromhex(q["group"]) + struct.pack(">I", q["epoch"]) +
+                 bytes.fromhex(rec["fpr"]))
+        key = spki.encrypt(os.urandom(32), padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
+                                                         algorithm=hashes.SHA256(), label=label))
+        for x in q["wraps"]:
+            if x["fpr"] == rec["fpr"]:
+                x["key"] = b64(key)
+    rewrite(other_key)
+    mount_refused("carol", "canary")
