@@ -76,6 +76,9 @@ struct gd_file {
 	int failures;
 	uint64_t used;           /* LRU clock */
 	char *pend_meta;         /* times set while offline: sent with the upload */
+	/* read-ahead (f->lock): a read that starts where the last one ended
+	 * doubles the window fetched, from one block up to FETCH_MAX */
+	uint64_t ra_next, ra_win;
 };
 
 struct gd_dir {
@@ -1977,6 +1980,10 @@ static int gd_utimens(scs_backend *be, const char *path, const struct timespec t
 	r = patch_meta(GB(be), m.id, body, NULL);
 	if (offline_now(GB(be), r) && js)
 		r = times_later(GB(be), m.id, js);
+	else if (r == 0 && js)
+		/* an upload still queued would give Drive a new modifiedTime:
+		 * it carries these times too (rsync sets them after close) */
+		(void)times_later(GB(be), m.id, js);
 	free(js);
 	return r;
 }
@@ -2619,7 +2626,14 @@ static ssize_t gd_pread(scs_obj *so, void *buf, size_t n, uint64_t off)
 	}
 	if (n > f->size - off)
 		n = (size_t)(f->size - off);
-	int r = fetch(GB(so->be), f, off, n);
+	/* Sequential reads fetch ahead in growing requests: with a network
+	 * latency per request, one block per request would bound the rate. */
+	if (off == f->ra_next && off)
+		f->ra_win = f->ra_win ? (f->ra_win * 2 > FETCH_MAX ? FETCH_MAX : f->ra_win * 2) : 2 * BLK;
+	else
+		f->ra_win = 0;
+	f->ra_next = off + n;
+	int r = fetch(GB(so->be), f, off, n > f->ra_win ? n : f->ra_win);
 	if (r < 0) {
 		ret = r;
 		goto out;
