@@ -76,8 +76,8 @@ struct gd_file {
 	int failures;
 	uint64_t used;           /* LRU clock */
 	char *pend_meta;         /* times set while offline: sent with the upload */
-	/* read-ahead (f->lock): a read that starts where the last one ended
-	 * doubles the window fetched, from one block up to FETCH_MAX */
+	/* read-ahead (f->lock): a read near where the last one ended doubles
+	 * the window fetched, from two blocks up to FETCH_MAX */
 	uint64_t ra_next, ra_win;
 };
 
@@ -2628,15 +2628,29 @@ static ssize_t gd_pread(scs_obj *so, void *buf, size_t n, uint64_t off)
 		n = (size_t)(f->size - off);
 	/* Sequential reads fetch ahead in growing requests: with a network
 	 * latency per request, one block per request would bound the rate. */
-	if (off == f->ra_next && off)
-		f->ra_win = f->ra_win ? (f->ra_win * 2 > FETCH_MAX ? FETCH_MAX : f->ra_win * 2) : 2 * BLK;
+	uint64_t d = off > f->ra_next ? off - f->ra_next : f->ra_next - off;
+	if (f->ra_next && d <= 2 * (uint64_t)FETCH_MAX)   /* near the last read: the */
+		f->ra_win = f->ra_win ? (f->ra_win * 2 > FETCH_MAX ? FETCH_MAX : f->ra_win * 2)
+				      : 2 * BLK;          /* kernel's parallel reads come a little out of order */
 	else
 		f->ra_win = 0;
-	f->ra_next = off + n;
-	int r = fetch(GB(so->be), f, off, n > f->ra_win ? n : f->ra_win);
+	if (off + n > f->ra_next || !f->ra_win)
+		f->ra_next = off + n;
+	int r = fetch(GB(so->be), f, off, n);
 	if (r < 0) {
 		ret = r;
 		goto out;
+	}
+	if (f->ra_win && !f->have_all) {
+		/* ahead: from the first block not cached within the window, a
+		 * whole window in one request (not one block per read) */
+		size_t b = (size_t)(off / BLK), e = (size_t)((off + f->ra_win - 1) / BLK);
+		if (e >= f->nblocks)
+			e = f->nblocks ? f->nblocks - 1 : 0;
+		while (b <= e && b < f->nblocks && HAVE(f, b))
+			b++;
+		if (b <= e && b < f->nblocks)
+			(void)fetch(GB(so->be), f, (uint64_t)b * BLK, f->ra_win);   /* best effort */
 	}
 	size_t done = 0;
 	while (done < n) {
