@@ -585,7 +585,7 @@ class Group:
     def pin(self, name):
         """name's pinned keyring state (the high-water mark), as text."""
         d = self.users[name].data_dir / "groups"
-        (p,) = d.iterdir()
+        (p,) = d.glob("*.json")            # (beside it: <group>.seen, seen.h)
         return p.read_text()
 
     def cleanup(self):

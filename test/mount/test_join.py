@@ -17,7 +17,7 @@ def group_fpr(vault):
 
 def pins(user):
     d = user.data_dir / "groups"
-    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+    return sorted(p.name for p in d.glob("*.json")) if d.exists() else []
 
 
 def test_join_with_the_right_fingerprint_pins_and_sets_default(vault, mallory):
