@@ -9,14 +9,13 @@ import hashlib
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from scsmount import SCSFS, eventually, rnd
+from scsmount import eventually, rnd
 from test_gdrive_mount import GVault
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emulator"))
@@ -277,14 +276,6 @@ def test_duplicate_removed_by_its_suffixed_name(pair, emu):
 
 # ------------------------------------------------------------- conflicts
 
-def _has_upload_queue():
-    r = subprocess.run([str(SCSFS), "--help"], capture_output=True, text=True)
-    return "sync_upload" in r.stdout
-
-
-@pytest.mark.skipif(not _has_upload_queue(),
-                    reason="needs the durable upload queue (scsfs -o sync_upload), which "
-                           "detects conflicts at upload; this branch only names the copies")
 def test_both_edit_one_file_both_versions_kept(pair):
     a, b = pair()
     (a.mnt / "shared.odt").write_bytes(b"base version\n")
