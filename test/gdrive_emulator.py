@@ -2533,6 +2533,15 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        # A peer that resets or drops its connection (a client closing a kept-alive
+        # socket with bytes unread, or one of our own injected drops) is ordinary
+        # network behaviour, not an emulator bug: only real bugs print a traceback.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, socket.timeout)):
+            return
+        super().handle_error(request, client_address)
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Google Drive v3 emulator for scsfs tests")
