@@ -46,8 +46,18 @@ struct scs_seen *scs_vault_seen(scs_vault *v);
 /* Group fingerprint (hex, grouped for reading aloud). */
 const char *scs_vault_group_fpr(scs_vault *v);
 /* Re-read the keyring if it changed remotely (running mounts follow). 0 if
- * unchanged or updated, negative if the new state was refused (old kept). */
+ * unchanged or updated, negative if the new state was refused (old kept).
+ * A valid keyring that removed this identity is taken (the vault then
+ * says so in scs_vault_membership) and the epoch keys held before are
+ * kept: files still in those epochs stay readable until re-keyed or
+ * retired, files of newer epochs are not; a keyring that adds it back
+ * brings every epoch key again. */
 int scs_vault_refresh(scs_vault *v, scs_err *err);
+/* 1 if this identity is a member in the keyring the vault holds, 0 if a
+ * refresh found it removed.  seq, by (may be NULL): the keyring entry that
+ * last added or removed it (0 and the founder: the genesis) and the name
+ * of its author (valid until scs_vault_close). */
+int scs_vault_membership(scs_vault *v, uint32_t *seq, const char **by);
 
 /* For scsctl: the REMOTE string, this user's identity (unlocked unless
  * public_only) and the verified keyring (valid until the next refresh). */

@@ -28,6 +28,13 @@ struct vstate {
 	uint32_t nkeys;
 	uint8_t (*name_keys)[SCS_SIV_KEY_LEN];  /* newest first */
 	uint32_t *epochs;                       /* newest first */
+	/* This identity in kr: a member, or removed (a refresh of a running
+	 * mount saw the removal: keys are the ones held before it).  seq and
+	 * by: the entry that last added or removed it and its author's name
+	 * (pointing into kr). */
+	int member;
+	uint32_t mseq;
+	const char *mby;
 	struct vstate *older;                   /* kept until close */
 };
 
@@ -153,56 +160,116 @@ static const char *remote_path(const char *remote)
 	return strncmp(remote, "local:", 6) == 0 ? remote + 6 : remote;
 }
 
-static int derive_state(struct vstate *s, const scs_identity *id, scs_err *err)
+/* Epochs whose names can still be read: those held, down to the oldest
+ * one not retired. */
+static uint32_t live_epochs(const struct vstate *s)
 {
-	int rc = scs_keyring_unlock(s->kr, id, &s->keys, &s->nkeys, err);
-	if (rc < 0)
-		return rc;
-	s->name_keys = calloc(s->nkeys, SCS_SIV_KEY_LEN);
-	s->epochs = calloc(s->nkeys, sizeof *s->epochs);
+	uint32_t gone = s->kr->retired_below > 1 ? s->kr->retired_below - 1 : 0;
+	return s->nkeys > gone ? s->nkeys - gone : 0;
+}
+
+/* The name keys of s->keys (newest first). */
+static int derive_names(struct vstate *s, scs_err *err)
+{
+	s->name_keys = calloc(s->nkeys ? s->nkeys : 1, SCS_SIV_KEY_LEN);
+	s->epochs = calloc(s->nkeys ? s->nkeys : 1, sizeof *s->epochs);
 	if (!s->name_keys || !s->epochs)
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	/* Names of retired epochs are not readable any more. */
-	uint32_t live = s->kr->retired_below > 1 ? s->nkeys - (s->kr->retired_below - 1) : s->nkeys;
+	uint32_t live = live_epochs(s);
 	for (uint32_t i = 0; i < live; i++) {
 		uint32_t ep = s->nkeys - i;
 		s->epochs[i] = ep;
-		rc = scs_name_key(s->keys[ep - 1], s->name_keys[i]);
+		int rc = scs_name_key(s->keys[ep - 1], s->name_keys[i]);
 		if (rc < 0)
 			return scs_err_set(err, rc, "cannot derive the name keys");
 	}
 	return 0;
 }
 
+static int derive_state(struct vstate *s, const scs_identity *id, scs_err *err)
+{
+	int rc = scs_keyring_unlock(s->kr, id, &s->keys, &s->nkeys, err);
+	return rc < 0 ? rc : derive_names(s, err);
+}
+
+/* A removed member's new state: the epoch keys it held before (files of
+ * those epochs stay readable until re-keyed or retired; nothing newer). */
+static int keep_keys(struct vstate *s, const struct vstate *old, scs_err *err)
+{
+	if (old->nkeys) {
+		s->keys = malloc((size_t)old->nkeys * SCS_KEY_LEN);
+		if (!s->keys)
+			return scs_err_set(err, -ENOMEM, "out of memory");
+		memcpy(s->keys, old->keys, (size_t)old->nkeys * SCS_KEY_LEN);
+		s->nkeys = old->nkeys;
+	}
+	return derive_names(s, err);
+}
+
+/* The newest entry that founded the group with fpr, added or removed it,
+ * and the name its author had in the state before it (*by). */
+static const struct scs_kr_entry *membership_entry(const scs_keyring *kr, const uint8_t *fpr,
+						    const char **by)
+{
+	for (size_t i = kr->nentries; i-- > 0; ) {
+		const struct scs_kr_entry *e = &kr->entries[i];
+		int mine = e->kind == SCS_KR_GENESIS ? !memcmp(e->author, fpr, SCS_FPR_LEN) :
+			(e->kind == SCS_KR_ADD || e->kind == SCS_KR_REMOVE) && e->has_subject &&
+			!memcmp(e->subject, fpr, SCS_FPR_LEN);
+		if (!mine)
+			continue;
+		const struct scs_kr_entry *p = i ? &kr->entries[i - 1] : e;
+		*by = "an admin";
+		for (size_t j = 0; j < p->nmembers; j++)
+			if (memcmp(p->members[j].fpr, e->author, SCS_FPR_LEN) == 0)
+				*by = p->members[j].name;
+		return e;
+	}
+	return NULL;
+}
+
+static void set_membership(struct vstate *s, const uint8_t *fpr)
+{
+	const struct scs_kr_entry *e = membership_entry(s->kr, fpr, &s->mby);
+	s->member = scs_keyring_member(s->kr, fpr) != NULL;
+	s->mseq = e ? e->seq : 0;
+	if (!e)
+		s->mby = "an admin";
+}
+
 /* The refusal for someone who is not a member: a former member is told
  * who removed them and when (from the verified keyring). */
 static int not_member(const scs_keyring *kr, const scs_identity *id, scs_err *err)
 {
-	for (size_t i = kr->nentries; i-- > 1; ) {
-		const struct scs_kr_entry *e = &kr->entries[i], *p = &kr->entries[i - 1];
-		if (e->kind != SCS_KR_REMOVE || memcmp(e->subject, id->fpr, SCS_FPR_LEN) != 0)
-			continue;
-		const char *by = "an admin";
-		for (size_t j = 0; j < p->nmembers; j++)
-			if (memcmp(p->members[j].fpr, e->author, SCS_FPR_LEN) == 0)
-				by = p->members[j].name;
+	const char *by;
+	const struct scs_kr_entry *e = membership_entry(kr, id->fpr, &by);
+	if (e && e->kind == SCS_KR_REMOVE)
 		return scs_err_set(err, -EACCES, "you are not a member of this group any more (%s "
 				   "removed you in keyring entry %u); ask an admin to run `scsctl member "
 				   "add` with the file from `scsctl id export` if you should be", by, e->seq);
-	}
 	return scs_err_set(err, -EACCES, NOT_MEMBER_MSG);
 }
 
-/* Load, verify against the pin, check membership. */
-static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **out, scs_err *err)
+/* Load, verify against the pin, check membership.  removed (may be NULL):
+ * a keyring that removed this identity is accepted (*removed = 1) rather
+ * than refused, for a running mount to follow. */
+static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **out,
+			int *removed, scs_err *err)
 {
 	scs_keyring *kr;
+	const char *by;
 	int rc = scs_keyring_load(be, &kr, err);
 	if (rc < 0)
 		return rc;
 	rc = scs_keyring_pin_check(kr, 1, err);
-	if (rc == 0 && !scs_keyring_member(kr, id->fpr))
-		rc = not_member(kr, id, err);
+	if (rc == 0 && !scs_keyring_member(kr, id->fpr)) {
+		const struct scs_kr_entry *e = membership_entry(kr, id->fpr, &by);
+		if (removed && e && e->kind == SCS_KR_REMOVE)
+			*removed = 1;
+		else
+			rc = not_member(kr, id, err);
+	}
 	if (rc < 0) {
 		scs_keyring_free(kr);
 		return rc;
@@ -255,9 +322,10 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 		rc = scs_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = load_keyring(v->be, v->id, &v->st->kr, err);
+	rc = load_keyring(v->be, v->id, &v->st->kr, NULL, err);
 	if (rc < 0)
 		goto fail;
+	set_membership(v->st, v->id->fpr);
 	scs_group_fpr(v->st->kr, v->group_fpr);
 	scs_root_dir_id(v->st->kr->group_id, v->root_id);
 	/* only then the passphrase and the epoch keys */
@@ -323,13 +391,21 @@ int scs_vault_refresh(scs_vault *v, scs_err *err)
 	struct vstate *ns = calloc(1, sizeof *ns);
 	if (!ns)
 		return scs_err_set(err, -ENOMEM, "out of memory");
-	rc = load_keyring(v->be, v->id, &ns->kr, err);
+	int removed = 0;
+	rc = load_keyring(v->be, v->id, &ns->kr, &removed, err);
 	if (rc == 0 && (ns->kr->seq < seq || memcmp(ns->kr->entries[seq].hash, oldhead,
 						    sizeof oldhead) != 0))
 		rc = scs_err_set(err, -EBADMSG, "the keyring changed under this mount in a way that "
 				 "rewrites history (entry %u differs); refused", seq);
-	if (rc == 0 && !v->public_only)
+	if (rc == 0)
+		set_membership(ns, v->id->fpr);
+	if (rc == 0 && !v->public_only && removed) {
+		pthread_rwlock_rdlock(&v->lock);
+		rc = keep_keys(ns, v->st, err);
+		pthread_rwlock_unlock(&v->lock);
+	} else if (rc == 0 && !v->public_only) {
 		rc = derive_state(ns, v->id, err);
+	}
 	if (rc < 0) {
 		vstate_free(ns);
 		return rc;
@@ -368,10 +444,21 @@ int scs_vault_name_keys(scs_vault *v, const uint8_t (**keys)[SCS_SIV_KEY_LEN], c
 	pthread_rwlock_rdlock(&v->lock);
 	*keys = (const uint8_t (*)[SCS_SIV_KEY_LEN])v->st->name_keys;
 	*epochs = v->st->epochs;
-	uint32_t rb = v->st->kr->retired_below;
-	int n = v->st->name_keys ? (int)(v->st->nkeys - (rb > 1 ? rb - 1 : 0)) : 0;
+	int n = v->st->name_keys ? (int)live_epochs(v->st) : 0;
 	pthread_rwlock_unlock(&v->lock);
 	return n;
+}
+
+int scs_vault_membership(scs_vault *v, uint32_t *seq, const char **by)
+{
+	pthread_rwlock_rdlock(&v->lock);
+	int m = v->st->member;
+	if (seq)
+		*seq = v->st->mseq;
+	if (by)
+		*by = v->st->mby;
+	pthread_rwlock_unlock(&v->lock);
+	return m;
 }
 
 int scs_vault_epoch_key(scs_vault *v, uint32_t epoch, uint8_t key[SCS_KEY_LEN])

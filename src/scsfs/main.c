@@ -411,6 +411,7 @@ static void *refresh_main(void *arg)
 		scs_err err;
 		uint32_t before = scs_vault_epoch(rf->fs->vault);
 		uint32_t retired = scs_vault_keyring(rf->fs->vault)->retired_below;
+		int was = scs_vault_membership(rf->fs->vault, NULL, NULL);
 		int r = scs_vault_refresh(rf->fs->vault, &err);
 		if (r) {
 			if (strcmp(last, err.msg)) {
@@ -421,9 +422,22 @@ static void *refresh_main(void *arg)
 			last[0] = '\0';
 			uint32_t after = scs_vault_epoch(rf->fs->vault);
 			uint32_t rnow = scs_vault_keyring(rf->fs->vault)->retired_below;
-			if (after != before || rnow != retired)
+			uint32_t mseq;
+			const char *by;
+			int member = scs_vault_membership(rf->fs->vault, &mseq, &by);
+			if (after != before || rnow != retired || member != was)
 				scs_dir_forget_keys(rf->fs->d);   /* names of retired epochs go */
-			if (after != before)
+			if (member != was && !member)
+				scs_log(SCS_LOG_ERR, "keyring: you were removed from the group at entry %u "
+					"by %s; files re-keyed or written from now on cannot be opened, and "
+					"this mount creates and changes nothing any more (the members refuse "
+					"what you would write); files not yet re-keyed stay readable until "
+					"the re-key pass moves them", (unsigned)mseq, by);
+			else if (member != was)
+				scs_log(SCS_LOG_INFO, "keyring: you were added back to the group at entry "
+					"%u by %s; every file can be opened and changed again", (unsigned)mseq,
+					by);
+			if (after != before && member)
 				scs_log(SCS_LOG_INFO, "keyring: now at epoch %u", (unsigned)after);
 			if (rnow != retired)
 				scs_log(SCS_LOG_INFO, "keyring: epochs below %u are retired", (unsigned)rnow);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "scs/log.h"
@@ -129,6 +130,85 @@ static int new_entry(struct fs *fs, struct node *pn, const char *rpath, const ch
 	return 0;
 }
 
+/* ------------------------------------------------------ removed member */
+
+/* One log line per file and reason a minute at most for the refusals
+ * below (a program retrying in a loop would fill the log otherwise). */
+#define QUIET_SLOTS 64
+#define QUIET_SECS 60
+static pthread_mutex_t quiet_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct { uint64_t h; time_t t; } quiet[QUIET_SLOTS];
+
+static int log_due(const char *what, const char *disp)
+{
+	uint64_t h = 1469598103934665603ull;            /* FNV-1a */
+	for (const char *p = what; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	for (const char *p = disp; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	time_t now = time(NULL);
+	pthread_mutex_lock(&quiet_mu);
+	size_t i = (size_t)(h % QUIET_SLOTS);
+	int due = quiet[i].h != h || now - quiet[i].t >= QUIET_SECS;
+	if (due) {
+		quiet[i].h = h;
+		quiet[i].t = now;
+	}
+	pthread_mutex_unlock(&quiet_mu);
+	return due;
+}
+
+static int is_member(struct fs *fs)
+{
+	return scs_vault_membership(fs->vault, NULL, NULL);
+}
+
+/* This member was removed from the group (the keyring refresh saw it,
+ * main.c): what its mount would write now the members refuse (the removal
+ * snapshot lists only what it wrote before), and files re-keyed or written
+ * since are under keys it does not hold.  0 for a member; else -EACCES and
+ * a log line naming the file n (or its child name), saying what. */
+static int refuse_removed(struct fs *fs, struct node *n, const char *name, const char *what)
+{
+	uint32_t seq;
+	const char *by;
+	if (scs_vault_membership(fs->vault, &seq, &by))
+		return 0;
+	char disp[SCS_RPATH_MAX];
+	if (name)
+		node_child_display(fs, n, name, disp, sizeof disp);
+	else
+		node_display(fs, n, disp, sizeof disp);
+	if (log_due(what, disp))
+		scs_log(SCS_LOG_ERR, "%s: %s (you were removed from the group at keyring entry %u by "
+			"%s)", disp, what, (unsigned)seq, by);
+	return -EACCES;
+}
+
+#define NOT_OPENED "cannot be opened: re-keyed since, under a key you do not hold"
+#define NOT_FOUND "cannot be opened or created: if it is here, it was re-keyed or written " \
+	"since, under a key you do not hold"
+#define NOT_WRITTEN(what) what ": the members refuse what you write now"
+
+static int bad_entry(void *arg, const struct scs_dirent *e)
+{
+	(void)arg;
+	return e->bad ? 1 : 0;
+}
+
+/* A removed member's lookup that found nothing: EACCES if the directory
+ * holds names its keys cannot read (the name may be one of them: re-keyed
+ * or made after the removal), else r. */
+static int lookup_removed(struct fs *fs, struct node *pn, const char *name, const char *dpath,
+			  const uint8_t id[SCS_DIR_ID_LEN], int r)
+{
+	if ((r != -ENOENT && r != -ENOKEY) || is_member(fs))
+		return r;
+	if (r == -ENOENT && scs_dir_list(fs->d, dpath, id, NULL, SCS_DIR_LIST_BAD, bad_entry, NULL) != 1)
+		return r;
+	return refuse_removed(fs, pn, name, NOT_FOUND);
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -167,8 +247,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint8_t id[SCS_DIR_ID_LEN];
 	struct scs_attr a;
 	int r = node_dir(fs, pn, dpath, sizeof dpath, id);
-	if (!r)
+	if (!r) {
 		r = scs_dir_lookup(fs->d, dpath, id, name, rpath, sizeof rpath, &a);
+		r = lookup_removed(fs, pn, name, dpath, id, r);
+	}
 	if (r == -EINVAL)
 		r = -ENOENT;
 	if (r == -ENOENT && fs->negative_timeout > 0) {
@@ -381,8 +463,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct fs *fs = FS(req);
 	struct node *n = node_of(fs, ino);
 	char rpath[SCS_RPATH_MAX];
-	int r = 0;
+	int r = to_set ? refuse_removed(fs, n, NULL, NOT_WRITTEN("not changed")) : 0;
 
+	if (r)
+		return reply_err(req, r);
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(n->type))
 			return reply_err(req, S_ISDIR(n->type) ? -EISDIR : -EINVAL);
@@ -473,7 +557,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	char dpath[SCS_RPATH_MAX], rpath[SCS_RPATH_MAX];
 	uint8_t id[SCS_DIR_ID_LEN], nid[SCS_DIR_ID_LEN];
 	struct scs_attr a;
-	int r = node_dir(fs, pn, dpath, sizeof dpath, id);
+	int r = refuse_removed(fs, pn, name, NOT_WRITTEN("not created"));
+	if (!r)
+		r = node_dir(fs, pn, dpath, sizeof dpath, id);
 	if (!r)
 		r = scs_dir_mkdir(fs->d, dpath, id, name, mode & 07777, rpath, sizeof rpath, nid);
 	if (!r)
@@ -504,7 +590,9 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char dpath[SCS_RPATH_MAX], rpath[SCS_RPATH_MAX];
 	uint8_t id[SCS_DIR_ID_LEN];
 	struct scs_attr a;
-	int r = find_entry(fs, pn, name, dpath, id, rpath, &a);
+	int r = refuse_removed(fs, pn, name, NOT_WRITTEN("not removed"));
+	if (!r)
+		r = find_entry(fs, pn, name, dpath, id, rpath, &a);
 	if (!r && S_ISDIR(a.mode))
 		r = -EISDIR;
 	if (!r)
@@ -523,7 +611,9 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	char dpath[SCS_RPATH_MAX], rpath[SCS_RPATH_MAX];
 	uint8_t id[SCS_DIR_ID_LEN];
 	struct scs_attr a;
-	int r = find_entry(fs, pn, name, dpath, id, rpath, &a);
+	int r = refuse_removed(fs, pn, name, NOT_WRITTEN("not removed"));
+	if (!r)
+		r = find_entry(fs, pn, name, dpath, id, rpath, &a);
 	if (!r && !S_ISDIR(a.mode))
 		r = -ENOTDIR;
 	if (!r)
@@ -541,7 +631,9 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	char dpath[SCS_RPATH_MAX], rpath[SCS_RPATH_MAX];
 	uint8_t id[SCS_DIR_ID_LEN];
 	struct scs_attr a;
-	int r = node_dir(fs, pn, dpath, sizeof dpath, id);
+	int r = refuse_removed(fs, pn, name, NOT_WRITTEN("not created"));
+	if (!r)
+		r = node_dir(fs, pn, dpath, sizeof dpath, id);
 	if (!r)
 		r = scs_dir_symlink(fs->d, dpath, id, name, link, rpath, sizeof rpath);
 	if (!r)
@@ -594,7 +686,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return reply_err(req, -EINVAL);
 	if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
 		return reply_err(req, -EINVAL);
-	int r = find_entry(fs, sn, name, spath, sid, srp, &sa);
+	int r = refuse_removed(fs, sn, name, NOT_WRITTEN("not renamed"));
+	if (!r)
+		r = find_entry(fs, sn, name, spath, sid, srp, &sa);
 	if (r)
 		return reply_err(req, r);
 	r = find_entry(fs, dn, newname, dpath, did, drp, &da);
@@ -678,7 +772,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	struct scs_attr a;
 	if (S_ISDIR(n->type))
 		return reply_err(req, -EPERM);
-	int r = node_rpath(fs, n, srp, sizeof srp);
+	int r = refuse_removed(fs, dn, newname, NOT_WRITTEN("not created"));
+	if (!r)
+		r = node_rpath(fs, n, srp, sizeof srp);
 	if (!r)
 		r = node_dir(fs, dn, dpath, sizeof dpath, did);
 	if (r)
@@ -754,7 +850,9 @@ static void do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	uint8_t id[SCS_DIR_ID_LEN];
 	struct scs_attr a;
 	scs_file *f = NULL;
-	int r = node_dir(fs, pn, dpath, sizeof dpath, id);
+	int r = refuse_removed(fs, pn, name, NOT_WRITTEN("not created"));
+	if (!r)
+		r = node_dir(fs, pn, dpath, sizeof dpath, id);
 	if (!r)
 		r = scs_dir_prepare_name(fs->d, dpath, id, name, rpath, sizeof rpath);
 	if (r)
@@ -828,6 +926,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (S_ISDIR(n->type))
 		return reply_err(req, -EISDIR);
+	if (want_write && (r = refuse_removed(fs, n, NULL, NOT_WRITTEN("not opened for writing"))))
+		return reply_err(req, r);
 	pthread_mutex_lock(&n->mu);
 	if (!n->file || (want_write && !n->writable)) {
 		r = node_rpath(fs, n, rpath, sizeof rpath);
@@ -870,6 +970,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!r && n->opens++ == 0)
 		node_set_known(fs, n, NULL, 1);
 	pthread_mutex_unlock(&n->mu);
+	if (r == -ENOENT && !is_member(fs))
+		r = refuse_removed(fs, n, NULL, NOT_OPENED);     /* moved by the re-key pass */
 	if (r)
 		return reply_err(req, r);
 	fi->fh = 0;
@@ -904,7 +1006,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct fs *fs = FS(req);
 	struct node *n = node_of(fs, ino);
-	ssize_t r;
+	ssize_t r = refuse_removed(fs, n, NULL, NOT_WRITTEN("not written"));
+	if (r)
+		return reply_err(req, (int)r);
 	clear_pending_times(n);
 	pthread_rwlock_rdlock(&n->frw);
 	r = n->file && n->writable ? scs_file_pwrite(n->file, buf, size, (uint64_t)off) : -EBADF;
@@ -951,7 +1055,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		return reply_err(req, -EOPNOTSUPP);
 	if (off < 0 || len <= 0)
 		return reply_err(req, -EINVAL);
-	int r = 0;
+	int r = refuse_removed(FS(req), n, NULL, NOT_WRITTEN("not written"));
+	if (r)
+		return reply_err(req, r);
 	pthread_rwlock_rdlock(&n->frw);
 	if (!n->file || !n->writable)
 		r = -EBADF;
@@ -973,6 +1079,7 @@ struct dirh {
 	pthread_mutex_t mu;
 	struct dent *v;
 	size_t n, cap;
+	size_t bad;                  /* names skipped (removed member) */
 	int filled;
 };
 
@@ -983,12 +1090,17 @@ static void dirh_clear(struct dirh *h)
 		free(h->v[i].stored);
 	}
 	h->n = 0;
+	h->bad = 0;
 	h->filled = 0;
 }
 
 static int dir_collect(void *arg, const struct scs_dirent *e)
 {
 	struct dirh *h = arg;
+	if (e->bad) {
+		h->bad++;
+		return 0;
+	}
 	if (h->n == h->cap) {
 		size_t ncap = h->cap ? h->cap * 2 : 64;
 		struct dent *nv = realloc(h->v, ncap * sizeof *nv);
@@ -1037,10 +1149,18 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		uint8_t id[SCS_DIR_ID_LEN];
 		dirh_clear(h);
 		r = node_dir(fs, dn, dpath, sizeof dpath, id);
+		/* A removed member: names it cannot read any more are skipped
+		 * with one line for the directory, not one "altered" per name. */
+		int member = is_member(fs);
 		if (!r) {
 			node_display(fs, dn, disp, sizeof disp);
-			r = scs_dir_list(fs->d, dpath, id, disp, 0, dir_collect, h);
+			r = scs_dir_list(fs->d, dpath, id, disp, member ? 0 : SCS_DIR_LIST_BAD,
+					 dir_collect, h);
 		}
+		if (!r && h->bad && log_due("unreadable names", disp))
+			scs_log(SCS_LOG_WARN, "%s: %zu names cannot be read with the keys you still hold "
+				"(re-keyed or made since you were removed from the group); not listed",
+				*disp ? disp : "/", h->bad);
 		if (r) {
 			dirh_clear(h);
 			pthread_mutex_unlock(&h->mu);
