@@ -155,6 +155,7 @@ def rekey_done(user):
     return any(l.startswith("re-key: done") for l in st.splitlines())
 
 
+@pytest.mark.local_only             # reads header epochs in the backing folder
 @pytest.mark.timeout(90)
 def test_removed_members_running_mount_is_refused(trio):
     va, vb, vc = (trio.vaults[n] for n in ("alice", "bob", "carol"))
@@ -217,6 +218,7 @@ def test_removed_members_running_mount_is_refused(trio):
         v.unmount()
 
 
+@pytest.mark.local_only             # reads header epochs in the backing folder
 @pytest.mark.timeout(120)
 def test_three_mounts_through_remove_rekey_and_readd(trio):
     names = ("alice", "bob", "carol")
