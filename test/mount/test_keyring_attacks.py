@@ -23,8 +23,11 @@ import time
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from scsmount import SCSCTL, SCSFS, Group, Vault, make_user, refused
+from scsmount import (SCSCTL, SCSFS, Group, Vault, eventually, find_object, make_user, one_line,
+                      refused)
 
 NAMES = ("alice", "bob", "carol", "mallory")
 
@@ -82,6 +85,66 @@ def entry_path(cloud, seq):
     return keyring_dir(cloud) / f"{seq:08d}.entry"
 
 
+def oaep(label):
+    return padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=label)
+
+
+def wrap_label(binding, epoch, fpr):
+    return b"scsfs v1 epoch wrap" + binding + struct.pack(">I", epoch) + bytes.fromhex(fpr)
+
+
+def wrap(rec, binding, epoch, key):
+    """key wrapped to member record rec for epoch (base64), as scsctl does."""
+    spki = serialization.load_der_public_key(base64.b64decode(rec["rsa_spki"]))
+    return b64(spki.encrypt(key, oaep(wrap_label(binding, epoch, rec["fpr"]))))
+
+
+def hkdf(key, info):
+    return HKDF(hashes.SHA256(), 32, None, info).derive(key)
+
+
+def gcm_seal(key, info, aad, pt):
+    """nonce || GCM(HKDF(key, info), nonce, aad, pt)."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(hkdf(key, info)).encrypt(nonce, pt, aad)
+
+
+def new_epoch_fields(gid, epoch, members, key, old_keys):
+    """wraps, canary and prev_epochs_box of an entry starting epoch with key."""
+    return {"wraps": [{"fpr": m["fpr"], "key": wrap(m, gid, epoch, key)} for m in members],
+            "canary": b64(gcm_seal(key, b"scsfs v1 canary", gid + struct.pack(">I", epoch), b"")),
+            "prev_epochs_box": b64(gcm_seal(key, b"scsfs v1 prev epochs", b"scsfs v1 prev epochs" +
+                                            gid + struct.pack(">I", epoch), b"".join(old_keys)))}
+
+
+def entries(cloud):
+    return [open_entry(p.read_bytes()) for p in sorted(keyring_dir(cloud).glob("*.entry"))]
+
+
+def binding(p):
+    return base64.b64decode(p["nonce"]) if p["kind"] == "genesis" else bytes.fromhex(p["group"])
+
+
+def epoch_keys(cloud, user):
+    """[K(1), ..., K(E)] of cloud's keyring, unlocked as member user does
+    (scsfs-format(5), Epoch keys, wraps, canaries)."""
+    es = entries(cloud)
+    top = es[-1]["epoch"]
+    fpr = member_record(user)["fpr"]
+    we, w = next((e, w) for e in reversed(es) if e["epoch"] == top
+                 for w in e.get("wraps", []) if w["fpr"] == fpr)
+    key = private_keys(user)[0].decrypt(base64.b64decode(w["key"]),
+                                        oaep(wrap_label(binding(we), top, fpr)))
+    if top == 1:
+        return [key]
+    intro = next(e for e in es if e["epoch"] == top)
+    box = base64.b64decode(intro["prev_epochs_box"])
+    old = AESGCM(hkdf(key, b"scsfs v1 prev epochs")).decrypt(
+        box[:12], box[12:], b"scsfs v1 prev epochs" + bytes.fromhex(intro["group"]) +
+        struct.pack(">I", top))
+    return [old[i:i + 32] for i in range(0, len(old), 32)] + [key]
+
+
 def forge_add(cloud, signer, newcomer, *, seq=None, group=None, role="member"):
     """An add entry for `newcomer` after the last entry of cloud's keyring,
     signed by `signer` (whose fingerprint is its author).  Returns bytes."""
@@ -92,16 +155,12 @@ def forge_add(cloud, signer, newcomer, *, seq=None, group=None, role="member"):
     if group is not None:
         gid = group
     rec = member_record(newcomer, role)
-    spki = serialization.load_der_public_key(base64.b64decode(rec["rsa_spki"]))
-    label = (b"scsfs v1 epoch wrap" + bytes.fromhex(gid) + struct.pack(">I", lp["epoch"]) +
-             bytes.fromhex(rec["fpr"]))
-    wrap = spki.encrypt(bytes(32), padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
-                                                 algorithm=hashes.SHA256(), label=label))
     p = {"version": 1, "kind": "add", "seq": lp["seq"] + 1 if seq is None else seq,
          "epoch": lp["epoch"], "author": member_record(signer)["fpr"],
          "created_at": int(time.time()), "group": gid,
          "prev": hashlib.sha256(last).hexdigest(), "subject": rec["fpr"],
-         "members": lp["members"] + [rec], "wraps": [{"fpr": rec["fpr"], "key": b64(wrap)}]}
+         "members": lp["members"] + [rec],
+         "wraps": [{"fpr": rec["fpr"], "key": wrap(rec, bytes.fromhex(gid), lp["epoch"], bytes(32))}]}
     return seal(canon(p), private_keys(signer)[1])
 
 
@@ -558,13 +617,265 @@ def test_wraps_swapped_between_members_or_of_another_key(group):
 
     def other_key(q):
         rec = member_record(group.users["carol"])
-        spki = serialization.load_der_public_key(base64.b64decode(rec["rsa_spki"]))
-        label = (b"scsfs v1 epoch wrap" + bytes.fromhex(q["group"]) + struct.pack(">I", q["epoch"]) +
-                 bytes.fromhex(rec["fpr"]))
-        key = spki.encrypt(os.urandom(32), padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
-                                                         algorithm=hashes.SHA256(), label=label))
         for x in q["wraps"]:
             if x["fpr"] == rec["fpr"]:
-                x["key"] = b64(key)
+                x["key"] = wrap(rec, bytes.fromhex(q["group"]), q["epoch"], os.urandom(32))
     rewrite(other_key)
     mount_refused("carol", "canary")
+
+
+# ------------------------------------------------ epochs that jump or move
+
+def forge_removal(cloud, signer, removed, old_keys, epoch=None):
+    """A remove entry of `removed` signed by signer, exactly as scsctl
+    builds one (without a snapshot): a fresh key for `epoch` (default: one
+    more) wrapped to every remaining member, its canary, and old_keys boxed
+    under it.  Returns the entry bytes."""
+    fpr = member_record(removed)["fpr"]
+
+    def change(p):
+        e = p["epoch"] + 1 if epoch is None else epoch
+        members = [m for m in p["members"] if m["fpr"] != fpr]
+        p.update(kind="remove", subject=fpr, epoch=e, members=members,
+                 **new_epoch_fields(bytes.fromhex(p["group"]), e, members, os.urandom(32),
+                                    old_keys))
+    return forge_payload(cloud, signer, change)
+
+
+def test_removal_that_skips_an_epoch(group):
+    """alice's signed removal of bob starting epoch 3 straight after epoch 1
+    (a complete new epoch otherwise: wraps, canary and a box of two older
+    keys): refused, the epoch rises by exactly one.  The same entry with
+    epoch 2 is accepted and mounts, so the epoch alone was refused."""
+    k1 = epoch_keys(group.cloud, group.users["alice"])
+    assert len(k1) == 1
+    bob = group.users["bob"]
+    entry_path(group.cloud, 3).write_bytes(
+        forge_removal(group.cloud, group.users["alice"], bob, k1 + [os.urandom(32)], epoch=3))
+    line = group.refused_everywhere(("alice", "carol"), "epoch must rise by exactly one")
+    assert "remove entry 3" in line, line
+
+    entry_path(group.cloud, 3).unlink()
+    entry_path(group.cloud, 3).write_bytes(
+        forge_removal(group.cloud, group.users["alice"], bob, k1))
+    st = group.users["carol"].ctl("status").stdout
+    assert "epoch: 2" in st and "members: 2" in st, st
+    va = group.vaults["alice"]
+    va.mount(args=["-o", "norekey"])
+    va.unmount()
+
+
+def test_add_that_changes_the_epoch(group):
+    """alice's signed add of mallory that also moves the group to epoch 2
+    (her wrap labelled for epoch 2): refused, only a new-epoch entry
+    (genesis, remove, rotate) may change the epoch."""
+    k1 = epoch_keys(group.cloud, group.users["alice"])
+    rec = member_record(group.users["mallory"])
+
+    def change(p):
+        e = p["epoch"] + 1
+        p.update(kind="add", epoch=e, subject=rec["fpr"], members=p["members"] + [rec],
+                 wraps=[{"fpr": rec["fpr"], "key": wrap(rec, bytes.fromhex(p["group"]), e, k1[0])}])
+    entry_path(group.cloud, 3).write_bytes(forge_payload(group.cloud, group.users["alice"], change))
+    line = group.refused_everywhere(("alice", "bob"), "the epoch must not change")
+    assert "add entry 3" in line, line
+
+
+# ---------------------------------------------- a wrap from another epoch
+
+def test_wrap_from_another_epoch(group):
+    """After alice removes carol (entry 3 starts epoch 2), bob's wrap in
+    entry 3 is replaced (and the entry re-signed by alice, so only the wrap
+    checks stand in the way) by
+      - bob's genuine wrap of epoch 1's key from entry 1, which let him in:
+        its OAEP label names epoch 1, so it does not open as epoch 2's;
+      - epoch 1's key wrapped to bob and labelled for epoch 2 (what an
+        admin who kept K(1) could write): it opens, but fails the canary
+        of epoch 2.
+    bob's mount and `scsctl verify` (which unlock the keys) are refused with
+    the reason.  (`scsctl status` reads only the public keyring and cannot
+    see a wrap: it is not asked here.)"""
+    alice, bob = group.users["alice"], group.users["bob"]
+    alice.ctl("member", "remove", "carol")
+    bob_rec = member_record(bob)
+    p1, p3 = open_entry(entry_path(group.cloud, 1).read_bytes()), \
+        open_entry(entry_path(group.cloud, 3).read_bytes())
+    assert (p1["kind"], p1["subject"], p1["epoch"]) == ("add", bob_rec["fpr"], 1)
+    assert (p3["kind"], p3["epoch"]) == ("remove", 2)
+    (pinfile,) = (bob.data_dir / "groups").glob("*.json")
+    bob_pin = pinfile.read_bytes()
+    _, ed = private_keys(alice)
+    vb = group.vaults["bob"]
+
+    def bob_refused(key, *words):
+        q = json.loads(json.dumps(p3))
+        for w in q["wraps"]:
+            if w["fpr"] == bob_rec["fpr"]:
+                w["key"] = key
+        entry_path(group.cloud, 3).write_bytes(seal(canon(q), ed))
+        # bob may pin the re-signed entry (it verifies); each variant starts
+        # from his pin before entry 3.
+        pinfile.write_bytes(bob_pin)
+        line = refused(bob.run([SCSFS, vb.remote, vb.mnt]), vb.mnt, *words)
+        r = bob.ctl("verify", check=False)
+        assert r.returncode != 0 and not r.stdout, (r.stdout, r.stderr)
+        assert one_line(r.stderr).split(": ", 1)[1] == line.split(": ", 1)[1], (line, r.stderr)
+        return line
+
+    line = bob_refused(p1["wraps"][0]["key"], "the epoch 2 key wrapped to you in keyring entry 3 "
+                       "does not open")
+    assert "canary" not in line, line
+    keys = epoch_keys(group.cloud, alice)
+    assert len(keys) == 2
+    bob_refused(wrap(bob_rec, bytes.fromhex(p3["group"]), 2, keys[0]),
+                "the epoch 2 key fails its canary (keyring entry 3 wraps a wrong key)")
+
+
+# ------------------------------------------ a file header's format version
+
+HEADER_WRAP_INFO = b"scsfs v1 file-key wrap"
+
+
+def reseal_header(cloud, obj, user, version):
+    """Rewrite the header of object obj of cloud (written by user) with another
+    format version, as user could: the file key re-wrapped under the new
+    header bytes (its AAD) and the header re-signed, so that nothing but
+    the version is wrong (scsfs-format(5), Header)."""
+    data = bytearray(obj.read_bytes())
+    epoch = struct.unpack(">I", data[6:10])[0]
+    assert data[34:66] == bytes.fromhex(member_record(user)["fpr"])
+    gcm = AESGCM(hkdf(epoch_keys(cloud, user)[epoch - 1], HEADER_WRAP_INFO))
+    file_key = gcm.decrypt(bytes(data[66:78]), bytes(data[78:126]), bytes(data[:66]))
+    data[4:6] = struct.pack(">H", version)
+    data[78:126] = gcm.encrypt(bytes(data[66:78]), file_key, bytes(data[:66]))
+    data[192:256] = private_keys(user)[1].sign(b"scsfs v1 header sig" + bytes(data[:192]))
+    obj.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("version", [0, 2], ids=["downgraded", "newer"])
+def test_file_header_of_another_format_version(vault, version):
+    """The server edits the version field of one file's header (the
+    signature and the key wrap's AAD cover it), and a member rewrites
+    another's header with that version and everything else valid (re-wrapped
+    and re-signed).  Both read as EIO through the mount, with one log line
+    each naming the file and the header, and `scsctl verify` lists both as
+    damaged.  A header re-sealed the same way at version 1 reads back: the
+    version alone is refused."""
+    files = {"edited.bin": os.urandom(5001), "forged.bin": os.urandom(5002),
+             "control.bin": os.urandom(5003), "fine.txt": b"untouched\n"}
+    vault.mount(args=["-o", "norekey"])
+    try:
+        for name, data in files.items():
+            vault.path(name).write_bytes(data)
+    finally:
+        vault.unmount()
+    edited = find_object(vault.cloud, 5001)
+    data = bytearray(edited.read_bytes())
+    assert struct.unpack(">H", data[4:6]) == (1,)
+    data[4:6] = struct.pack(">H", version)
+    edited.write_bytes(bytes(data))
+    reseal_header(vault.cloud, find_object(vault.cloud, 5002), vault.user, version)
+    reseal_header(vault.cloud, find_object(vault.cloud, 5003), vault.user, 1)
+
+    vault.mount(foreground=True, args=["-o", "norekey"])
+    try:
+        for name in ("edited.bin", "forged.bin"):
+            try:
+                vault.path(name).read_bytes()
+            except OSError as e:
+                assert e.errno == errno.EIO, (name, e)
+            else:
+                pytest.fail(f"{name} was read although its header has format version {version}")
+        for name in ("control.bin", "fine.txt"):
+            assert vault.path(name).read_bytes() == files[name], name
+        log = vault.log()
+    finally:
+        vault.unmount()
+    for name in ("edited.bin", "forged.bin"):
+        lines = [l for l in log.splitlines() if name in l]
+        assert len(lines) == 1 and "header" in lines[0], (name, log)
+    assert "control.bin" not in log and "fine.txt" not in log, log
+    r = vault.user.ctl("verify", check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    for name in ("edited.bin", "forged.bin"):
+        assert re.search(rf"^DAMAGED /{name}: .*header", r.stdout, re.M), r.stdout
+    assert "control.bin" not in r.stdout and "fine.txt" not in r.stdout, r.stdout
+
+
+# ------------------------------------------------------------ split view
+
+def test_split_view_is_refused_once_the_views_meet(group, tmp_path):
+    """Two different heads shown to two clients (a fork attack).
+
+    The server keeps two diverging keyrings of one group.  View A (the real
+    folder): alice removes carol (entry 3), then adds mallory (entry 4).
+    View B (a copy that hides the removal): carol, still an admin there,
+    adds mallory (a different, validly signed entry 3) and later removes
+    alice (entry 4).  alice is pinned on A; bob on B, where his mount runs
+    and he writes a file.  Then the server tries to bring them back to one
+    view: bob's running mount is shown A, bob (scsctl and a new mount) is
+    shown A, alice is shown B.  Every time the client refuses, saying the
+    keyring was rewritten (a fork), and keeps its last good state: its pin
+    does not move, its own view still works, and bob's mount still reads
+    what he wrote.
+
+    What this guarantees is fork consistency: once the server has shown two
+    clients diverging entries, it can never again show either of them a
+    keyring holding the other's branch (nor one shorter than what they saw:
+    a rollback), so it must keep them apart for good, their changes can no
+    longer meet, and any contact between the two views exposes the fork.
+    What it does not guarantee: a client that is never shown the other
+    branch cannot tell.  While bob only ever sees B, nothing in the folder
+    tells him carol was removed (below, his status on B is clean and counts
+    carol and mallory); likewise a server that merely withholds new entries
+    (keeps bob at entry 2) is not detected.  Only comparing the membership
+    history out of band (`scsctl log` on both machines) reveals the split."""
+    alice, bob, carol = group.users["alice"], group.users["bob"], group.users["carol"]
+    view_b = tmp_path / "cloud-B"
+    shutil.copytree(group.cloud, view_b)
+    alice.ctl("member", "remove", "carol")
+    alice.ctl("member", "add", group.idfile("mallory"))
+    carol.ctl("member", "add", group.idfile("mallory"), "--remote", f"local:{view_b}")
+    a, b = open_entry(entry_path(group.cloud, 3).read_bytes()), \
+        open_entry(entry_path(view_b, 3).read_bytes())
+    assert (a["kind"], b["kind"], b["author"]) == ("remove", "add", member_record(carol)["fpr"])
+
+    # bob on B: everything looks fine (the known limit), his mount works.
+    st = bob.ctl("status", f"local:{view_b}").stdout
+    assert "members: 4" in st and "epoch: 1" in st, st
+    pins = {"alice": group.pin("alice"), "bob": group.pin("bob")}
+    assert '"seq":4' in pins["alice"] and '"seq":3' in pins["bob"]
+    vb = Vault(bob, view_b, tmp_path / "mnt-bob-B")
+    kr_b = tmp_path / "keyring-B"
+    vb.mount(foreground=True, args=["-o", "keyring_refresh=0.2", "-o", "norekey"])
+    try:
+        vb.path("bob.txt").write_bytes(b"written on view B\n")
+        # The server reconciles bob's running mount to view A.
+        shutil.copytree(keyring_dir(view_b), kr_b)
+        shutil.rmtree(keyring_dir(view_b))
+        shutil.copytree(keyring_dir(group.cloud), keyring_dir(view_b))
+        eventually(lambda: re.search(r"keyring: the keyring (was rewritten: entry 3 differs from "
+                                     r"the one this machine saw before \(a fork\)|changed under "
+                                     r"this mount in a way that rewrites history \(entry 3 "
+                                     r"differs\))", vb.log()),
+                   what="the mount refusing view A")
+        assert vb.path("bob.txt").read_bytes() == b"written on view B\n"
+        assert group.pin("bob") == pins["bob"], "bob's pin moved to view A"
+    finally:
+        vb.unmount()
+    shutil.rmtree(keyring_dir(view_b))
+    shutil.copytree(kr_b, keyring_dir(view_b))
+    carol.ctl("member", "remove", "alice", "--lazy", "--remote", f"local:{view_b}")
+
+    # New clients: bob shown A, alice shown B (each as long as what they saw).
+    line = group.refused_everywhere(("bob",), "rewritten")
+    assert "entry 3 differs" in line and "fork" in line, line
+    va_b = Vault(alice, view_b, tmp_path / "mnt-alice-B")
+    line = refused(alice.ctl("status", va_b.remote, check=False), None, "rewritten")
+    assert "entry 4 differs" in line and "fork" in line, line
+    refused(alice.run([SCSFS, va_b.remote, va_b.mnt]), va_b.mnt, "rewritten")
+    assert (group.pin("alice"), group.pin("bob")) == (pins["alice"], pins["bob"])
+    # Each keeps its last good state, and its own view goes on.
+    assert "members: 3" in alice.ctl("status").stdout
+    st = bob.ctl("status", f"local:{view_b}").stdout
+    assert "members: 3" in st and "epoch: 2" in st, st
