@@ -254,15 +254,22 @@ static int not_member(const scs_keyring *kr, const scs_identity *id, scs_err *er
 /* Load, verify against the pin, check membership.  removed (may be NULL):
  * a keyring that removed this identity is accepted (*removed = 1) rather
  * than refused, for a running mount to follow. */
-static int load_keyring(scs_backend *be, const scs_identity *id, scs_keyring **out,
-			int *removed, scs_err *err)
+/* Load, verify and pin the keyring.  A refresh passes the head it already
+ * holds (entry `seq`): the new keyring must extend it, checked before the
+ * pin moves, so a rewritten history never reaches the pin. */
+static int load_keyring(scs_backend *be, const scs_identity *id, const uint8_t *head,
+			uint32_t seq, scs_keyring **out, int *removed, scs_err *err)
 {
 	scs_keyring *kr;
 	const char *by;
 	int rc = scs_keyring_load(be, &kr, err);
 	if (rc < 0)
 		return rc;
-	rc = scs_keyring_pin_check(kr, 1, err);
+	if (head && (kr->seq < seq || memcmp(kr->entries[seq].hash, head, SCS_SHA256_LEN) != 0))
+		rc = scs_err_set(err, -EBADMSG, "the keyring changed under this mount in a way that "
+				 "rewrites history (entry %u differs); refused", seq);
+	if (rc == 0)
+		rc = scs_keyring_pin_check(kr, 1, err);
 	if (rc == 0 && !scs_keyring_member(kr, id->fpr)) {
 		const struct scs_kr_entry *e = membership_entry(kr, id->fpr, &by);
 		if (removed && e && e->kind == SCS_KR_REMOVE)
@@ -322,7 +329,7 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 		rc = scs_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = load_keyring(v->be, v->id, &v->st->kr, NULL, err);
+	rc = load_keyring(v->be, v->id, NULL, 0, &v->st->kr, NULL, err);
 	if (rc < 0)
 		goto fail;
 	set_membership(v->st, v->id->fpr);
@@ -392,11 +399,7 @@ int scs_vault_refresh(scs_vault *v, scs_err *err)
 	if (!ns)
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	int removed = 0;
-	rc = load_keyring(v->be, v->id, &ns->kr, &removed, err);
-	if (rc == 0 && (ns->kr->seq < seq || memcmp(ns->kr->entries[seq].hash, oldhead,
-						    sizeof oldhead) != 0))
-		rc = scs_err_set(err, -EBADMSG, "the keyring changed under this mount in a way that "
-				 "rewrites history (entry %u differs); refused", seq);
+	rc = load_keyring(v->be, v->id, oldhead, seq, &ns->kr, &removed, err);
 	if (rc == 0)
 		set_membership(ns, v->id->fpr);
 	if (rc == 0 && !v->public_only && removed) {
