@@ -50,6 +50,9 @@ typedef struct scs_header {
  * (scs_filekey_wrap sets it). */
 int scs_header_encode(const scs_header *h, uint8_t out[SCS_HEADER_SIZE]);
 int scs_header_decode(const uint8_t *in, size_t len, scs_header *h);
+/* For error messages only (the field is not yet authenticated): the format
+ * version a header with our magic claims, or -1. */
+int scs_header_claimed_version(const uint8_t *in, size_t len);
 
 /* Key wrapping: wrap_key = HKDF(epoch_key, info "scsfs v1 file-key wrap");
  * AAD = the encoded header bytes before wrap_nonce.  wrap fills wrap_*. */

@@ -479,7 +479,12 @@ static int open_impl(scs_backend *be, const char *path, int writable, const scs_
 		goto fail;
 	}
 	if (n != (ssize_t)sizeof hb || scs_header_decode(hb, sizeof hb, &f->h) < 0) {
-		what = "header is malformed";
+		int cv = n == (ssize_t)sizeof hb ? scs_header_claimed_version(hb, sizeof hb) : -1;
+		if (cv > SCS_FORMAT_VERSION)
+			what = "header is malformed: it claims a newer format version, which this "
+			       "scsfs does not read (upgrade scsfs, or the file was altered)";
+		else
+			what = "header is malformed";
 		goto bad;
 	}
 	scs_err why = { 0 };

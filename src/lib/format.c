@@ -89,6 +89,19 @@ bad:
 	return -EBADMSG;
 }
 
+int scs_header_claimed_version(const uint8_t *in, size_t len)
+{
+	scs_rbuf r;
+	const uint8_t *magic = NULL;
+	uint16_t v = 0;
+	scs_rbuf_init(&r, in, len);
+	scs_rbuf_ptr(&r, &magic, 4);
+	scs_rbuf_u16(&r, &v);
+	if (r.err || memcmp(magic, MAGIC, 4) != 0)
+		return -1;
+	return v;
+}
+
 /* The wrap key is HKDF(epoch key, wrap_info): one HKDF (~40k instructions)
  * and one GCM keying per header would be paid for every file created,
  * re-signed or opened.  Each thread keeps the last epoch key it saw with

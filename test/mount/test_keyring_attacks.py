@@ -794,6 +794,8 @@ def test_file_header_of_another_format_version(vault, version):
     for name in ("edited.bin", "forged.bin"):
         lines = [l for l in log.splitlines() if name in l]
         assert len(lines) == 1 and "header" in lines[0], (name, log)
+        # a newer version says what to do (upgrade) but not that it is fine
+        assert ("newer format version" in lines[0]) == (version > 1), lines[0]
     assert "control.bin" not in log and "fine.txt" not in log, log
     r = vault.user.ctl("verify", check=False)
     assert r.returncode == 1, (r.stdout, r.stderr)
