@@ -80,10 +80,11 @@ struct scs_rekey_result {
  * hold the signing key and every epoch key.  Returns 0 when nothing is left
  * in an older epoch, -EAGAIN when something is (busy, damaged or in
  * conflict: see r and err), -EINTR if cb stopped it, or another error.
- * Test hooks (environment): SCSFS_REKEY_STOP_AFTER=N exits the process
- * abruptly right before replacing the (N+1)th file; SCSFS_REKEY_PAUSE=SECS
- * sleeps there, after printing "rekey: pausing before replacing PATH" on
- * stderr. */
+ * While it runs, the pass keeps this user's progress record of the group
+ * up to date (see scs_rekey_record below) and removes it at the end.
+ * Test hooks (environment): SCSFS_REKEY_STOP=STEP[:N] (scs_rekey_stop);
+ * SCSFS_REKEY_PAUSE=SECS sleeps right before replacing each file, after
+ * printing "rekey: pausing before replacing PATH" on stderr. */
 int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SCS_DIR_ID_LEN],
 		  scs_rekey_cb cb, void *arg, struct scs_rekey_result *r, scs_err *err);
 
@@ -107,5 +108,60 @@ int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, cons
  * wrote an entry at the same time. */
 struct scs_vault;
 int scs_rekey_retire(struct scs_vault *v, uint32_t below, scs_err *err);
+
+/* ---- the progress record of a running pass ----
+ * $XDG_CACHE_HOME/scsfs/rekey/<root directory id hex>.progress (the root
+ * directory id is derived from the group id: one record per group and
+ * user), written beside and renamed over (0600) when the pass starts and
+ * at most about once a second after each entry, removed when the pass
+ * ends; a killed pass leaves it, and readers then see that its process is
+ * gone.  It holds no names and no secret:
+ *     scsfs-rekey-progress 1
+ *     pid 12345
+ *     epoch 3                   the epoch the pass moves everything to
+ *     started 1764750000123     Unix time in milliseconds
+ *     updated 1764750009456
+ *     files 412 1000            files done, files to do in all
+ *     bytes 429916160 1073741824
+ * exactly these lines in this order, decimal numbers without sign or
+ * leading zeros, done <= total, started <= updated. */
+#define SCS_REKEY_RECORD_MAX   512          /* bytes of a record read */
+#define SCS_REKEY_RECORD_STALE (15 * 60)    /* seconds without an update */
+
+struct scs_rekey_record {
+	int64_t pid;
+	uint32_t epoch;
+	int64_t started, updated;               /* ms since 1970 */
+	uint64_t files_done, files_total;
+	uint64_t bytes_done, bytes_total;
+};
+
+/* The record's path for the group of root directory id root_id. */
+int scs_rekey_record_path(const uint8_t root_id[SCS_DIR_ID_LEN], char *out, size_t cap);
+/* Strict, bounded parse of len bytes (need not be NUL-terminated): 0, or
+ * -EBADMSG. */
+int scs_rekey_record_parse(const char *p, size_t len, struct scs_rekey_record *r);
+/* Encode r into out (at least SCS_REKEY_RECORD_MAX bytes): its length. */
+size_t scs_rekey_record_encode(const struct scs_rekey_record *r, char *out, size_t cap);
+/* The record of a pass running now towards epoch (now_ms: the current time,
+ * for staleness): 0 and *r; -ENOENT if there is none, or it is damaged,
+ * for another epoch, of a process that is gone, or not updated for
+ * SCS_REKEY_RECORD_STALE seconds. */
+int scs_rekey_record_read(const uint8_t root_id[SCS_DIR_ID_LEN], uint32_t epoch, int64_t now_ms,
+			  struct scs_rekey_record *r);
+
+/* Test hook, for crash injection: when $SCSFS_REKEY_STOP is "step" or
+ * "step:N", the (N+1)th time this process reaches the named step it
+ * prints "SCSFS_REKEY_STOP=... reached, exiting abruptly" on stderr and
+ * exits at once with status 9 (nothing flushed, nothing cleaned up).
+ * Steps of the pass: written (a file's new object is complete beside the
+ * old one, not yet renamed over it), content (a file's new object replaced
+ * the old one; its name is not re-encrypted yet), link (a symbolic link's
+ * target was re-keyed), name (the name of a file or symbolic link was
+ * re-encrypted), dir (a directory's name was), retire (the pass finished,
+ * the retire entry is not written yet).  Of `scsctl member remove`:
+ * snapshot (the removal snapshot is stored, the entry not yet), entry (the
+ * remove entry is stored; nothing else done). */
+void scs_rekey_stop(const char *step);
 
 #endif

@@ -4,6 +4,8 @@
  * retired in the keyring. */
 #include "scs/rekey.h"
 #include "scs/b64.h"
+#include "scs/config.h"
+#include "scs/fileio.h"
 #include "scs/dir.h"
 #include "scs/file.h"
 #include "scs/format.h"
@@ -218,6 +220,7 @@ struct pass {
 	scs_backend *be;
 	const scs_keyctx *k;
 	scs_dirctx *d;
+	const uint8_t *root_id;
 	uint32_t epoch;
 	struct item *v;
 	size_t n, cap;
@@ -227,8 +230,10 @@ struct pass {
 	struct timespec t0;
 	scs_rekey_cb cb;
 	void *arg;
-	long stop_after;             /* test hook, -1 off */
 	unsigned pause;              /* test hook, seconds */
+	char rec_path[SCS_PATH_MAX]; /* the progress record; "" none */
+	struct scs_rekey_record rec;
+	struct timespec rec_last;    /* when it was last written */
 	struct hlink *hl;
 	size_t nhl, caphl;
 	int round;
@@ -381,12 +386,23 @@ static int tmp_name(const char *rpath, char *out, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+void scs_rekey_stop(const char *step)
+{
+	static long reached;         /* the variable names one step */
+	const char *s = getenv("SCSFS_REKEY_STOP");
+	size_t n = strlen(step);
+	if (!s || strncmp(s, step, n) != 0 || (s[n] != '\0' && s[n] != ':'))
+		return;
+	long want = s[n] == ':' ? strtol(s + n + 1, NULL, 10) : 0;
+	if (__atomic_fetch_add(&reached, 1, __ATOMIC_RELAXED) < want)
+		return;
+	fprintf(stderr, "SCSFS_REKEY_STOP=%s reached, exiting abruptly\n", s);
+	_exit(9);
+}
+
 static void test_hooks(struct pass *ps, const char *path)
 {
-	if (ps->stop_after >= 0 && ps->res->files >= (uint64_t)ps->stop_after) {
-		fprintf(stderr, "rekey: SCSFS_REKEY_STOP_AFTER reached, exiting abruptly\n");
-		_exit(9);
-	}
+	scs_rekey_stop("written");
 	if (ps->pause) {
 		fprintf(stderr, "rekey: pausing before replacing %s\n", path);
 		sleep(ps->pause);
@@ -532,6 +548,7 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 		it->old_ino = m.a0.ino;
 		hlink_add(ps, m.a0.ino, it->rpath, m.a0.nlink - 1);
 	}
+	scs_rekey_stop("content");
 	return 0;
 }
 
@@ -598,6 +615,8 @@ static int move_link(struct pass *ps, struct item *it, scs_err *err)
 		scs_be_unlink(ps->be, tmp);
 	else
 		ps->res->links++;
+	if (r == 0)
+		scs_rekey_stop("link");
 out:
 	if (target)
 		scs_cleanse(target, SCS_SYMLINK_MAX + 1);
@@ -654,7 +673,160 @@ static int move_name(struct pass *ps, struct item *it, scs_err *err)
 		ps->res->dirs++;
 	else
 		ps->res->names++;
+	scs_rekey_stop(it->type == T_DIR ? "dir" : "name");
 	return 0;
+}
+
+/* ---- the progress record (rekey.h) ---- */
+
+static int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int scs_rekey_record_path(const uint8_t root_id[SCS_DIR_ID_LEN], char *out, size_t cap)
+{
+	char sub[16 + 2 * SCS_DIR_ID_LEN];
+	memcpy(sub, "rekey/", 6);
+	scs_hex_encode(root_id, SCS_DIR_ID_LEN, sub + 6);
+	strcat(sub, ".progress");
+	return scs_xdg_path(SCS_XDG_CACHE, sub, out, cap);
+}
+
+size_t scs_rekey_record_encode(const struct scs_rekey_record *r, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "scsfs-rekey-progress 1\npid %" PRId64 "\nepoch %" PRIu32
+			 "\nstarted %" PRId64 "\nupdated %" PRId64 "\nfiles %" PRIu64 " %" PRIu64
+			 "\nbytes %" PRIu64 " %" PRIu64 "\n", r->pid, r->epoch, r->started,
+			 r->updated, r->files_done, r->files_total, r->bytes_done, r->bytes_total);
+	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+/* One decimal number of at most 19 digits (no overflow) at *p, which
+ * moves past it; 0 or -1. */
+static int dec(const char **p, const char *end, uint64_t *v)
+{
+	const char *q = *p;
+	uint64_t x = 0;
+	int n = 0;
+	while (q < end && *q >= '0' && *q <= '9' && n < 20) {
+		x = x * 10 + (uint64_t)(*q++ - '0');
+		n++;
+	}
+	if (n == 0 || n > 19 || (n > 1 && **p == '0'))
+		return -1;
+	*p = q;
+	*v = x;
+	return 0;
+}
+
+int scs_rekey_record_parse(const char *p, size_t len, struct scs_rekey_record *r)
+{
+	static const char *const keys[] = { "scsfs-rekey-progress ", "pid ", "epoch ", "started ",
+					    "updated ", "files ", "bytes " };
+	uint64_t v[9];
+	int nv = 0;
+	const char *end = p + len;
+	if (len > SCS_REKEY_RECORD_MAX)
+		return -EBADMSG;
+	for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+		size_t kl = strlen(keys[k]);
+		if ((size_t)(end - p) < kl || memcmp(p, keys[k], kl) != 0)
+			return -EBADMSG;
+		p += kl;
+		for (int i = 0; i < (k >= 5 ? 2 : 1); i++) {
+			if ((i && (p == end || *p++ != ' ')) || dec(&p, end, &v[nv++]) < 0)
+				return -EBADMSG;
+		}
+		if (p == end || *p++ != '\n')
+			return -EBADMSG;
+	}
+	if (p != end || v[0] != 1 || v[1] == 0 || v[1] > INT32_MAX || v[2] == 0 ||
+	    v[2] > UINT32_MAX || v[3] > v[4] || v[4] > INT64_MAX || v[5] > v[6] || v[7] > v[8])
+		return -EBADMSG;
+	*r = (struct scs_rekey_record){ .pid = (int64_t)v[1], .epoch = (uint32_t)v[2],
+		.started = (int64_t)v[3], .updated = (int64_t)v[4], .files_done = v[5],
+		.files_total = v[6], .bytes_done = v[7], .bytes_total = v[8] };
+	return 0;
+}
+
+/* The record at path, parsed: 0, -ENOENT, -EBADMSG. */
+static int record_load(const char *path, struct scs_rekey_record *r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return -ENOENT;
+	uint8_t *data;
+	size_t len;
+	int x = scs_fd_read_all(fd, SCS_REKEY_RECORD_MAX, &data, &len);
+	if (x < 0)
+		return -EBADMSG;
+	x = scs_rekey_record_parse((const char *)data, len, r);
+	free(data);
+	return x;
+}
+
+int scs_rekey_record_read(const uint8_t root_id[SCS_DIR_ID_LEN], uint32_t epoch, int64_t now,
+			  struct scs_rekey_record *r)
+{
+	char path[SCS_PATH_MAX];
+	if (scs_rekey_record_path(root_id, path, sizeof path) < 0 || record_load(path, r) < 0)
+		return -ENOENT;
+	if (r->epoch != epoch || now - r->updated > (int64_t)SCS_REKEY_RECORD_STALE * 1000 ||
+	    (kill((pid_t)r->pid, 0) < 0 && errno == ESRCH))
+		return -ENOENT;
+	return 0;
+}
+
+/* Write the record now if force or a second has passed (failures only
+ * cost the display: ignored). */
+static void record_update(struct pass *ps, int force)
+{
+	struct timespec now;
+	char buf[SCS_REKEY_RECORD_MAX];
+	if (!ps->rec_path[0])
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!force && (now.tv_sec - ps->rec_last.tv_sec) * 1000 +
+	    (now.tv_nsec - ps->rec_last.tv_nsec) / 1000000 < 1000)
+		return;
+	ps->rec_last = now;
+	ps->rec.updated = now_ms();
+	ps->rec.files_done = ps->pr.files_done;
+	ps->rec.bytes_done = ps->pr.bytes_done;
+	ps->rec.files_total = ps->pr.files_total > ps->pr.files_done ? ps->pr.files_total
+			      : ps->pr.files_done;
+	ps->rec.bytes_total = ps->pr.bytes_total > ps->pr.bytes_done ? ps->pr.bytes_total
+			      : ps->pr.bytes_done;
+	size_t n = scs_rekey_record_encode(&ps->rec, buf, sizeof buf);
+	if (scs_local_write_atomic(ps->rec_path, buf, n, 0600) < 0)
+		ps->rec_path[0] = '\0';     /* no cache directory: no record */
+}
+
+static void record_start(struct pass *ps, uint64_t files, uint64_t bytes)
+{
+	char dir[SCS_PATH_MAX];
+	if (scs_xdg_path(SCS_XDG_CACHE, "rekey", dir, sizeof dir) < 0 || scs_mkdir_p(dir, 0700) < 0 ||
+	    scs_rekey_record_path(ps->root_id, ps->rec_path, sizeof ps->rec_path) < 0) {
+		ps->rec_path[0] = '\0';
+		return;
+	}
+	ps->rec = (struct scs_rekey_record){ .pid = getpid(), .epoch = ps->epoch,
+					      .started = now_ms() };
+	ps->pr.files_total = files;
+	ps->pr.bytes_total = bytes;
+	record_update(ps, 1);
+}
+
+/* At the end of the pass: the record goes, unless another pass of this
+ * user took it over meanwhile. */
+static void record_end(struct pass *ps)
+{
+	struct scs_rekey_record r;
+	if (ps->rec_path[0] && record_load(ps->rec_path, &r) == 0 && r.pid == ps->rec.pid)
+		unlink(ps->rec_path);
 }
 
 static void report(struct pass *ps, const char *path)
@@ -668,6 +840,7 @@ static void report(struct pass *ps, const char *path)
 	ps->pr.eta = ps->pr.rate > 0 && ps->pr.bytes_total >= ps->pr.bytes_done
 		? (double)(ps->pr.bytes_total - ps->pr.bytes_done) / ps->pr.rate : -1;
 	ps->pr.path = path;
+	record_update(ps, 0);
 }
 
 static int one(struct pass *ps, struct item *it, scs_err *err)
@@ -709,16 +882,13 @@ static int one(struct pass *ps, struct item *it, scs_err *err)
 int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SCS_DIR_ID_LEN],
 		  scs_rekey_cb cb, void *arg, struct scs_rekey_result *res, scs_err *err)
 {
-	struct pass ps = { .be = be, .k = k, .res = res, .cb = cb, .arg = arg, .stop_after = -1 };
+	struct pass ps = { .be = be, .k = k, .root_id = root_id, .res = res, .cb = cb, .arg = arg };
 	memset(res, 0, sizeof *res);
 	scs_err_clear(err);
 	if (!k->sign_key)
 		return scs_err_set(err, -EROFS, "the re-key pass needs your passphrase");
 	ps.epoch = res->epoch = k->write_epoch(k->arg);
-	const char *s = getenv("SCSFS_REKEY_STOP_AFTER");
-	if (s && *s)
-		ps.stop_after = strtol(s, NULL, 10);
-	s = getenv("SCSFS_REKEY_PAUSE");
+	const char *s = getenv("SCSFS_REKEY_PAUSE");
 	if (s && *s)
 		ps.pause = (unsigned)strtoul(s, NULL, 10);
 	clock_gettime(CLOCK_MONOTONIC, &ps.t0);
@@ -736,6 +906,7 @@ int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SC
 	r = scs_dir_new(be, k, root_id, &ps.d);
 	if (r < 0)
 		return scs_err_set(err, r, "out of memory");
+	record_start(&ps, sc.old_files, sc.old_bytes);
 	for (int round = 0;; round++) {
 		items_free(&ps);
 		ps.round = round;
@@ -778,6 +949,7 @@ int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SC
 				res->conflicts, res->damaged ? ", and `scsctl verify` for the damaged ones" : "");
 	}
 out:
+	record_end(&ps);
 	items_free(&ps);
 	for (size_t i = 0; i < ps.nhl; i++)
 		free(ps.hl[i].rpath);
@@ -815,6 +987,7 @@ int scs_rekey_retire(scs_vault *v, uint32_t below, scs_err *err)
 			scs_keyring_free(kr);
 			return scs_vault_refresh(v, err);
 		}
+		scs_rekey_stop("retire");
 		uint32_t seq = kr->seq + 1;
 		struct scs_kr_change c = { .kind = SCS_KR_RETIRE, .retire_below = below };
 		r = scs_keyring_unlock(kr, self, &keys, &nkeys, err);

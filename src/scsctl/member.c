@@ -185,6 +185,20 @@ static int load_verified(scs_backend *be, scs_keyring **kr)
 	return 0;
 }
 
+/* Test hooks for crash injection: SCSFS_REKEY_STOP=snapshot|entry
+ * (scs_rekey_stop: right after the removal snapshot is stored, right after
+ * the remove entry is); SCSFS_REMOVE_STOP=snapshot|entry is the older
+ * spelling. */
+static void remove_stop(const char *step)
+{
+	const char *s = getenv("SCSFS_REMOVE_STOP");
+	if (s && strcmp(s, step) == 0) {
+		fprintf(stderr, "member remove: SCSFS_REMOVE_STOP=%s reached, exiting abruptly\n", s);
+		_exit(9);
+	}
+	scs_rekey_stop(step);
+}
+
 /* Build c on top of *kr, verify it as the next entry (kr grows by it), and
  * store it.  0, -EEXIST (another entry has that number now), or 1 (a
  * message was printed). */
@@ -216,6 +230,8 @@ static int build_and_store(scs_backend *be, scs_keyring **kr, scs_identity *self
 	}
 	if (rc == 0)
 		rc = scs_keyring_publish(be, seq, entry, len, &err);
+	if (rc == 0 && c->kind == SCS_KR_REMOVE)
+		remove_stop("entry");
 	free(entry);
 	if (rc == -EEXIST)
 		return rc;
@@ -396,8 +412,8 @@ static int snap_each(void *arg, const char *rpath, const scs_header *h)
  * signed (the signature checked with their public key; no secret needed),
  * as (file id, content hash), stored under its hash before the
  * entry that names it.  Readers accept the member's signature after the
- * removal only on these.  Test hook: SCSFS_REMOVE_STOP=snapshot exits
- * abruptly once it is stored (the entry is not written). */
+ * removal only on these.  Test hook: remove_stop("snapshot") once it is
+ * stored (the entry is not written). */
 static int make_snapshot(scs_vault *v, struct change *c, uint8_t hash[SCS_SHA256_LEN])
 {
 	scs_err err = { 0 };
@@ -425,11 +441,7 @@ static int make_snapshot(scs_vault *v, struct change *c, uint8_t hash[SCS_SHA256
 	if (rc < 0)
 		return scsctl_fail(&err);
 	c->snapshot = hash;
-	const char *stop = getenv("SCSFS_REMOVE_STOP");
-	if (stop && strcmp(stop, "snapshot") == 0) {
-		fprintf(stderr, "member remove: SCSFS_REMOVE_STOP=snapshot reached, exiting abruptly\n");
-		_exit(9);
-	}
+	remove_stop("snapshot");
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,8 +34,75 @@ void scsctl_human(uint64_t n, char *out, size_t cap)
 		snprintf(out, cap, "%.1f %s", v, u[i]);
 }
 
-/* The "re-key: ..." line of `scsctl status` and `rekey status`: 0, or a
- * negative errno (message in err).  No keys needed. */
+/* "5 s", "2 min 5 s", "3 h 12 min", "?" (unknown). */
+static void duration(double t, char *out, size_t cap)
+{
+	long s = (long)(t + 0.5);
+	if (t < 0 || t > 1e9)
+		snprintf(out, cap, "?");
+	else if (s < 60)
+		snprintf(out, cap, "%ld s", s);
+	else if (s < 3600)
+		snprintf(out, cap, "%ld min %ld s", s / 60, s % 60);
+	else
+		snprintf(out, cap, "%ld h %ld min", s / 3600, s % 3600 / 60);
+}
+
+/* The progress line of a pass towards epoch: "re-key to epoch 3:
+ * [#####.....] 412/1000 files, 410.0 MiB/1.0 GiB, 118.0 MiB/s, ETA 5 s";
+ * rate < 0: no rate and ETA (tail is appended instead). */
+static void bar_line(char *out, size_t cap, uint32_t epoch, uint64_t fd, uint64_t ft, uint64_t bd,
+		     uint64_t bt, double rate, double eta, const char *tail)
+{
+	char bar[21], sd[32], st[32], sr[32], se[32];
+	/* by bytes if there are any, else by files */
+	double f = bt ? (double)bd / (double)bt : ft ? (double)fd / (double)ft : 1;
+	int n = (int)(f * 20 + 1e-9);
+	n = n < 0 ? 0 : n > 20 ? 20 : n;
+	memset(bar, '#', (size_t)n);
+	memset(bar + n, '.', (size_t)(20 - n));
+	bar[20] = '\0';
+	scsctl_human(bd, sd, sizeof sd);
+	scsctl_human(bt, st, sizeof st);
+	if (rate < 0) {
+		snprintf(out, cap, "re-key to epoch %u: [%s] %" PRIu64 "/%" PRIu64 " files, %s/%s%s",
+			 epoch, bar, fd, ft, sd, st, tail);
+		return;
+	}
+	scsctl_human((uint64_t)rate, sr, sizeof sr);
+	duration(eta, se, sizeof se);
+	snprintf(out, cap, "re-key to epoch %u: [%s] %" PRIu64 "/%" PRIu64 " files, %s/%s, %s/s, "
+		 "ETA %s", epoch, bar, fd, ft, sd, st, sr, se);
+}
+
+/* The progress line of status: from the record of a pass this user runs
+ * on this machine (rekey.h), else what the folder says (files and bytes
+ * in the current epoch of all). */
+static void progress_line(struct scs_vault *v, const struct scs_rekey_scan *sc, char *out,
+			  size_t cap)
+{
+	const scs_keyring *kr = scs_vault_keyring(v);
+	struct scs_rekey_record rec;
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	int64_t now = (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	if (scs_rekey_record_read(scs_vault_root_dir_id(v), kr->epoch, now, &rec) < 0) {
+		bar_line(out, cap, kr->epoch, sc->files - sc->old_files, sc->files,
+			 sc->bytes - sc->old_bytes, sc->bytes, -1, -1, " (no pass running here)");
+		return;
+	}
+	double secs = (double)(rec.updated - rec.started) / 1000;
+	double rate = secs > 0 ? (double)rec.bytes_done / secs : 0;
+	double eta = rate > 0 ? (double)(rec.bytes_total - rec.bytes_done) / rate -
+		     (double)(now - rec.updated) / 1000 : -1;
+	bar_line(out, cap, kr->epoch, rec.files_done, rec.files_total, rec.bytes_done,
+		 rec.bytes_total, rate, eta < 0 && rate > 0 ? 0 : eta, "");
+}
+
+/* The "re-key: ..." line of `scsctl status` and `rekey status`, and from
+ * epoch 2 on a second one after a newline: the progress bar
+ * (progress_line).  0, or a negative errno (message in err).  No keys
+ * needed. */
 int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rekey_scan *sc,
 		      scs_err *err)
 {
@@ -57,6 +125,11 @@ int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rek
 			 "runs `scsctl rekey run` to finish names and retire them)", kr->epoch);
 	else
 		snprintf(out, cap, "re-key: done");
+	size_t n = strlen(out);
+	if (kr->epoch > 1 && n + 1 < cap) {
+		out[n++] = '\n';
+		progress_line(v, sc, out + n, cap - n);
+	}
 	return 0;
 }
 
@@ -83,7 +156,7 @@ static int status(int argc, char **argv)
 	scs_vault *v;
 	scs_err err = { 0 };
 	struct scs_rekey_scan sc;
-	char line[256], b[32];
+	char line[512], b[32];
 	if (parse(argc, argv, &remote, NULL) || scsctl_open_public(remote, &v))
 		return 1;
 	const scs_keyring *kr = scs_vault_keyring(v);
@@ -112,9 +185,13 @@ static int status(int argc, char **argv)
 struct prog {
 	int tty;
 	int shown_all;          /* the line with every file done was printed */
+	uint32_t epoch;
 	struct timespec last;
 };
 
+/* The progress of `rekey run` on standard error: on a terminal one line
+ * redrawn (\r) at most every 0.1 s, cut to the terminal's width; else a
+ * plain line every 2 s, and the one with every file done. */
 static int progress(void *arg, const struct scs_rekey_progress *p)
 {
 	struct prog *g = arg;
@@ -122,21 +199,17 @@ static int progress(void *arg, const struct scs_rekey_progress *p)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	long ms = (now.tv_sec - g->last.tv_sec) * 1000 + (now.tv_nsec - g->last.tv_nsec) / 1000000;
 	int last = p->files_done == p->files_total && !g->shown_all;
-	if (ms < (g->tty ? 100 : 2000) && !(g->tty && last))
+	if (ms < (g->tty ? 100 : 2000) && !last)
 		return 0;
 	g->shown_all |= p->files_done == p->files_total;
 	g->last = now;
-	char bd[32], bt[32], rate[32], eta[32];
-	scsctl_human(p->bytes_done, bd, sizeof bd);
-	scsctl_human(p->bytes_total, bt, sizeof bt);
-	scsctl_human((uint64_t)p->rate, rate, sizeof rate);
-	if (p->eta >= 0)
-		snprintf(eta, sizeof eta, "%ld:%02ld", (long)p->eta / 60, (long)p->eta % 60);
-	else
-		snprintf(eta, sizeof eta, "?");
-	fprintf(stderr, "%sre-key: %" PRIu64 "/%" PRIu64 " files, %s/%s, %s/s, ETA %s%s",
-		g->tty ? "\r\033[K" : "", p->files_done, p->files_total, bd, bt, rate, eta,
-		g->tty ? "" : "\n");
+	char line[256];
+	bar_line(line, sizeof line, g->epoch, p->files_done, p->files_total, p->bytes_done,
+		 p->bytes_total, p->rate, p->eta, "");
+	struct winsize ws;
+	if (g->tty && ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_col <= sizeof line)
+		line[ws.ws_col - 1] = '\0';
+	fprintf(stderr, "%s%s%s", g->tty ? "\r\033[K" : "", line, g->tty ? "" : "\n");
 	fflush(stderr);
 	return 0;
 }
@@ -166,7 +239,7 @@ static int run(int argc, char **argv)
 	struct scs_vault_opts o = { .passphrase_file = scsctl.passphrase_file };
 	if (scs_vault_open(remote, &o, &v, &err) < 0)
 		return scsctl_fail(&err);
-	struct prog g = { .tty = isatty(2) };
+	struct prog g = { .tty = isatty(2), .epoch = scs_vault_epoch(v) };
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	g.last = t0;
@@ -216,7 +289,7 @@ static int wait_done(int argc, char **argv)
 		scs_vault *v;
 		scs_err err = { 0 };
 		struct scs_rekey_scan sc;
-		char line[256];
+		char line[512];
 		if (scsctl_open_public(remote, &v))
 			return 1;
 		int r = scsctl_rekey_line(v, line, sizeof line, &sc, &err);

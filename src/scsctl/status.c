@@ -1,5 +1,7 @@
 /* status.c - scsctl status [REMOTE]: the group as this machine sees it.
- * Needs no passphrase: everything shown is in the verified keyring.  The
+ * Needs no passphrase: everything shown is in the verified keyring (and
+ * the folder, and the progress record of a re-key pass running here: the
+ * two re-key lines are those of `rekey status`, scsctl_rekey_line).  The
  * "re-key mode: lazy" line appears while the newest removals were made
  * with `member remove --lazy` and the re-key pass has not run. */
 #include "scsctl.h"
@@ -85,7 +87,7 @@ int status_main(int argc, char **argv)
 	printf("members: %zu\n", n);
 	printf("keyring entries: %u\n", kr->seq + 1);
 	printf("you: %s (%s)\n", me->name, scs_role_name(me->role));
-	char line[256];
+	char line[512];
 	struct scs_rekey_scan sc;
 	if (scsctl_rekey_line(v, line, sizeof line, &sc, &err) == 0)
 		printf("%s\n", line);

@@ -1,8 +1,10 @@
 """The re-key pass through the real programs: after bob's removal alice runs
 `scsctl rekey run`; every file, name and symlink target moves to epoch 2,
 epoch 1 is retired in the keyring, and from then on nothing in epoch 1 is
-accepted.  A crash mid-pass resumes to the same state with nothing lost,
-and a write made through a mount while the pass runs is never lost.
+accepted.  A crash at each step of the pass or of the removal (SCSFS_REKEY_STOP,
+rekey.h) resumes to the same state as a run without it, with nothing lost;
+a write made through a mount while the pass runs is never lost; a running
+pass shows its progress in `rekey status` and `status`.
 
 The test reads the backing folder directly (it is the server): a file
 object's epoch is the u32be after "SCSF" and the u16 version; a symlink
@@ -10,17 +12,22 @@ target is "S1" + base64url(u32be(epoch) || ...) (scsfs-format(5))."""
 
 import base64
 import errno
+import fcntl
 import json
 import os
+import pty
+import re
 import shutil
 import struct
 import subprocess
+import termios
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from scsmount import SCSCTL, SCSFS, eventually, marker, refused
+from scsmount import SCSCTL, SCSFS, Vault, eventually, marker, refused
 from test_members import group, status, templates  # noqa: F401 (fixtures)
 
 
@@ -111,10 +118,9 @@ def fill(v):
     return files
 
 
-def setup_removed(group, n_extra=0):
-    """alice and bob share files in epoch 1; bob is removed (epoch 2).
-    Returns (alice's tree as seen in her mount, bob's state before removal)."""
-    alice, bob = group.users["alice"], group.users["bob"]
+def setup_shared(group, n_extra=0):
+    """alice and bob share files in epoch 1.  Returns alice's tree as seen
+    in her mount."""
     va = group.vaults["alice"]
     group.add("alice", "bob")
     group.join("bob")
@@ -125,6 +131,14 @@ def setup_removed(group, n_extra=0):
         va.path(f"many/f{i:03d}").write_bytes(marker() + os.urandom(5000 + i))
     before = tree(va.path())
     va.unmount()
+    return before
+
+
+def setup_removed(group, n_extra=0):
+    """alice and bob share files in epoch 1; bob is removed (epoch 2).
+    Returns (alice's tree as seen in her mount, bob's state before removal)."""
+    alice, bob = group.users["alice"], group.users["bob"]
+    before = setup_shared(group, n_extra)
     stale_bob = bob.clone(group.tmp / "home-bob-stale")
     alice.ctl("member", "remove", "bob")
     assert set(epochs(group.cloud).values()) == {1}
@@ -146,6 +160,69 @@ def mounted_tree(v):
         return tree(v.path())
     finally:
         v.unmount()
+
+
+# ---------------------------------------------------------------- progress lines
+
+BAR = re.compile(r"re-key to epoch (\d+): \[([#.]{20})\] (\d+)/(\d+) files, "
+                 r"([\d.]+ (?:[KMGT]i)?B)/([\d.]+ (?:[KMGT]i)?B)(.*)")
+UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
+
+
+def nbytes(text):
+    n, unit = text.split()
+    return float(n) * UNITS[unit]
+
+
+def bars(text):
+    """Every progress line in text: dicts of epoch, bar, files done and
+    total, bytes done and total (approximate), rest of the line."""
+    out = []
+    for m in BAR.finditer(text):
+        out.append(dict(epoch=int(m[1]), bar=m[2], files=int(m[3]), total=int(m[4]),
+                        bytes=nbytes(m[5]), bytes_total=nbytes(m[6]), rest=m[7]))
+    return out
+
+
+def sane(b):
+    assert b["files"] <= b["total"] and b["bytes"] <= b["bytes_total"] * 1.001, b
+    want = round(20 * b["bytes"] / b["bytes_total"]) if b["bytes_total"] else 20
+    assert abs(b["bar"].count("#") - want) <= 1 and re.fullmatch(r"#*\.*", b["bar"]), b
+
+
+def progress_records(user):
+    return list((user.home / ".cache/scsfs/rekey").glob("*.progress"))
+
+
+# ---------------------------------------------------------------- end states
+
+def stray_temps(cloud):
+    """Temporary objects anywhere in the backing folder, .scsfs included."""
+    return [os.path.join(d, n) for d, ds, fs in os.walk(cloud) for n in ds + fs if ".tmp-" in n]
+
+
+def end_state(user, v):
+    """What must be the same after a run with a crash and one without:
+    the tree through a fresh mount, the kinds of stored entries, their
+    epochs, the keyring history, what rekey status says, the group
+    metadata (how many objects of each kind), and no temporaries."""
+    log = user.ctl("log", v.remote).stdout.splitlines()[1:]
+    meta = Counter(str(p.parent.relative_to(v.cloud)) for p in (v.cloud / ".scsfs").rglob("*")
+                   if p.is_file())
+    st = rekey(user, "status", v.remote).stdout
+    return dict(tree=mounted_tree(v), kinds=Counter(k for _, k in backing(v.cloud)),
+                epochs=set(epochs(v.cloud).values()), log=[l.split()[5] for l in log],
+                status=st, meta=meta, temps=stray_temps(v.cloud),
+                records=progress_records(user))
+
+
+def reference(group):
+    """A copy of the folder as it is now (hard links kept) and a copy of
+    alice with her state, to run the same steps without a crash."""
+    ref_cloud = group.tmp / "cloud-ref"
+    subprocess.run(["cp", "-a", str(group.cloud), str(ref_cloud)], check=True)
+    user = group.users["alice"].clone(group.tmp / "home-alice-ref")
+    return user, Vault(user, ref_cloud, group.tmp / "mnt-ref")
 
 
 # ---------------------------------------------------------------- tests
@@ -220,32 +297,211 @@ def test_rekey_is_admin_only(group):
     assert rekey_status(carol)["re-key"].startswith("6 files")
 
 
-@pytest.mark.parametrize("stop_after", [0, 3])
-def test_rekey_crash_and_resume(group, stop_after):
+@pytest.mark.parametrize("stop", ["written:0", "written:4", "content:3", "link:1", "name:5",
+                                  "dir:2", "retire"])
+def test_rekey_crash_at_each_step(group, stop):
+    """The pass killed at each of its steps (SCSFS_REKEY_STOP, rekey.h):
+    nothing is lost meanwhile, and running it again ends in the state of a
+    run without the crash."""
     alice = group.users["alice"]
     va = group.vaults["alice"]
-    before, _ = setup_removed(group, n_extra=6)
-    n_files = 6 + 6
-    r = alice.run([SCSCTL, "rekey", "run"], env={"SCSFS_REKEY_STOP_AFTER": str(stop_after)})
-    assert r.returncode == 9, r.stderr
-    # Killed right before replacing a file: its new copy is a stale temporary,
-    # the original stays the one visible copy.
-    assert len(temps(group.cloud)) == 1
-    eps = epochs(group.cloud)
-    files = {p: e for p, e in eps.items() if ".tmp-" not in p.name and p.is_file()
-             and not p.is_symlink()}
-    assert sum(1 for e in files.values() if e == 2) == stop_after
+    before, _ = setup_removed(group, n_extra=3)
+    n_files = 6 + 3
+    ref_user, ref = reference(group)
+    r = alice.run([SCSCTL, "rekey", "run"], env={"SCSFS_REKEY_STOP": stop})
+    assert r.returncode == 9, r.stdout + r.stderr
+    assert f"SCSFS_REKEY_STOP={stop} reached" in r.stderr
+    step, _, n = stop.partition(":")
+    n = int(n or 0)
+    files = [p for p, k in backing(group.cloud) if k == "file" and ".tmp-" not in p.name]
+    new_files = sum(1 for p in files if epoch_of(p, "file") == 2)
+    links = [p for p, k in backing(group.cloud) if k == "link"]
+    if step == "written":
+        # Killed right before replacing a file: its new copy is a stale
+        # temporary, the original stays the one visible copy.
+        assert len(temps(group.cloud)) == 1 and new_files == n
+    else:
+        assert not stray_temps(group.cloud)
+    if step == "content":
+        assert new_files == n + 1
+    if step == "link":
+        assert sum(1 for p in links if epoch_of(p, "link") == 2) == n + 1
+    if step == "retire":
+        assert set(epochs(group.cloud).values()) == {2}
+        assert " retire " not in alice.ctl("log").stdout
+    # Nothing lost meanwhile; the pass's record is left, but its process is gone.
     assert mounted_tree(va) == before
-    st = rekey_status(alice)
-    assert st["in older epochs"].startswith(f"{n_files - stop_after} files"), st
-    assert "temporary objects" in st["left by an interrupted pass"]
+    assert progress_records(alice) or step == "retire"
+    st = rekey(alice, "status").stdout
+    (b,) = bars(st)
+    assert b["rest"] == " (no pass running here)" and b["total"] == n_files, st
+    if step == "written":
+        assert f"in older epochs: {n_files - n} files" in st
+        assert "temporary objects" in st
     # Resume.
     r = rekey(alice, "run")
-    assert f"re-encrypted {n_files - stop_after} files" in r.stdout
-    assert not temps(group.cloud), "the stale temporary of the killed pass was removed"
-    assert set(epochs(group.cloud).values()) == {2}
+    assert "epochs below 2 are retired" in r.stdout
+    rekey(ref_user, "run", ref.remote)
+    got, want = end_state(alice, va), end_state(ref_user, ref)
+    assert got == want
+    assert got["epochs"] == {2} and not got["temps"] and not got["records"]
+    assert got["log"][-1] == "retire" and got["log"].count("retire") == 1
+    assert got["tree"] == before
+
+
+@pytest.mark.parametrize("stop", ["snapshot", "entry"])
+def test_removal_crash_at_each_step(group, stop):
+    """`member remove` killed after the removal snapshot is stored (nothing
+    changed for the group: run it again) or right after the remove entry
+    is stored (the removal stands): the re-key pass then ends in the state
+    of a removal and pass without the crash."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    before = setup_shared(group)
+    ref_user, ref = reference(group)
+    r = alice.run([SCSCTL, "member", "remove", "bob"], env={"SCSFS_REKEY_STOP": stop})
+    assert r.returncode == 9, r.stdout + r.stderr
+    assert f"SCSFS_REKEY_STOP={stop} reached" in r.stderr
+    st = status(alice)
+    if stop == "snapshot":
+        assert st["epoch"] == "1" and st["members"] == "2", st
+        alice.ctl("member", "remove", "bob")
+    else:
+        assert st["epoch"] == "2" and st["members"] == "1", st
+        assert "bob" not in alice.ctl("member", "list").stdout
+        refused(alice.ctl("member", "remove", "bob", check=False), None, "no member")
     assert mounted_tree(va) == before
-    assert rekey_status(alice)["re-key"] == "done"
+    rekey(alice, "run")
+    ref_user.ctl("member", "remove", "bob", "--remote", ref.remote)
+    rekey(ref_user, "run", ref.remote)
+    got, want = end_state(alice, va), end_state(ref_user, ref)
+    assert got == want
+    assert got["epochs"] == {2} and not got["temps"]
+    assert got["log"] == ["genesis", "add", "remove", "retire"]
+    assert got["tree"] == before
+
+
+def test_progress_of_a_running_pass(group):
+    """While `scsctl rekey run` runs (slowed down by SCSFS_REKEY_PAUSE),
+    `rekey status` and `status` show its progress line from the pass's
+    record, with numbers that rise; without a terminal the run itself
+    prints plain progress lines; at the end the record is gone and the
+    line is computed from the folder."""
+    alice = group.users["alice"]
+    setup_removed(group, n_extra=2)
+    n_files = 6 + 2
+    total = sum(p.stat().st_size for p, k in backing(group.cloud) if k == "file")
+    (b,) = bars(rekey(alice, "status").stdout)
+    assert (b["files"], b["total"], b["bytes"]) == (0, n_files, 0), b
+    assert b["rest"] == " (no pass running here)" and b["bar"] == "." * 20
+    assert bars(alice.ctl("status").stdout) == [b]
+    err = group.tmp / "run.err"
+    with open(err, "w") as fh:
+        p = subprocess.Popen([str(SCSCTL), "rekey", "run"], env=alice.env(SCSFS_REKEY_PAUSE=1),
+                             stdout=subprocess.PIPE, stderr=fh, text=True,
+                             start_new_session=True)
+    seen, in_status = [], []
+    try:
+        while p.poll() is None:
+            for line in bars(rekey(alice, "status").stdout):
+                if line["rest"] != " (no pass running here)":
+                    seen.append(line)
+            if p.poll() is None and not in_status:
+                in_status = [b for b in bars(alice.ctl("status").stdout)
+                             if b["rest"] != " (no pass running here)"]
+            time.sleep(0.4)
+        out = p.communicate(timeout=60)[0]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err.read_text()
+    assert f"re-encrypted {n_files} files" in out
+    # What status showed while the pass ran: the pass's numbers, rising.
+    assert len(seen) >= 4, seen
+    assert in_status and in_status[0]["total"] == n_files, in_status
+    for b in seen:
+        sane(b)
+        assert b["epoch"] == 2 and b["total"] == n_files, b
+        assert abs(b["bytes_total"] - total) <= total * 0.06, (b, total)
+        assert re.fullmatch(r", [\d.]+ (?:[KMGT]i)?B/s, ETA (\?|\d+ s|\d+ min \d+ s)", b["rest"]), b
+    assert [b["files"] for b in seen] == sorted(b["files"] for b in seen)
+    assert [b["bytes"] for b in seen] == sorted(b["bytes"] for b in seen)
+    assert seen[-1]["files"] > seen[0]["files"] and seen[-1]["bytes"] > seen[0]["bytes"], seen
+    assert 0 < seen[-1]["files"] < n_files or seen[0]["files"] < n_files
+    # The run's own progress on a file: plain lines, no terminal control.
+    text = err.read_text()
+    assert "\r" not in text and "\033" not in text
+    lines = [b for b in bars(text)]
+    assert len(lines) >= 2, text
+    for b in lines:
+        sane(b)
+    assert (lines[-1]["files"], lines[-1]["bar"]) == (n_files, "#" * 20), lines[-1]
+    assert lines[0]["files"] < n_files
+    # Afterwards: no record, and the folder says everything is done.
+    assert not progress_records(alice)
+    (b,) = bars(rekey(alice, "status").stdout)
+    assert (b["files"], b["total"], b["bar"]) == (n_files, n_files, "#" * 20), b
+    assert b["rest"] == " (no pass running here)"
+
+
+def test_rekey_run_draws_a_bar_on_a_terminal(group):
+    """With standard error on a terminal, `rekey run` redraws one progress
+    line with \\r (cut to the terminal's width); the summary still goes to
+    standard output."""
+    alice = group.users["alice"]
+    setup_removed(group, n_extra=2)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 70, 0, 0))
+    p = subprocess.Popen([str(SCSCTL), "rekey", "run"], env=alice.env(), stdout=subprocess.PIPE,
+                         stderr=slave, stdin=subprocess.DEVNULL, start_new_session=True)
+    os.close(slave)
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:                # EIO: the last writer closed it
+            break
+        if not chunk:
+            break
+        raw += chunk
+    os.close(master)
+    out = p.stdout.read().decode()
+    p.wait(timeout=60)
+    assert p.returncode == 0, raw
+    assert "re-encrypted 8 files" in out and "\r" not in out
+    text = raw.decode()
+    assert "\r\033[K" in text and "\n" not in text.replace("\r\n", ""), text
+    draws = [d for d in text.split("\r\033[K") if d]
+    assert draws and all(len(d) <= 69 for d in draws), draws
+    assert draws[-1].startswith("re-key to epoch 2: [" + "#" * 20 + "] 8/8 files"), draws
+
+
+def test_admin_mount_pass_shows_progress(group):
+    """The background pass of an admin's mount keeps the same record:
+    `rekey status` shows its progress while it runs."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    va.mount(foreground=True, args=["-o", "keyring_refresh=1"], env={"SCSFS_REKEY_PAUSE": "1"})
+    try:
+        fill(va)
+        alice.ctl("member", "remove", "bob")
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and rekey_status(alice)["re-key"] != "done":
+            seen += [b for b in bars(rekey(alice, "status").stdout)
+                     if b["rest"] != " (no pass running here)"]
+            time.sleep(0.3)
+        assert rekey_status(alice)["re-key"] == "done", va.log()
+    finally:
+        va.unmount()
+    assert len(seen) >= 2, seen
+    for b in seen:
+        sane(b)
+        assert b["total"] == 6, b
+    assert seen[-1]["files"] > seen[0]["files"], seen
+    assert not progress_records(alice)
 
 
 def test_rekey_killed_at_random_points_converges(group):

@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NFILES 6
@@ -120,6 +122,10 @@ static int stop_after_2(void *arg, const struct scs_rekey_progress *p)
 	int *calls = arg;
 	(*calls)++;
 	CHECK(p->files_total >= p->files_done && p->bytes_total >= p->bytes_done);
+	/* the pass's progress record, for `scsctl rekey status` */
+	struct scs_rekey_record r;
+	CHECK_EQ(scs_rekey_record_read(scs_vault_root_dir_id(v), 2, (int64_t)time(NULL) * 1000, &r), 0);
+	CHECK(r.pid == getpid() && r.files_total == NFILES && r.files_done <= r.files_total);
 	return p->files_done >= 2;
 }
 
@@ -189,6 +195,74 @@ static void forged_file_blocks_retirement(const uint8_t *root)
 	free(buf);
 }
 
+/* The progress record of a running pass: strict parse, round trip, and
+ * what readers ignore (another epoch, a gone process, stale, damaged). */
+static void progress_record(const uint8_t *root)
+{
+	char path[4200], buf[SCS_REKEY_RECORD_MAX + 64];
+	struct scs_rekey_record r, w = { .pid = getpid(), .epoch = 2, .started = 1000,
+					 .updated = 5000, .files_done = 3, .files_total = 12,
+					 .bytes_done = 4096, .bytes_total = 123456 };
+	size_t n = scs_rekey_record_encode(&w, buf, sizeof buf);
+	CHECK_EQ(scs_rekey_record_parse(buf, n, &r), 0);
+	CHECK(memcmp(&r, &w, sizeof r) == 0);
+	/* every proper prefix, and one byte more, are refused */
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(scs_rekey_record_parse(buf, i, &r), -EBADMSG);
+	buf[n] = '\n';
+	CHECK_EQ(scs_rekey_record_parse(buf, n + 1, &r), -EBADMSG);
+	static const char *const bad[] = {
+		"scsfs-rekey-progress 2\npid 1\nepoch 2\nstarted 1\nupdated 2\nfiles 0 1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 0\nepoch 2\nstarted 1\nupdated 2\nfiles 0 1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 2\nstarted 3\nupdated 2\nfiles 0 1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 2\nstarted 1\nupdated 2\nfiles 2 1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 2\nstarted 1\nupdated 2\nfiles 0 1\nbytes 0 01\n",
+		"scsfs-rekey-progress 1\npid -1\nepoch 2\nstarted 1\nupdated 2\nfiles 0 1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 4294967296\nstarted 1\nupdated 2\nfiles 0 1\n"
+		"bytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 2\nstarted 1\nupdated 2\nfiles 0 1\n"
+		"bytes 0 99999999999999999999\n",
+		"scsfs-rekey-progress 1\nepoch 2\npid 1\nstarted 1\nupdated 2\nfiles 0 1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 2\nstarted 1\nupdated 2\nfiles 0  1\nbytes 0 1\n",
+		"scsfs-rekey-progress 1\npid 1\nepoch 2\nstarted 1\nupdated 9300000000000000000\n"
+		"files 0 1\nbytes 0 1\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+		CHECK_EQ(scs_rekey_record_parse(bad[i], strlen(bad[i]), &r), -EBADMSG);
+	memset(buf, '1', sizeof buf);
+	CHECK_EQ(scs_rekey_record_parse(buf, sizeof buf, &r), -EBADMSG);
+
+	/* Reading: ours, for epoch 2, updated at 5 s. */
+	char dir[4200];
+	CHECK_EQ(scs_xdg_path(SCS_XDG_CACHE, "rekey", dir, sizeof dir), 0);
+	CHECK_EQ(scs_mkdir_p(dir, 0700), 0);
+	CHECK_EQ(scs_rekey_record_path(root, path, sizeof path), 0);
+	CHECK(strncmp(path, dir, strlen(dir)) == 0);
+	n = scs_rekey_record_encode(&w, buf, sizeof buf);
+	CHECK_EQ(scs_local_write_atomic(path, buf, n, 0600), 0);
+	CHECK_EQ(scs_rekey_record_read(root, 2, 6000, &r), 0);
+	CHECK_EQ(r.files_done, 3);
+	CHECK_EQ(scs_rekey_record_read(root, 3, 6000, &r), -ENOENT);
+	CHECK_EQ(scs_rekey_record_read(root, 2, 5000 + SCS_REKEY_RECORD_STALE * 1000LL + 1, &r),
+		 -ENOENT);
+	/* a process that is gone */
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	CHECK(child > 0 && waitpid(child, NULL, 0) == child);
+	w.pid = child;
+	n = scs_rekey_record_encode(&w, buf, sizeof buf);
+	CHECK_EQ(scs_local_write_atomic(path, buf, n, 0600), 0);
+	CHECK_EQ(scs_rekey_record_read(root, 2, 6000, &r), -ENOENT);
+	/* damaged, or too large */
+	CHECK_EQ(scs_local_write_atomic(path, "scsfs-rekey-progress 1\npid", 27, 0600), 0);
+	CHECK_EQ(scs_rekey_record_read(root, 2, 6000, &r), -ENOENT);
+	memset(buf, 'x', sizeof buf);
+	CHECK_EQ(scs_local_write_atomic(path, buf, sizeof buf, 0600), 0);
+	CHECK_EQ(scs_rekey_record_read(root, 2, 6000, &r), -ENOENT);
+	unlink(path);
+}
+
 int main(void)
 {
 	scs_err err = { 0 };
@@ -198,6 +272,8 @@ int main(void)
 	scs_identity *me = person("me");      /* XDG_DATA_HOME stays mine */
 	snprintf(dir, sizeof dir, "%s/config", tmp);
 	setenv("XDG_CONFIG_HOME", dir, 1);
+	snprintf(dir, sizeof dir, "%s/cache", tmp);
+	setenv("XDG_CACHE_HOME", dir, 1);
 	snprintf(dir, sizeof dir, "%s/remote/.scsfs/keyring", tmp);
 	snprintf(remote, sizeof remote, "%s/remote", tmp);
 	snprintf(passf, sizeof passf, "%s/pass", tmp);
@@ -289,8 +365,12 @@ int main(void)
 	CHECK_EQ(stat(dir, &st), 0);            /* not ours: left alone */
 	check_all(root, sub_id, 0);             /* epochs differ per file now */
 
-	/* Run again: converges. */
+	/* Run again: converges, and the progress record is gone after it. */
+	char rec[4200];
+	CHECK_EQ(scs_rekey_record_path(root, rec, sizeof rec), 0);
+	CHECK_EQ(access(rec, F_OK), -1);
 	CHECK_EQ(scs_rekey_run(be, kc, root, NULL, NULL, &res, &err), 0);
+	CHECK_EQ(access(rec, F_OK), -1);
 	CHECK_EQ(res.files, NFILES - 2);
 	CHECK_EQ(links1 + res.links, 2);
 	CHECK_EQ(res.dirs, 1);
@@ -357,6 +437,7 @@ int main(void)
 	CHECK_EQ(scs_vault_refresh(v, &err), 0);
 	scs_dir_forget_keys(d);
 	forged_file_blocks_retirement(root);
+	progress_record(root);
 
 	scs_dir_free(d);
 	scs_vault_close(v);
