@@ -12,8 +12,11 @@ CI=true and are skipped otherwise (the check is in the `fuse` fixture).
 SCSFS_TEST_BACKEND=gdrive runs the same suites over the gdrive: back end:
 one Drive v3 emulator (test/gdrive_emulator.py) on loopback for the whole
 session, every user signed in to it, and every Vault's remote a Drive
-folder named after its cloud path.  Tests that look inside the backing
-folder are marked `local_only` and deselected there.
+folder named after its cloud path.  Tests see and edit what the provider
+holds through Vault.backing (LocalBacking or DriveBacking, the latter
+through the emulator's control actions) and wait for the upload queue with
+Vault.uploaded(); only tests about a local folder itself (its disk, its
+paths) are marked `local_only` and deselected there.
 """
 import errno
 import hashlib
@@ -184,8 +187,8 @@ def _watchdog(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): watchdog limit for one test")
-    config.addinivalue_line("markers", "local_only: looks inside the backing folder of a "
-                            "local: remote (deselected under SCSFS_TEST_BACKEND=gdrive)")
+    config.addinivalue_line("markers", "local_only: is about the backing folder of a local: "
+                            "remote itself (deselected under SCSFS_TEST_BACKEND=gdrive)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -232,6 +235,10 @@ def _session_drive(tmp_path_factory):
     """Under SCSFS_TEST_BACKEND=gdrive: the session's Drive emulator."""
     if BACKEND == "gdrive":
         _DRIVE.append(DriveEmulator(tmp_path_factory.mktemp("drive") / "root"))
+        # The device sign-in of every user approves at the first poll (by
+        # default the emulator answers "pending" twice and "slow_down" once,
+        # which adds some 8 s per user; test_gdrive.py tests those).
+        DriveBacking("/")._control(action="set", device_pending_polls=-1)
     yield
     while _DRIVE:
         _DRIVE.pop().stop()
@@ -446,6 +453,25 @@ class Vault:
             return DriveBacking(self.drive_folder)
         return LocalBacking(self.cloud)
 
+    def uploaded(self, timeout=60):
+        """Wait until this machine has sent the group everything it queued
+        (gdrive: `scsctl status` says no upload is pending), so that a check
+        of the backing store sees what was written; local: at once."""
+        if not self.drive_folder:
+            return self
+        time.sleep(0.3)                  # the release the kernel sends after a close
+        eventually(lambda: "uploads: none pending" in
+                   self.user.ctl("status", self.remote, check=False).stdout,
+                   timeout, f"{self.user.name}'s upload queue drained", interval=0.2)
+        return self
+
+    def make_folder(self):
+        """Make the (empty) folder of the remote, as a user would before
+        `scsctl init` (local: it is already there)."""
+        if self.drive_folder:
+            DriveBacking(self.drive_folder)._folder_id(create=True)
+        return self
+
     def init(self):
         r = self.user.ctl("init", self.remote)
         self.init_output = r.stdout + r.stderr
@@ -568,6 +594,11 @@ class Group:
         self.vaults["alice"].init()
         st = self.users["alice"].ctl("status").stdout
         self.fpr = re.search(r"^group fingerprint: (.*)$", st, re.M).group(1)
+
+    @property
+    def backing(self):
+        """The group folder as the provider holds it (see Vault.backing)."""
+        return self.vaults["alice"].backing
 
     def idfile(self, name):
         p = self.tmp / f"{name}.id"
@@ -761,7 +792,24 @@ def backing_files(cloud, include_meta=False):
     return out
 
 
-class LocalBacking:
+class _Backing:
+    """What LocalBacking and DriveBacking share."""
+
+    def find(self, plain_size):
+        """The one object (not a re-key temporary) whose size says it holds
+        plain_size bytes (find_object for either back end)."""
+        want = object_size(plain_size)
+        hits = [r for r, n in self._sizes() if ".tmp-" not in r and n == want]
+        assert len(hits) == 1, \
+            f"expected one object of {want} bytes (plaintext {plain_size}), found {hits}"
+        return hits[0]
+
+    def temps(self):
+        """Re-key temporaries (".tmp-" in the name) anywhere but .scsfs/."""
+        return [r for r in self.files(every=True) if ".tmp-" in r]
+
+
+class LocalBacking(_Backing):
     """What a local: group stores, seen (and edited) as the provider: paths
     are '/'-separated and relative to the backing folder."""
 
@@ -798,8 +846,63 @@ class LocalBacking:
         assert not os.path.lexists(self.root_dir / b), b
         os.rename(self.root_dir / a, self.root_dir / b)
 
+    def listdir(self, rel=""):
+        """Names directly in directory rel ('' is the folder itself, .scsfs too)."""
+        return sorted(os.listdir(self.root_dir / rel))
 
-class DriveBacking:
+    def exists(self, rel):
+        return os.path.lexists(self.root_dir / rel)
+
+    def is_dir(self, rel):
+        return (self.root_dir / rel).is_dir() and not (self.root_dir / rel).is_symlink()
+
+    def size(self, rel):
+        return os.lstat(self.root_dir / rel).st_size
+
+    def copy(self, a, b):
+        """Another client copies object a to b (a file, or a directory with
+        everything in it), as a sync client's conflict copy."""
+        assert not os.path.lexists(self.root_dir / b), b
+        if self.is_dir(a):
+            shutil.copytree(self.root_dir / a, self.root_dir / b, symlinks=True)
+        else:
+            shutil.copy2(self.root_dir / a, self.root_dir / b, follow_symlinks=False)
+
+    def rmtree(self, rel):
+        shutil.rmtree(self.root_dir / rel)
+
+    def copy_to(self, other, sub=""):
+        """Copy directory sub (default: everything) into the same place of
+        other, another (empty or partial) backing."""
+        shutil.copytree(self.root_dir / sub, other.root_dir / sub, symlinks=True,
+                        dirs_exist_ok=True)
+
+    def _sizes(self):
+        for r in self.files():
+            try:
+                yield r, self.size(r)
+            except FileNotFoundError:      # a running mount may replace or drop objects
+                pass
+
+    def mkdir(self, rel):
+        (self.root_dir / rel).mkdir()
+
+    def present(self):
+        """Whether the folder itself exists."""
+        return self.root_dir.is_dir()
+
+    def state(self):
+        """Everything the provider holds, .scsfs/ too, with what any change
+        would alter: to check that nothing was written."""
+        out = snapshot(self.root_dir)
+        for dp, dns, fns in os.walk(self.root_dir):
+            for n in dns + fns:
+                p = Path(dp) / n
+                out[str(p.relative_to(self.root_dir))] += (os.lstat(p).st_mtime_ns,)
+        return out
+
+
+class DriveBacking(_Backing):
     """The same for a gdrive: group in the session's emulator: reads its
     blobs, edits through its control API (server_write/move/delete)."""
 
@@ -892,6 +995,115 @@ class DriveBacking:
         assert b not in tree, b
         parent, _, name = b.rpartition("/")
         self._control(action="server_move", id=tree[a][0], name=name, parent=tree[parent][0])
+
+    def listdir(self, rel=""):
+        """Names directly in directory rel ('' is the folder itself, .scsfs too)."""
+        pre = rel.strip("/") + "/" if rel.strip("/") else ""
+        return sorted(r[len(pre):] for r in self._walk()
+                      if r and r.startswith(pre) and "/" not in r[len(pre):])
+
+    def exists(self, rel):
+        return rel in self._walk()
+
+    def is_dir(self, rel):
+        return self._is_dir(self._walk()[rel][1]) if rel else True
+
+    def size(self, rel):
+        m = self._walk()[rel][1]
+        if "size" in m:
+            return int(m["size"])
+        return len(self.read(rel))
+
+    def _insert(self, m, name, parent):
+        """A new object like meta m (content, appProperties) named name in
+        parent (an id), made by another Drive client; its id."""
+        import base64
+        act = {"action": "insert", "name": name, "parents": [parent],
+               "mimeType": m.get("mimeType", "application/octet-stream")}
+        for k in ("appProperties", "properties"):
+            if m.get(k):
+                act[k] = m[k]
+        if not self._is_dir(m):
+            act["content_b64"] = base64.b64encode(
+                (self.root_dir / "blobs" / m["id"]).read_bytes()).decode()
+        return self._control(**act)["id"]
+
+    def _copy_tree(self, tree, src, dst_parent, name, into=None):
+        """Copy object src (a path in tree) as name under dst_parent; into
+        (the id of an existing folder) takes a directory's children instead."""
+        fid, m = tree[src]
+        if src and not self._is_dir(m):
+            return self._insert(m, name, dst_parent)
+        new = into or self._insert(m, name, dst_parent)
+        pre = src + "/" if src else ""
+        for r in sorted(tree):
+            if r and r.startswith(pre) and "/" not in r[len(pre):]:
+                self._copy_tree(tree, r, new, r[len(pre):])
+        return new
+
+    def copy(self, a, b):
+        """Another client copies object a to b (a file, or a folder with
+        everything in it): what a sync client's conflict copy would be."""
+        tree = self._walk()
+        assert b not in tree, b
+        parent, _, name = b.rpartition("/")
+        self._copy_tree(tree, a, tree[parent][0], name)
+
+    def rmtree(self, rel):
+        self.remove(rel)                 # server_delete takes a folder's contents too
+
+    def _folder_id(self, create=False):
+        node, live, kids = self._state()
+        for part in self.folder.strip("/").split("/"):
+            hit = [k for k in kids.get(node, []) if live[k]["name"] == part]
+            if hit:
+                node = hit[0]
+            elif create:
+                node = self._control(action="insert", name=part, parents=[node],
+                                     mimeType="application/vnd.google-apps.folder")["id"]
+            else:
+                raise FileNotFoundError(self.folder)
+        return node
+
+    def copy_to(self, other, sub=""):
+        """Copy directory sub (default: everything) into the same place of
+        other, another DriveBacking (its folder is made if missing)."""
+        tree = self._walk()
+        if not sub:
+            self._copy_tree(tree, "", None, None, into=other._folder_id(create=True))
+            return
+        dst = other._walk()
+        parent, _, name = sub.rpartition("/")
+        assert sub not in dst, sub
+        self._copy_tree(tree, sub, dst[parent][0], name)
+
+    def _sizes(self):
+        return [(r, int(m.get("size", -1))) for r, (fid, m) in self._walk().items()
+                if r and r.split("/")[0] != ".scsfs" and not self._is_dir(m)
+                and not self._is_link(m)]
+
+    def mkdir(self, rel):
+        tree = self._walk()
+        assert rel not in tree, rel
+        parent, _, name = rel.rpartition("/")
+        self._control(action="insert", name=name, parents=[tree[parent][0]],
+                      mimeType="application/vnd.google-apps.folder")
+
+    def present(self):
+        """Whether the folder itself exists."""
+        try:
+            self._folder_id()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def state(self):
+        """Everything the provider holds, .scsfs/ too, with what any change
+        would alter: to check that nothing was written."""
+        keep = ("mimeType", "size", "md5Checksum", "version", "modifiedTime", "headRevisionId",
+                "appProperties")
+        return {rel: (fid,) + tuple(str(m.get(k)) for k in keep)
+                for rel, (fid, m) in self._walk().items() if rel}
 
 
 def backing_objects(v, every=False):

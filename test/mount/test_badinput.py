@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from scsmount import (SCSCTL, SCSFS, User, Vault, daemon_pids, fuse_mounts_under, is_mounted,
-                      one_line, pid_alive, refused, snapshot)
+from scsmount import (BACKEND, SCSCTL, SCSFS, User, Vault, daemon_pids, fuse_mounts_under,
+                      is_mounted, one_line, pid_alive, refused, sign_in, snapshot)
 
 
 def scsfs(user, *args, env=None, passfile=True):
@@ -52,13 +52,13 @@ def pin_like(user, owner, remote):
 
 
 def test_non_member(fuse, vault, mallory, tmp_path):
-    before = snapshot(vault.cloud)
+    before = vault.backing.state()
     mnt = tmp_path / "mmnt"
     mnt.mkdir()
     pin_like(mallory, vault.user, vault.remote)
     r = scsfs(mallory, vault.remote, mnt)
     refused(r, mnt, "not a member")
-    assert snapshot(vault.cloud) == before
+    assert vault.backing.state() == before
     assert not fuse_mounts_under(tmp_path)
 
 
@@ -71,7 +71,7 @@ def test_not_pinned(fuse, vault, mallory, tmp_path):
 
 
 def test_wrong_passphrase(fuse, vault, tmp_path):
-    before = snapshot(vault.cloud)
+    before = vault.backing.state()
     wrong = vault.user.write_passfile("not the passphrase", tmp_path / "wrong")
     r = scsfs(vault.user, vault.remote, vault.mnt, env={"SCSFS_PASSPHRASE_FILE": str(wrong)})
     refused(r, vault.mnt, "passphrase")
@@ -86,7 +86,7 @@ def test_wrong_passphrase(fuse, vault, tmp_path):
     os.chmod(empty, 0o600)
     r = scsfs(vault.user, vault.remote, vault.mnt, env={"SCSFS_PASSPHRASE_FILE": str(empty)})
     refused(r, vault.mnt, "passphrase")
-    assert snapshot(vault.cloud) == before
+    assert vault.backing.state() == before
 
 
 def test_missing_passphrase_file_and_no_terminal(fuse, vault, tmp_path):
@@ -100,13 +100,14 @@ def test_missing_passphrase_file_and_no_terminal(fuse, vault, tmp_path):
 
 
 def test_missing_folder(fuse, alice, tmp_path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    gone = tmp_path / "does-not-exist"
-    r = scsfs(alice, f"local:{gone}", mnt)
-    line = refused(r, mnt)
-    assert "does-not-exist" in line, f"message should name the folder: {line!r}"
-    assert not gone.exists()
+    gone = Vault(alice, tmp_path / "does-not-exist", tmp_path / "mnt")
+    if not gone.drive_folder:
+        gone.cloud.rmdir()               # (a Vault makes its local: folder)
+    r = scsfs(alice, gone.remote, gone.mnt)
+    line = refused(r, gone.mnt)
+    name = gone.drive_folder.lstrip("/") if gone.drive_folder else "does-not-exist"
+    assert name in line, f"message should name the folder: {line!r}"
+    assert not gone.backing.present()
 
 
 def test_missing_mountpoint(fuse, vault, tmp_path):
@@ -117,51 +118,54 @@ def test_missing_mountpoint(fuse, vault, tmp_path):
 
 def test_no_identity(fuse, vault, tmp_path):
     nobody = User(tmp_path / "home-nobody", "nobody")
+    if BACKEND == "gdrive":
+        sign_in(nobody)                  # so that the identity is what is missing
     r = scsfs(nobody, vault.remote, vault.mnt)
     refused(r, vault.mnt, "scsctl id new", "identity")
 
 
-def foreign_tree(d):
-    (d / "holiday.jpg").write_bytes(random.Random(1).randbytes(5000))
-    (d / "notes").mkdir()
-    (d / "notes" / "todo.txt").write_text("buy milk\n")
-    os.symlink("notes/todo.txt", d / "link")
+def foreign_tree(v):
+    """Files of someone's own in v's folder (on Drive: made by another client)."""
+    v.make_folder()
+    b = v.backing
+    b.write("holiday.jpg", random.Random(1).randbytes(5000))
+    b.mkdir("notes")
+    b.write("notes/todo.txt", b"buy milk\n")
+    if not v.drive_folder:               # (Drive has no symbolic links)
+        os.symlink("notes/todo.txt", v.cloud / "link")
 
 
 def test_init_refuses_non_empty_foreign_folder(fuse, alice, tmp_path):
-    cloud = tmp_path / "foreign"
-    cloud.mkdir()
-    foreign_tree(cloud)
-    before = snapshot(cloud)
-    st_before = {p: os.lstat(p).st_mtime_ns for p in cloud.rglob("*")}
-    r = alice.ctl("init", f"local:{cloud}", check=False)
+    v = Vault(alice, tmp_path / "foreign", tmp_path / "mnt")
+    foreign_tree(v)
+    before = v.backing.state()           # (with every mtime)
+    r = alice.ctl("init", v.remote, check=False)
     refused(r)
-    assert snapshot(cloud) == before
-    assert {p: os.lstat(p).st_mtime_ns for p in cloud.rglob("*")} == st_before
-    assert not (cloud / ".scsfs").exists()
+    assert v.backing.state() == before
+    assert not v.backing.exists(".scsfs")
 
 
 def test_init_twice_refused(fuse, vault):
-    before = snapshot(vault.cloud)
+    before = vault.backing.state()
     r = vault.user.ctl("init", vault.remote, check=False)
     refused(r)
-    assert snapshot(vault.cloud) == before
+    assert vault.backing.state() == before
 
 
 @pytest.mark.parametrize("kind", ["empty", "foreign"])
 def test_mount_refuses_non_group(fuse, alice, tmp_path, kind):
-    cloud = tmp_path / "notagroup"
-    cloud.mkdir()
+    v = Vault(alice, tmp_path / "notagroup", tmp_path / "mnt")
     if kind == "foreign":
-        foreign_tree(cloud)
-    before = snapshot(cloud)
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = scsfs(alice, f"local:{cloud}", mnt)
-    refused(r, mnt, "group", "scsctl init", "not an scsfs", "no scsfs")
-    assert snapshot(cloud) == before
+        foreign_tree(v)
+    else:
+        v.make_folder()
+    before = v.backing.state()
+    r = scsfs(alice, v.remote, v.mnt)
+    refused(r, v.mnt, "group", "scsctl init", "not an scsfs", "no scsfs")
+    assert v.backing.state() == before
 
 
+@pytest.mark.local_only    # a read-only local disk under the backing folder
 def test_unwritable_folder(fuse, alice, tmp_path, tmpfs):
     cloud = tmpfs("ro", size="4m")
     v = Vault(alice, cloud, tmp_path / "mnt")
@@ -205,6 +209,7 @@ def test_unwritable_folder(fuse, alice, tmp_path, tmpfs):
     assert not fuse_mounts_under(tmp_path)
 
 
+@pytest.mark.local_only    # a full local disk (a full Drive: test_gdrive.py's quota tests)
 def test_full_disk(fuse, alice, tmp_path, tmpfs):
     cloud = tmpfs("small", size="2m")
     v = Vault(alice, cloud, tmp_path / "mnt")

@@ -3,9 +3,8 @@ fingerprint out of band, through the real programs."""
 
 import json
 import re
-import shutil
 
-from scsmount import SCSFS, refused, is_mounted
+from scsmount import SCSFS, Vault, refused, is_mounted
 
 
 def group_fpr(vault):
@@ -58,11 +57,13 @@ def test_join_refuses_a_different_fingerprint_and_writes_nothing(vault, mallory)
 
 def test_join_refuses_malformed_fingerprint_and_foreign_folder(vault, mallory, tmp_path):
     refused(mallory.ctl("join", vault.remote, "--fingerprint", "abcd", check=False), None, "fingerprint")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    refused(mallory.ctl("join", f"local:{empty}", "--fingerprint", "0" * 64, check=False),
+    empty = Vault(mallory, tmp_path / "empty", tmp_path / "mnt-empty").make_folder()
+    refused(mallory.ctl("join", empty.remote, "--fingerprint", "0" * 64, check=False),
             None, "not an scsfs group")
-    refused(mallory.ctl("join", f"local:{tmp_path}/missing", "--fingerprint", "0" * 64, check=False),
+    missing = Vault(mallory, tmp_path / "missing", tmp_path / "mnt-missing")
+    if not missing.drive_folder:
+        missing.cloud.rmdir()        # (a Vault makes its local: folder)
+    refused(mallory.ctl("join", missing.remote, "--fingerprint", "0" * 64, check=False),
             None, "does not exist")
     assert pins(mallory) == []
 
@@ -73,12 +74,11 @@ def test_joined_machine_refuses_a_substituted_group(vault, mallory, alice_templa
     fpr = group_fpr(vault)
     mallory.ctl("join", vault.remote, "--fingerprint", fpr)
     # Another group made by alice elsewhere.
-    other_cloud = tmp_path / "other"
-    other_cloud.mkdir()
     other_user = alice_template.clone(tmp_path / "home-alice-2")
-    other_user.ctl("init", f"local:{other_cloud}")
-    shutil.rmtree(vault.cloud / ".scsfs")
-    shutil.copytree(other_cloud / ".scsfs", vault.cloud / ".scsfs")
+    other = Vault(other_user, tmp_path / "other", tmp_path / "mnt-other")
+    other.init()
+    vault.backing.rmtree(".scsfs")
+    other.backing.copy_to(vault.backing, ".scsfs")
     r = mallory.ctl("status", vault.remote, check=False)
     refused(r, None, "pinned", "join")
     assert not is_mounted(vault.mnt)

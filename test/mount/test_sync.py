@@ -2,18 +2,13 @@
 sync client makes ("<enc> (1)"), a daemon killed after fsync."""
 import os
 import random
-import shutil
 import signal
 import threading
 import time
 
 import pytest
 
-from scsmount import rnd, eventually, CHUNK, Vault, daemon_pids, find_object, fusermount_u, is_mounted, pid_alive
-
-
-
-
+from scsmount import rnd, eventually, CHUNK, Vault, daemon_pids, fusermount_u, is_mounted, pid_alive
 
 
 @pytest.fixture
@@ -59,10 +54,11 @@ def test_sync_client_conflict_copies_are_readable(vault, decoration):
     (vault.mnt / "report.odt").write_bytes(rnd(40001, 2))
     (vault.mnt / "sub").mkdir()
     (vault.mnt / "sub" / "notes").write_bytes(rnd(40002, 3))
-    vault.unmount()
+    vault.unmount()                      # (gdrive: uploads what is queued first)
+    b = vault.backing
     for size in (40001, 40002):
-        obj = find_object(vault.cloud, size)
-        shutil.copy2(obj, obj.parent / (obj.name + decoration))
+        obj = b.find(size)
+        b.copy(obj, obj + decoration)
     vault.mount()
     names = sorted(os.listdir(vault.mnt))
     want = "report" + decoration + ".odt"
@@ -218,9 +214,10 @@ def test_sync_client_copy_of_a_directory(vault):
     (vault.mnt / "photos").mkdir()
     (vault.mnt / "photos" / "cat.jpg").write_bytes(rnd(40005, 5))
     vault.unmount()
-    d = find_object(vault.cloud, 40005).parent
-    assert d != vault.cloud
-    shutil.copytree(d, d.parent / (d.name + " (1)"), symlinks=True)
+    b = vault.backing
+    d = b.find(40005).rpartition("/")[0]
+    assert d != ""
+    b.copy(d, d + " (1)")
     vault.mount()
     assert sorted(os.listdir(vault.mnt)) == ["photos", "photos (1)"]
     assert (vault.mnt / "photos (1)" / "cat.jpg").read_bytes() == rnd(40005, 5)
