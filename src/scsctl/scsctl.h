@@ -26,10 +26,11 @@ struct scs_vault;
 int scsctl_open_public(const char *remote, struct scs_vault **v);
 /* A Unix time as "YYYY-MM-DD" (or "YYYY-MM-DD HH:MM UTC" with_time). */
 void scsctl_date(int64_t t, int with_time, char *out, size_t cap);
-/* The "re-key: ..." line for status (rekey.c); no keys needed. */
 struct scs_rekey_scan;
 /* A byte count for people: "1.2 MiB". */
 void scsctl_human(uint64_t n, char *out, size_t cap);
+/* The "re-key: ..." line for status (rekey.c), followed from epoch 2 on by a
+ * second line, the progress bar; no keys needed. */
 int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rekey_scan *sc,
 		      scs_err *err);
 
