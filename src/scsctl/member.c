@@ -1,5 +1,6 @@
 /* member.c - scsctl member add IDFILE [--admin] | member remove NAME|FPR |
- * member list: change and show who belongs to the group.
+ * member role NAME|FPR admin|member | member list, and rekey rotate: change
+ * and show who belongs to the group.
  *
  * A change is one new keyring entry, signed by an admin and stored with
  * create_file under the next sequence number (scsfs-format(5), KEYRING).
@@ -28,14 +29,17 @@
 #define ADD_USAGE    "member add IDFILE [--admin] [--remote REMOTE]"
 #define REMOVE_USAGE "member remove NAME|FPR [--lazy] [--remote REMOTE]"
 #define LIST_USAGE   "member list [--remote REMOTE]"
-#define USAGE        "member add IDFILE [--admin] | member remove NAME|FPR [--lazy] | member list"
+#define ROLE_USAGE   "member role NAME|FPR admin|member [--remote REMOTE]"
+#define ROTATE_USAGE "rekey rotate [--remote REMOTE]"
+#define USAGE        "member add IDFILE [--admin] | member remove NAME|FPR [--lazy] | " \
+		     "member role NAME|FPR admin|member | member list"
 
 struct change {
-	int kind;                          /* SCS_KR_ADD or SCS_KR_REMOVE */
+	int kind;                          /* SCS_KR_ADD, _REMOVE, _SET_ROLE or _ROTATE */
 	const scs_identity *newcomer;      /* add */
-	int role;                          /* add */
-	uint8_t subject[SCS_FPR_LEN];      /* remove */
-	char name[SCS_NAME_LEN_MAX + 1];   /* the member added or removed */
+	int role;                          /* add, set_role */
+	uint8_t subject[SCS_FPR_LEN];      /* remove, set_role */
+	char name[SCS_NAME_LEN_MAX + 1];   /* the member added, removed or changed */
 	const uint8_t *snapshot;           /* remove: the snapshot's hash */
 	uint32_t snapshot_files;           /* remove */
 	int lazy;                          /* remove --lazy */
@@ -136,8 +140,13 @@ static int check_change(const scs_keyring *kr, const scs_identity *self, const s
 	char fpr[SCS_FPR_TEXT_LEN];
 	size_t n;
 	const struct scs_member *m = scs_keyring_members(kr, &n);
-	if (require_admin(kr, self, c->kind == SCS_KR_ADD ? "add members" : "remove members"))
+	static const char *what[] = { [SCS_KR_ADD] = "add members", [SCS_KR_REMOVE] = "remove members",
+				      [SCS_KR_SET_ROLE] = "change a member's role",
+				      [SCS_KR_ROTATE] = "rotate the group key" };
+	if (require_admin(kr, self, what[c->kind]))
 		return 1;
+	if (c->kind == SCS_KR_ROTATE)
+		return 0;
 	if (c->kind == SCS_KR_ADD) {
 		const struct scs_member *same = scs_keyring_member(kr, c->newcomer->fpr);
 		if (same)
@@ -159,9 +168,14 @@ static int check_change(const scs_keyring *kr, const scs_identity *self, const s
 	if (!s)
 		return scsctl_failf("%s is not a member of this group (any more); see `scsctl member "
 				    "list`", c->name);
+	if (c->kind == SCS_KR_SET_ROLE && s->role == c->role)
+		return scsctl_failf("%s is already %s; nothing to do", s->name,
+				    c->role == SCS_ROLE_ADMIN ? "an admin" : "a member (not an admin)");
 	if (s->role == SCS_ROLE_ADMIN && count_admins(kr) == 1)
-		return scsctl_failf("%s is the group's last admin and cannot be removed; make another "
-				    "member an admin first (`scsctl member add IDFILE --admin`)", s->name);
+		return scsctl_failf("%s is the group's last admin and cannot be %s; make another "
+				    "member an admin first (`scsctl member role NAME admin`, or `scsctl "
+				    "member add IDFILE --admin`)", s->name,
+				    c->kind == SCS_KR_SET_ROLE ? "made a plain member" : "removed");
 	return 0;
 }
 
@@ -445,6 +459,24 @@ static int make_snapshot(scs_vault *v, struct change *c, uint8_t hash[SCS_SHA256
 	return 0;
 }
 
+/* Open the group (no passphrase yet), check that we are an admin and find
+ * the member named (or fingerprinted) who: 0, or 1 with a message printed
+ * (*v may then still need closing). */
+static int open_for_subject(const char *remote, const char *who, const char *what,
+			    scs_vault **v, const struct scs_member **s)
+{
+	if (scsctl_open_public(remote, v))
+		return 1;
+	const scs_keyring *cur = scs_vault_keyring(*v);
+	if (require_admin(cur, scs_vault_identity(*v), what))
+		return 1;
+	*s = find_member(cur, who);
+	if (!*s)
+		return scsctl_failf("no member of this group is named %s or has that fingerprint; "
+				    "see `scsctl member list`", who);
+	return 0;
+}
+
 static int member_remove(int argc, char **argv)
 {
 	const char *remote = NULL, *who = NULL;
@@ -454,19 +486,12 @@ static int member_remove(int argc, char **argv)
 		return scsctl_usage(REMOVE_USAGE);
 	scs_vault *v = NULL;
 	scs_keyring *kr = NULL;
+	const struct scs_member *s;
 	int ret = 1;
-	if (scsctl_open_public(remote, &v))
+	if (open_for_subject(remote, who, "remove members", &v, &s))
 		goto out;
 	const scs_keyring *cur = scs_vault_keyring(v);
 	const scs_identity *self = scs_vault_identity(v);
-	if (require_admin(cur, self, "remove members"))
-		goto out;
-	const struct scs_member *s = find_member(cur, who);
-	if (!s) {
-		scsctl_failf("no member of this group is named %s or has that fingerprint; see "
-			     "`scsctl member list`", who);
-		goto out;
-	}
 	struct change c = { .kind = SCS_KR_REMOVE, .lazy = lazy };
 	memcpy(c.subject, s->fpr, SCS_FPR_LEN);
 	snprintf(c.name, sizeof c.name, "%s", s->name);
@@ -493,6 +518,76 @@ static int member_remove(int argc, char **argv)
 		       "stay readable to them\n");
 	if (was_me)
 		printf("you are no longer a member of this group\n");
+	ret = fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");
+out:
+	scs_keyring_free(kr);
+	scs_vault_close(v);
+	return ret;
+}
+
+/* ---- member role ---- */
+
+/* A set_role entry: the member list stays, one role changes, no new epoch
+ * (an admin holds no key a member lacks: the role only says who may sign). */
+static int member_role(int argc, char **argv)
+{
+	const char *remote = NULL, *pos[2];
+	int got;
+	if (parse_args(argc, argv, &remote, NULL, pos, 2, &got) < 0 || got != 2)
+		return scsctl_usage(ROLE_USAGE);
+	int role;
+	if (strcmp(pos[1], "admin") == 0)
+		role = SCS_ROLE_ADMIN;
+	else if (strcmp(pos[1], "member") == 0)
+		role = SCS_ROLE_MEMBER;
+	else
+		return scsctl_usage(ROLE_USAGE);
+	scs_vault *v = NULL;
+	scs_keyring *kr = NULL;
+	const struct scs_member *s;
+	int ret = 1;
+	if (open_for_subject(remote, pos[0], "change a member's role", &v, &s))
+		goto out;
+	const scs_keyring *cur = scs_vault_keyring(v);
+	struct change c = { .kind = SCS_KR_SET_ROLE, .role = role };
+	memcpy(c.subject, s->fpr, SCS_FPR_LEN);
+	snprintf(c.name, sizeof c.name, "%s", s->name);
+	if (check_change(cur, scs_vault_identity(v), &c) || apply_change(v, &c, &kr))
+		goto out;
+	printf("%s is now %s (keyring entry %u)\n", c.name,
+	       role == SCS_ROLE_ADMIN ? "an admin: they can add and remove members" :
+	       "a member: they can no longer add or remove members", kr->seq);
+	ret = fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");
+out:
+	scs_keyring_free(kr);
+	scs_vault_close(v);
+	return ret;
+}
+
+/* ---- rekey rotate ---- */
+
+/* A rotate entry: a new epoch with the same members, for when an epoch key
+ * may have leaked without anyone leaving (a lost laptop whose owner made a
+ * new identity, say).  New writes use the new key at once; the re-key pass
+ * moves the rest, as after a removal. */
+int scsctl_rotate(int argc, char **argv)
+{
+	const char *remote = NULL;
+	int got;
+	if (parse_args(argc, argv, &remote, NULL, NULL, 0, &got) < 0)
+		return scsctl_usage(ROTATE_USAGE);
+	scs_vault *v = NULL;
+	scs_keyring *kr = NULL;
+	int ret = 1;
+	if (scsctl_open_public(remote, &v))
+		goto out;
+	struct change c = { .kind = SCS_KR_ROTATE };
+	if (check_change(scs_vault_keyring(v), scs_vault_identity(v), &c) ||
+	    apply_change(v, &c, &kr))
+		goto out;
+	printf("group key rotated: new epoch %u (keyring entry %u); files written from now on use "
+	       "it\nexisting files are re-encrypted by an admin's mount in the background, or now "
+	       "with `scsctl rekey run`\n", kr->epoch, kr->seq);
 	ret = fflush(stdout) == 0 ? 0 : scsctl_failf("cannot write to standard output");
 out:
 	scs_keyring_free(kr);
@@ -553,5 +648,7 @@ int member_main(int argc, char **argv)
 		return member_remove(argc, argv);
 	if (strcmp(argv[1], "list") == 0)
 		return member_list(argc, argv);
+	if (strcmp(argv[1], "role") == 0)
+		return member_role(argc, argv);
 	return scsctl_usage(USAGE);
 }

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define USAGE "rekey status | rekey run | rekey wait [--timeout SECS] [--remote REMOTE]"
+#define USAGE "rekey status | rekey run | rekey wait [--timeout SECS] | rekey rotate [--remote REMOTE]"
 
 /* 1234567 -> "1.2 MiB" (also used by status). */
 void scsctl_human(uint64_t n, char *out, size_t cap)
@@ -323,5 +323,7 @@ int rekey_main(int argc, char **argv)
 		return run(argc, argv);
 	if (strcmp(argv[1], "wait") == 0)
 		return wait_done(argc, argv);
+	if (strcmp(argv[1], "rotate") == 0)
+		return scsctl_rotate(argc, argv);
 	return scsctl_usage(USAGE);
 }

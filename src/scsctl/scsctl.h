@@ -31,6 +31,8 @@ struct scs_rekey_scan;
 void scsctl_human(uint64_t n, char *out, size_t cap);
 /* The "re-key: ..." line for status (rekey.c), followed from epoch 2 on by a
  * second line, the progress bar; no keys needed. */
+/* scsctl rekey rotate (member.c: a keyring change like the others). */
+int scsctl_rotate(int argc, char **argv);
 int scsctl_rekey_line(struct scs_vault *v, char *out, size_t cap, struct scs_rekey_scan *sc,
 		      scs_err *err);
 

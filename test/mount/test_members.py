@@ -77,7 +77,7 @@ def log_rows(user):
     rows = []
     for line in lines[1:]:
         m = re.match(r"^(\d+)\s+\d{4}-\d\d-\d\d \d\d:\d\d UTC\s+(\S+)\s+(\S+)\s+(\S+(?: \((?:admin|"
-                     r"member)\))?)\s+(\d+)$", line)
+                     r"member)\))?|epochs < \d+)\s+(\d+)$", line)
         assert m, f"bad log line {line!r}"
         rows.append((int(m.group(1)), m.group(2), m.group(3), m.group(4), int(m.group(5))))
     return rows
@@ -183,6 +183,74 @@ def test_an_added_admin_can_add_and_remove(group):
     rows = member_rows(group.users["alice"])
     assert sorted(rows) == ["alice", "carol"]
     assert rows["carol"][0] == "admin"
+
+
+def test_member_role_promotes_and_demotes(group):
+    alice, bob, carol = (group.users[n] for n in ("alice", "bob", "carol"))
+    group.add("alice", "bob")
+    group.add("alice", "carol")
+    for n in ("bob", "carol"):
+        group.join(n)
+    # a plain member cannot change roles, and is told whom to ask
+    refused(bob.ctl("member", "role", "carol", "admin", check=False), None,
+            "only an admin can change a member's role", "alice")
+    refused(alice.ctl("member", "role", "nobody", "admin", check=False), None, "no member")
+    refused(alice.ctl("member", "role", "bob", "owner", check=False), None, "usage")
+    refused(alice.ctl("member", "role", "bob", "member", check=False), None, "already")
+
+    r = alice.ctl("member", "role", "bob", "admin")
+    assert r.stdout.startswith("bob is now an admin"), r.stdout
+    assert member_rows(carol)["bob"][0] == "admin"
+    assert status(bob)["you"] == "bob (admin)"
+    # bob, now an admin, adds dave and demotes alice
+    assert "dave added" in group.add("bob", "dave").stdout
+    r = bob.ctl("member", "role", alice_fpr := fpr_of(alice), "member")
+    assert r.stdout.startswith("alice is now a member"), r.stdout
+    refused(group.add("alice", "erin", check=False), None, "only an admin can add members",
+            "bob")
+    # the last admin cannot make himself a plain member
+    refused(bob.ctl("member", "role", "bob", "member", check=False), None, "last admin")
+    rows = member_rows(carol)
+    assert (rows["alice"][0], rows["bob"][0], rows["carol"][0]) == ("member", "admin", "member")
+    assert rows["alice"][1] == alice_fpr
+    # roles change no epoch; the log shows each change with its new role
+    assert status(carol)["epoch"] == "1"
+    kinds = [(a, k, s) for _, a, k, s, _ in log_rows(carol)]
+    assert ("alice", "set_role", "bob (admin)") in kinds, kinds
+    assert ("bob", "set_role", "alice (member)") in kinds, kinds
+
+
+def test_rekey_rotate_moves_everyone_to_a_new_epoch(group):
+    alice, bob = group.users["alice"], group.users["bob"]
+    va, vb = group.vaults["alice"], group.vaults["bob"]
+    group.add("alice", "bob")
+    group.join("bob")
+    old = marker()
+    va.mount(args=["-o", "norekey"])
+    write(va, "old.txt", old + b"o" * 700)
+    va.unmount()
+    refused(bob.ctl("rekey", "rotate", check=False), None,
+            "only an admin can rotate the group key", "alice")
+    r = alice.ctl("rekey", "rotate")
+    assert r.stdout.startswith("group key rotated: new epoch 2"), r.stdout
+    st = status(bob)
+    assert (st["epoch"], st["members"]) == ("2", "2")
+    assert object_epoch(group.backing, len(old) + 700) == 1
+    new = marker()
+    vb.mount(args=["-o", "norekey"])
+    write(vb, "new.txt", new + b"n" * 900)
+    assert vb.path("old.txt").read_bytes() == old + b"o" * 700
+    vb.unmount()
+    assert object_epoch(group.backing, len(new) + 900) == 2
+    alice.ctl("rekey", "run")
+    assert object_epoch(group.backing, len(old) + 700) == 2
+    assert "retired: epochs below 2" in alice.ctl("rekey", "status").stdout
+    for v in (va, vb):
+        v.mount(args=["-o", "norekey"])
+        assert v.path("old.txt").read_bytes() == old + b"o" * 700
+        assert v.path("new.txt").read_bytes() == new + b"n" * 900
+        v.unmount()
+    assert ("alice", "rotate") in [(a, k) for _, a, k, _, _ in log_rows(bob)]
 
 
 # ---------------------------------------------------------------- removal
