@@ -205,7 +205,11 @@ static void progress_record(const uint8_t *root)
 					 .bytes_done = 4096, .bytes_total = 123456 };
 	size_t n = scs_rekey_record_encode(&w, buf, sizeof buf);
 	CHECK_EQ(scs_rekey_record_parse(buf, n, &r), 0);
-	CHECK(memcmp(&r, &w, sizeof r) == 0);
+	/* field by field: the padding after epoch is not part of the record */
+	CHECK(r.pid == w.pid && r.epoch == w.epoch && r.started == w.started &&
+	      r.updated == w.updated && r.files_done == w.files_done &&
+	      r.files_total == w.files_total && r.bytes_done == w.bytes_done &&
+	      r.bytes_total == w.bytes_total);
 	/* every proper prefix, and one byte more, are refused */
 	for (size_t i = 0; i < n; i++)
 		CHECK_EQ(scs_rekey_record_parse(buf, i, &r), -EBADMSG);
