@@ -215,6 +215,7 @@ static int parse_size(const char *s, uint64_t *out)
 static char captured[1024];
 static int capturing = 1;
 
+__attribute__((format(printf, 2, 0)))
 static void fuse_log_adapter(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	char line[1024];
