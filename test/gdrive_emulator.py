@@ -1071,6 +1071,7 @@ class Emulator:
         self.log_lock = threading.Lock()
         self.page_tokens = {}
         self.page_epoch = secrets.token_hex(4)
+        self.reject_page_tokens = 0   # the next N requests with a page token get 400
         self.base_url = None
         self.session_locks = {}  # upload_id -> Lock: one chunk at a time per session
 
@@ -1436,7 +1437,10 @@ class Emulator:
         if token:
             with self.store.lock:
                 state = self.page_tokens.get(token)
-            if state is None or state["epoch"] != self.page_epoch or \
+                reject = self.reject_page_tokens > 0
+                if reject:
+                    self.reject_page_tokens -= 1
+            if reject or state is None or state["epoch"] != self.page_epoch or \
                     state["query"] != (req.arg("q"), req.arg("orderBy")):
                 raise invalid_value("pageToken")
             ids, offset, page_no = state["ids"], state["offset"], state["page"]
@@ -2153,6 +2157,7 @@ class Emulator:
             self.faults.clear()
             store.settings.clear()
             self.clock.offset = 0.0
+            self.reject_page_tokens = 0
         elif action == "expire_tokens":
             with store.lock:
                 for tok, rec in list(store.t["access"].items()):
@@ -2173,9 +2178,12 @@ class Emulator:
         elif action == "advance_clock":
             self.clock.offset += float(c["seconds"])
         elif action == "invalidate_page_tokens":
+            # count=N: each of the next N requests that present a page token
+            # also finds it invalidated (as if this ran just before each).
             with store.lock:
                 self.page_epoch = secrets.token_hex(4)
                 self.page_tokens.clear()
+                self.reject_page_tokens = int(c.get("count", 0))
         elif action == "set_abusive":
             with store.lock:
                 meta = dict(store.t["files"][c["id"]])

@@ -148,6 +148,7 @@ struct gd_be {
 	char last_error[256];
 	unsigned status_gen, status_done;
 	struct gd_memo *memo;          /* what was last seen, for offline use */
+	struct gd_owns *own;           /* our recent namespace changes, under lock */
 };
 
 struct gd_obj {
@@ -447,6 +448,7 @@ struct gd_rq {
 	size_t max_resp;
 	int no_auth;               /* resumable session URIs */
 	int once;                  /* no retries, no log lines (the changes poll) */
+	int page_token;            /* a listing's follow-up page: a 400 is -ESTALE */
 };
 
 static void gd_rq_init(struct gd_rq *q, const char *method, const char *url)
@@ -694,6 +696,12 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		}
 		if (q->once) {
 			*final_errno = rs->status == 404 ? -ENOENT : rs->status == 400 ? -EINVAL : -EIO;
+			return 0;
+		}
+		if (r == 0 && q->page_token && rs->status == 400) {
+			/* Drive refused the page token (the caller lists again
+			 * from the first page): not an error to log. */
+			*final_errno = -ESTALE;
 			return 0;
 		}
 		if (!transient || attempt + 1 >= MAX_TRIES || time(NULL) - start >= MAX_RETRY_S) {
@@ -988,6 +996,205 @@ static void ents_free(struct gd_be *g)
 	g->nents = 0;
 }
 
+/* ---- recent namespace changes known by id ----
+ * Drive's listings and name queries can lag behind a change (by minutes),
+ * while files.get by id and the changes feed's metadata do not.  What this
+ * mount created, moved or deleted, and what the feed said another writer
+ * did, is remembered for a while: a name made is found (checked by id)
+ * although no listing has it yet, and an entry moved away or deleted is not
+ * found at its old place while listings still show that older state.  A
+ * listing that agrees (or shows a newer version) ends the record. */
+#define OWN_BUCKETS 4096
+#define OWN_MAX     16384
+#define OWN_TTL     900               /* seconds */
+
+struct gd_own {
+	struct gd_own *by_id, *by_name, *newer, *older;
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	char *name;              /* its Drive name; NULL once deleted */
+	uint64_t version;        /* the version our move made */
+	int created;             /* made by us: never hidden, only found */
+	time_t when;
+};
+
+struct gd_owns {
+	struct gd_own *id[OWN_BUCKETS], *name[OWN_BUCKETS];
+	struct gd_own *oldest, *newest;
+	size_t n;
+};
+
+static size_t own_hash(const char *a, const char *b)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = a; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	if (b) {
+		h = (h ^ '/') * 16777619u;
+		for (const char *p = b; *p; p++)
+			h = (h ^ (unsigned char)*p) * 16777619u;
+	}
+	return h % OWN_BUCKETS;
+}
+
+static struct gd_own *own_by_id(struct gd_owns *t, const char *id)
+{
+	for (struct gd_own *o = t->id[own_hash(id, NULL)]; o; o = o->by_id)
+		if (!strcmp(o->id, id))
+			return o;
+	return NULL;
+}
+
+/* g->lock held. */
+static void own_unlink(struct gd_owns *t, struct gd_own *o)
+{
+	for (struct gd_own **pp = &t->id[own_hash(o->id, NULL)]; *pp; pp = &(*pp)->by_id)
+		if (*pp == o) {
+			*pp = o->by_id;
+			break;
+		}
+	if (o->name)
+		for (struct gd_own **pp = &t->name[own_hash(o->pid, o->name)]; *pp;
+		     pp = &(*pp)->by_name)
+			if (*pp == o) {
+				*pp = o->by_name;
+				break;
+			}
+	if (o->older)
+		o->older->newer = o->newer;
+	else
+		t->oldest = o->newer;
+	if (o->newer)
+		o->newer->older = o->older;
+	else
+		t->newest = o->older;
+	t->n--;
+	free(o->name);
+	free(o);
+}
+
+/* Remember a change of id: now (pid, name) with version, or deleted (name
+ * NULL); created: made by us (no listing can show an older place). */
+static void own_put(struct gd_be *g, const char *id, const char *pid, const char *name,
+		    uint64_t version, int created)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gd_owns *t = g->own ? g->own : (g->own = calloc(1, sizeof *g->own));
+	struct gd_own *o = t ? own_by_id(t, id) : NULL;
+	/* An older report (the feed read before our own change) changes
+	 * nothing; nor does "there" for what we deleted or was trashed since. */
+	if (o && ((version && o->version > version) ||
+		  (!o->name && name && (!o->version || o->version >= version)))) {
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	if (o)
+		own_unlink(t, o);
+	time_t now = time(NULL);
+	while (t && t->oldest && (t->n >= OWN_MAX || now - t->oldest->when > OWN_TTL))
+		own_unlink(t, t->oldest);
+	if (t && (o = calloc(1, sizeof *o)) && (!name || (o->name = strdup(name)))) {
+		strcpy(o->id, id);
+		if (pid)
+			strcpy(o->pid, pid);
+		o->version = version;
+		o->created = created;
+		o->when = now;
+		size_t h = own_hash(id, NULL);
+		o->by_id = t->id[h];
+		t->id[h] = o;
+		if (o->name) {
+			h = own_hash(o->pid, o->name);
+			o->by_name = t->name[h];
+			t->name[h] = o;
+		}
+		o->older = t->newest;
+		if (t->newest)
+			t->newest->newer = o;
+		else
+			t->oldest = o;
+		t->newest = o;
+		t->n++;
+	} else {
+		free(o);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void own_drop(struct gd_be *g, const char *id)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gd_own *o = g->own ? own_by_id(g->own, id) : NULL;
+	if (o)
+		own_unlink(g->own, o);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* A listing of folder pid shows m: 1 if that is an older state than the
+ * change remembered (an entry moved away or deleted), to be left out.  A
+ * listing that agrees with it, or shows a newer version, ends the record. */
+static int own_hidden(struct gd_be *g, const char *pid, const struct scs_gdrive_meta *m)
+{
+	if (!__atomic_load_n(&g->own, __ATOMIC_RELAXED))
+		return 0;
+	int hide = 0;
+	pthread_mutex_lock(&g->lock);
+	struct gd_own *o = own_by_id(g->own, m->id);
+	if (o) {
+		if (!o->name)
+			hide = 1;           /* deleted for good: can only be stale */
+		else if (!strcmp(o->pid, pid) && !strcmp(o->name, m->name))
+			own_unlink(g->own, o);   /* the listing caught up */
+		else if (o->created || (o->version && m->version > o->version))
+			own_unlink(g->own, o);   /* changed since, by another writer */
+		else
+			hide = 1;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return hide;
+}
+
+/* The id last known to be name in folder pid, if any: 1 and id. */
+static int own_find(struct gd_be *g, const char *pid, const char *name,
+		    char id[SCS_GDRIVE_ID_MAX + 1])
+{
+	if (!__atomic_load_n(&g->own, __ATOMIC_RELAXED))
+		return 0;
+	int found = 0;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_own *o = g->own->name[own_hash(pid, name)]; o; o = o->by_name)
+		if (!strcmp(o->pid, pid) && !strcmp(o->name, name)) {
+			strcpy(id, o->id);
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return found;
+}
+
+/* Up to max ids known to be in folder pid (still remembered): their count. */
+static size_t own_in(struct gd_be *g, const char *pid, char (*ids)[SCS_GDRIVE_ID_MAX + 1],
+		     size_t max)
+{
+	if (!__atomic_load_n(&g->own, __ATOMIC_RELAXED))
+		return 0;
+	size_t n = 0;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_own *o = g->own->newest; o && n < max; o = o->older)
+		if (o->name && !strcmp(o->pid, pid))
+			strcpy(ids[n++], o->id);
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+static void owns_free(struct gd_be *g)
+{
+	while (g->own && g->own->oldest)
+		own_unlink(g->own, g->own->oldest);
+	free(g->own);
+	g->own = NULL;
+}
+
 /* The duplicate suffix of id: SCS_DUP_OPEN + 8 hex digits of SHA-256(id) + ")". */
 static void dup_suffix(const char *id, char out[SCS_DUP_LEN + 1])
 {
@@ -1064,6 +1271,8 @@ static void to_attr(struct gd_be *g, const struct scs_gdrive_meta *m, struct scs
 }
 
 struct find_ctx {
+	struct gd_be *g;
+	const char *pid;
 	const char *name;
 	struct scs_gdrive_meta *out;
 	int found;
@@ -1080,7 +1289,7 @@ static int find_cb(void *arg, const struct scs_gdrive_meta *m)
 	struct find_ctx *c = arg;
 	/* Drive compares names case-insensitively: check exactly; among
 	 * duplicates the smallest id wins, on every machine alike. */
-	if (strcmp(m->name, c->name))
+	if (strcmp(m->name, c->name) || own_hidden(c->g, c->pid, m))
 		return 0;
 	if (c->tag) {
 		if (!c->min_id[0] || strcmp(m->id, c->min_id) < 0)
@@ -1106,9 +1315,26 @@ static int find_cb(void *arg, const struct scs_gdrive_meta *m)
 	return 0;
 }
 
-/* All pages of a files.list query; cb per file. */
+/* A listing starts again: forget what find_cb saw. */
+static void find_reset(void *arg)
+{
+	struct find_ctx *c = arg;
+	c->found = 0;
+	c->min_id[0] = '\0';
+	c->nmatch = 0;
+}
+
+/* A listing whose page token Drive rejected is started again from the
+ * first page (Drive: "a rejected token means restart from page one"), at
+ * most this many times per listing. */
+#define LIST_RESTARTS  3
+
+/* All pages of a files.list query; cb per file.  If Drive rejects a page
+ * token (400 on a follow-up page), reset(arg) forgets what cb was given and
+ * the listing starts again from the first page. */
 static int list_query(struct gd_be *g, const char *q, int page_size,
-		      int (*cb)(void *, const struct scs_gdrive_meta *), void *arg)
+		      int (*cb)(void *, const struct scs_gdrive_meta *),
+		      void (*reset)(void *), void *arg)
 {
 	char *eq = scs_http_escape(q);
 	if (!eq)
@@ -1120,8 +1346,8 @@ static int list_query(struct gd_be *g, const char *q, int page_size,
 		free(eq);
 		return -ENOMEM;
 	}
-	int r;
-	do {
+	int r, restarts = 0;
+	for (;;) {
 		char *et = scs_http_escape(token);
 		if (!et) {
 			r = -ENOMEM;
@@ -1134,17 +1360,63 @@ static int list_query(struct gd_be *g, const char *q, int page_size,
 		struct gd_rq rq;
 		struct scs_http_resp rs;
 		gd_rq_init(&rq, "GET", url);
+		rq.page_token = token[0] != '\0';
 		r = gd_do(g, &rq, &rs);
+		if (r == -ESTALE) {
+			/* The first page with this query was accepted: the token
+			 * is what Drive refused. */
+			if (++restarts > LIST_RESTARTS) {
+				scs_log(SCS_LOG_ERR, "gdrive: Drive rejected the page tokens of a "
+					"listing %d times; giving up", restarts);
+				r = -EIO;
+				break;
+			}
+			scs_log(SCS_LOG_INFO, "gdrive: Drive rejected a listing's page token; "
+				"listing again from the first page");
+			if (reset)
+				reset(arg);
+			token[0] = '\0';
+			r = 0;
+			continue;
+		}
 		if (r < 0)
 			break;
 		r = scs_gdrive_parse_list(rs.body, rs.len, cb, arg, token, sizeof token);
 		scs_http_resp_free(&rs);
 		if (r == -EBADMSG)
 			scs_log(SCS_LOG_ERR, "gdrive: unreadable listing from Drive");
-	} while (r == 0 && token[0]);
+		if (r || !token[0])
+			break;
+	}
 	free(url);
 	free(eq);
 	return r;
+}
+
+/* files.get of id (FIELDS and extra, e.g. ",parents"). */
+static int get_meta_fields(struct gd_be *g, const char *id, const char *extra,
+			   struct scs_gdrive_meta *m)
+{
+	char url[SCS_URL_MAX + 256];
+	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=" FIELDS "%s",
+		 g->ep.api, id, extra);
+	json_t *j = NULL;
+	int r = get_json(g, url, &j);
+	if (r < 0)
+		return r;
+	r = j ? meta_from_json(j, m) : -EBADMSG;
+	json_decref(j);
+	return r;
+}
+
+/* Drive's metadata of id (by id: never behind), if it is in folder pid
+ * and not trashed; else -ENOENT. */
+static int own_check(struct gd_be *g, const char *id, const char *pid, struct scs_gdrive_meta *m)
+{
+	int r = get_meta_fields(g, id, ",parents,trashed", m);
+	if (r < 0)
+		return r;
+	return (m->trashed || m->foreign || !m->name[0] || strcmp(m->parent, pid)) ? -ENOENT : 0;
 }
 
 /* The entry name in folder pid; a name with a duplicate suffix (names.h)
@@ -1168,12 +1440,12 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 		return -ENOMEM;
 	}
 	free(qn);
-	struct find_ctx c = { .name = name, .out = m, .tag = dup ? tag : NULL };
+	struct find_ctx c = { .g = g, .pid = pid, .name = name, .out = m, .tag = dup ? tag : NULL };
 	if (dup && !(c.second = malloc(sizeof *c.second))) {
 		free(q);
 		return -ENOMEM;
 	}
-	int r = list_query(g, q, 100, find_cb, &c);
+	int r = list_query(g, q, 100, find_cb, find_reset, &c);
 	free(q);
 	if (!r && dup) {
 		/* The smallest id is listed under the name itself, not as a duplicate. */
@@ -1188,6 +1460,16 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 	free(c.second);
 	if (r < 0)
 		return r;
+	char oid[SCS_GDRIVE_ID_MAX + 1];
+	if (!c.found && !dup && own_find(g, pid, name, oid)) {
+		/* not listed (yet?): what was made there, if it is still there */
+		r = own_check(g, oid, pid, m);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		c.found = r == 0 && !strcmp(m->name, name);
+		if (!c.found)
+			own_drop(g, oid);
+	}
 	if (c.found)
 		ent_put(g, m->id, pid, m->name, dup, m->version, 1);
 	return c.found ? 0 : -ENOENT;
@@ -1195,17 +1477,7 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 
 static int get_meta(struct gd_be *g, const char *id, struct scs_gdrive_meta *m)
 {
-	char url[SCS_URL_MAX + 256];
-	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=" FIELDS, g->ep.api, id);
-	struct gd_rq q;
-	struct scs_http_resp rs;
-	gd_rq_init(&q, "GET", url);
-	int r = gd_do(g, &q, &rs);
-	if (r < 0)
-		return r;
-	r = scs_gdrive_parse_file(rs.body, rs.len, m);
-	scs_http_resp_free(&rs);
-	return r;
+	return get_meta_fields(g, id, "", m);
 }
 
 /* Split path into parent dir and base name (pointing into path). */
@@ -1548,6 +1820,7 @@ struct list_item {
 
 struct list_ctx {
 	struct gd_be *g;
+	const char *pid;
 	struct list_item *v;
 	size_t n, cap;
 };
@@ -1556,6 +1829,8 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 {
 	struct list_ctx *c = arg;
 	if (strchr(m->name, '/') || !strcmp(m->name, ".") || !strcmp(m->name, ".."))
+		return 0;
+	if (c->pid && own_hidden(c->g, c->pid, m))
 		return 0;
 	if (c->n == c->cap) {
 		size_t nc = c->cap ? 2 * c->cap : 64;
@@ -1577,6 +1852,46 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 	return 0;
 }
 
+/* A listing starts again: forget what list_cb collected. */
+static void list_reset(void *arg)
+{
+	struct list_ctx *c = arg;
+	for (size_t i = 0; i < c->n; i++)
+		free(c->v[i].name);
+	c->n = 0;
+}
+
+/* Add what is known to be in folder pid that the listing did not show
+ * (Drive's listings lag behind; its metadata by id does not). */
+static int list_own(struct gd_be *g, const char *pid, struct list_ctx *c)
+{
+	enum { MAXN = 256 };
+	char (*ids)[SCS_GDRIVE_ID_MAX + 1] = malloc(MAXN * sizeof *ids);
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	int r = (ids && m) ? 0 : -ENOMEM;
+	size_t n = r ? 0 : own_in(g, pid, ids, MAXN);
+	for (size_t i = 0; i < n && !r; i++) {
+		int listed = 0;
+		for (size_t k = 0; k < c->n && !listed; k++)
+			listed = !strcmp(c->v[k].id, ids[i]);
+		if (listed)
+			continue;
+		r = own_check(g, ids[i], pid, m);
+		if (r == -ENOENT) {
+			own_drop(g, ids[i]);
+			r = 0;
+		} else if (!r) {
+			const char *lp = c->pid;
+			c->pid = NULL;      /* not a listing's view: ends nothing */
+			r = list_cb(c, m);
+			c->pid = lp;
+		}
+	}
+	free(ids);
+	free(m);
+	return r;
+}
+
 static int item_cmp(const void *a, const void *b)
 {
 	const struct list_item *x = a, *y = b;
@@ -1593,9 +1908,11 @@ static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
 		return r;
 	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
 		return -ENOMEM;
-	struct list_ctx c = { .g = g };
-	r = list_query(g, q, 1000, list_cb, &c);
+	struct list_ctx c = { .g = g, .pid = id };
+	r = list_query(g, q, 1000, list_cb, list_reset, &c);
 	free(q);
+	if (!r)
+		r = list_own(g, id, &c);
 	int from_memo = 0;
 	if (r < 0 && offline_now(g, r)) {
 		/* Drive unreachable: what this mount saw of the folder */
@@ -1687,6 +2004,7 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	if (r == 0) {
 		json_t *rj = load_json(rs.body, rs.len);
 		ent_put(g, id_out, pid, name, 0, u64_field(rj, "version"), 0);
+		own_put(g, id_out, pid, name, u64_field(rj, "version"), 1);
 		json_decref(rj);
 		scs_http_resp_free(&rs);
 	}
@@ -1720,15 +2038,23 @@ static int delete_id(struct gd_be *g, const char *id)
 	int r = gd_do(g, &q, &rs);
 	if (!r)
 		scs_http_resp_free(&rs);
-	if (!r || r == -ENOENT)
+	if (!r || r == -ENOENT) {
 		ent_del(g, id);
+		own_put(g, id, NULL, NULL, 0, 0);
+	}
 	return r == -ENOENT ? 0 : r;   /* a retried delete finds it gone */
 }
 
+struct stop_ctx {
+	struct gd_be *g;
+	const char *pid;
+};
+
+/* Any entry stops the listing, except one we deleted or moved away. */
 static int stop_cb(void *arg, const struct scs_gdrive_meta *m)
 {
-	(void)arg; (void)m;
-	return 1;
+	struct stop_ctx *c = arg;
+	return !own_hidden(c->g, c->pid, m);
 }
 
 static int dir_empty(struct gd_be *g, const char *id)
@@ -1736,9 +2062,24 @@ static int dir_empty(struct gd_be *g, const char *id)
 	char *q;
 	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
 		return -ENOMEM;
-	int r = list_query(g, q, 1, stop_cb, NULL);
+	struct stop_ctx c = { g, id };
+	int r = list_query(g, q, 1, stop_cb, NULL, &c);
 	free(q);
-	return r == 1 ? -ENOTEMPTY : r;
+	if (r == 1)
+		return -ENOTEMPTY;
+	/* what is known to be in it that Drive does not list yet */
+	char oid[1][SCS_GDRIVE_ID_MAX + 1];
+	struct scs_gdrive_meta m;
+	while (!r && own_in(g, id, oid, 1)) {
+		r = own_check(g, oid[0], id, &m);
+		if (!r)
+			return -ENOTEMPTY;
+		if (r == -ENOENT) {
+			own_drop(g, oid[0]);
+			r = 0;
+		}
+	}
+	return r;
 }
 
 static int gd_rmdir(scs_backend *be, const char *path)
@@ -1805,6 +2146,8 @@ static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char 
 			if (m->parent[0] && m->name[0])
 				ent_put_locked(g, m->id, m->parent, m->name, 0, m->version, 0);
 			pthread_mutex_unlock(&g->lock);
+			if (m->parent[0] && m->name[0])
+				own_put(g, m->id, m->parent, m->name, m->version, 0);
 		}
 		free(m);
 		scs_http_resp_free(&rs);
@@ -3802,6 +4145,8 @@ static int create_object(struct gd_be *g, const char *pid, const char *name, con
 	free(meta);
 	if (r < 0)
 		ent_del(g, id);
+	else
+		own_put(g, id, pid, name, 0, 1);
 	if (r < 0 || !exclusive)
 		return r;
 	struct scs_gdrive_meta w;
@@ -3929,6 +4274,11 @@ static int apply_change(void *arg, const char *id, const struct scs_gdrive_meta 
 		ent_put_locked(g, id, m->parent, m->name, same_place && e->dup, m->version, 0);
 	}
 	pthread_mutex_unlock(&g->lock);
+	/* fresher than listings may be for a while (in our folders) */
+	if (gone && have_old)
+		own_put(g, id, NULL, NULL, m ? m->version : 0, 0);
+	else if (!gone && (have_new || have_old))
+		own_put(g, id, m->parent, m->name, m->version, 0);
 	scs_log(SCS_LOG_DEBUG, "gdrive: change of %s (version %llu)%s%s%s%s", id,
 		m ? (unsigned long long)m->version : 0ULL, gone ? ", gone" : "",
 		moved ? ", moved" : "", fresh ? ", new" : "", newer ? ", newer" : "");
@@ -4126,6 +4476,7 @@ static void gd_close(scs_backend *be)
 	free(g->dirs);
 	free(g->ids);
 	ents_free(g);
+	owns_free(g);
 	scs_oauth_close(g->oauth);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->wlock);

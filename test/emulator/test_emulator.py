@@ -450,6 +450,19 @@ def test_paging(emu, c):
     r = c.get("/drive/v3/files", query={"q": q, "pageSize": 5, "pageToken": token})
     assert_error(r, 400, "invalid")
     assert r.json()["error"]["errors"][0]["location"] == "pageToken"
+    # count=N: the next N requests with a page token find it rejected too;
+    # first pages are still served, and the (N+1)th token is accepted.
+    emu.control(action="invalidate_page_tokens", count=2)
+    for _ in range(2):
+        r = c.get("/drive/v3/files", query={"q": q, "pageSize": 5})
+        assert r.status == 200 and len(r.json()["files"]) == 5, r
+        r = c.get("/drive/v3/files", query={"q": q, "pageSize": 5,
+                                             "pageToken": r.json()["nextPageToken"]})
+        assert_error(r, 400, "invalid")
+    r = c.get("/drive/v3/files", query={"q": q, "pageSize": 5})
+    r = c.get("/drive/v3/files", query={"q": q, "pageSize": 5,
+                                         "pageToken": r.json()["nextPageToken"]})
+    assert r.status == 200 and len(r.json()["files"]) == 5, r
     # orderBy
     r = c.get("/drive/v3/files", query={"q": q, "orderBy": "name desc", "pageSize": 3})
     assert [f["name"] for f in r.json()["files"]] == ["p24", "p23", "p22"]

@@ -7,6 +7,7 @@ Duplicate names made by other Drive clients are listed with stable
 suffixes and reachable; conflict copies keep both versions."""
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from scsmount import eventually, rnd
+from scsmount import User, eventually, rnd
 from test_gdrive_mount import GVault
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emulator"))
@@ -56,8 +57,8 @@ def pair(signed_in, tmp_path, request):
     b = GVault(ub, folder, tmp_path / "mnt-b", env)
     made = []
 
-    def mount(poll_b=1, poll_a=1):
-        a.mount(args=("-o", f"poll={poll_a}"))
+    def mount(poll_b=1, poll_a=1, a_opts=""):
+        a.mount(args=("-o", f"poll={poll_a}{a_opts}"))
         b.mount(foreground=True, args=("-o", f"poll={poll_b},{CACHED}"))
         made.extend([a, b])
         return a, b
@@ -298,3 +299,298 @@ def test_both_edit_one_file_both_versions_kept(pair):
     assert (a.mnt / "shared.odt").read_bytes() == b"alice on machine a\n"
     assert (a.mnt / copy).read_bytes() == b"alice on machine b\n"
     eventually(lambda: sorted(os.listdir(b.mnt)) == names, FEED, "the copy in b")
+
+
+# ------------------------------------------------- two members, one file
+
+@pytest.fixture(scope="module")
+def bob_signed_in(emu, fuse, tmp_path_factory):
+    """bob: his own identity (not a clone of alice), signed in to Drive."""
+    env = {"SCSFS_GDRIVE_ENDPOINT": emu.base}
+    bob = User(tmp_path_factory.mktemp("gchanges-bob") / "bob", "bob")
+    bob.extra_env = dict(env)
+    bob.ctl("id", "new", "bob")
+    r = bob.ctl("auth", "gdrive", "--device", "--client-id", "test-client",
+                "--client-secret", "test-secret", env=env, timeout=120)
+    assert "signed in" in r.stdout + r.stderr
+    return bob
+
+
+@pytest.fixture
+def members(signed_in, bob_signed_in, tmp_path):
+    """One group folder founded by alice; bob added by her and joined; each
+    mounts it with their own cache (names and attributes cached an hour)."""
+    alice, env = signed_in
+    bob = bob_signed_in
+    folder = f"/scsfs-mem-{secrets.token_hex(4)}"
+    va = GVault(alice, folder, tmp_path / "mnt-alice", env)
+    out = alice.ctl("init", va.remote, env=env, timeout=120).stdout
+    fpr = re.search(r"^group fingerprint: (.*)$", out, re.M).group(1)
+    idf = tmp_path / "bob.id"
+    idf.write_text(bob.ctl("id", "export").stdout)
+    alice.ctl("member", "add", idf, "--remote", va.remote, env=env, timeout=120)
+    vb = GVault(bob, folder, tmp_path / "mnt-bob", env)
+    bob.ctl("join", vb.remote, "--fingerprint", fpr, env=env, timeout=120)
+    va.mount(foreground=True, args=("-o", f"poll=1,{CACHED}"))
+    vb.mount(foreground=True, args=("-o", f"poll=1,{CACHED}"))
+    yield va, vb
+    for v in (va, vb):
+        v.cleanup()
+
+
+def _queue_drained(v, timeout=60):
+    """Wait until v's mount has sent Drive everything it queued."""
+    time.sleep(0.3)                  # the release the kernel sends after a close
+    deadline = time.monotonic() + timeout
+    while True:
+        r = v.user.ctl("status", v.remote, env=v.gdrive_env, check=False)
+        if "uploads: none pending" in r.stdout:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{v.user.name}'s uploads not on Drive within {timeout} s: "
+                        f"{r.stdout + r.stderr!r}")
+        time.sleep(0.2)
+
+
+def test_two_members_edit_one_file_both_versions_kept(members):
+    """alice and bob (two members, two caches) edit one file at about the
+    same time.  alice's upload reaches Drive first, so bob's edit (based on
+    the version before hers) is the one kept as a conflict copy, named after
+    bob; nothing is lost and each of them sees both versions."""
+    va, vb = members
+    (va.mnt / "plan.odt").write_bytes(b"the base version\n")
+    _queue_drained(va)
+    eventually(lambda: (vb.mnt / "plan.odt").read_bytes() == b"the base version\n", FEED,
+               "the base version in bob's mount")
+    t0 = time.time()
+    with open(vb.mnt / "plan.odt", "r+b") as fb:
+        assert fb.read() == b"the base version\n"
+        fb.seek(0)
+        fb.write(b"bob's edit of the plan\n")
+        # alice saves hers meanwhile; it is on Drive before bob closes.
+        (va.mnt / "plan.odt").write_bytes(b"alice's edit of the plan, longer\n")
+        _queue_drained(va)
+    t1 = time.time()
+
+    pat = re.compile(r"^plan \(conflict from (\S+) (\d{4})-(\d\d)-(\d\d) (\d\d)-(\d\d)\)\.odt$")
+
+    def settled(v):
+        names = os.listdir(v.mnt)
+        return len(names) == 2 and "plan.odt" in names and any(pat.match(n) for n in names)
+    eventually(lambda: settled(vb), 60, "the conflict copy in bob's mount")
+    eventually(lambda: settled(va), FEED, "the conflict copy in alice's mount")
+    names = sorted(os.listdir(va.mnt))
+    assert sorted(os.listdir(vb.mnt)) == names
+    copy = next(n for n in names if n != "plan.odt")
+    m = pat.match(copy)
+    assert m.group(1) == "bob", f"the conflict copy {copy!r} is not named after bob"
+    stamp = tuple(int(x) for x in m.groups()[1:])
+    near = {tuple(time.localtime(t)[:5]) for t in range(int(t0) - 60, int(t1) + 61)}
+    assert stamp in near, f"{copy!r}: not the local time of the conflict ({time.ctime(t1)})"
+    # Nothing lost, alike in both mounts: alice's under the name, bob's in the copy.
+    for v in (va, vb):
+        eventually(lambda: (v.mnt / "plan.odt").read_bytes() ==
+                   b"alice's edit of the plan, longer\n", FEED,
+                   f"alice's version under the name in {v.mnt.name}")
+        eventually(lambda: (v.mnt / copy).read_bytes() == b"bob's edit of the plan\n", FEED,
+                   f"bob's version in the copy in {v.mnt.name}")
+
+
+# ------------------------------------------------- listings Drive pages
+
+def _list_requests(emu, since):
+    return [r for r in emu.log()[since:]
+            if r["method"] == "GET" and r["path"] == "/drive/v3/files"]
+
+
+def test_rejected_page_token_lists_again_from_the_first_page(pair, emu):
+    """Drive pages a listing (here 5 entries a page) and may refuse a page
+    token ("a rejected token means restart from page one"): the mount lists
+    the directory again from the first page, a bounded number of times."""
+    a, b = pair()
+    names = sorted(f"file-{i:02d}.txt" for i in range(32))
+    (a.mnt / "big").mkdir()
+    for n in names:
+        (a.mnt / "big" / n).write_bytes(n.encode())
+    _queue_drained(a)
+    eventually(lambda: sorted(os.listdir(b.mnt / "big")) == names, FEED, "the directory in b")
+    try:
+        emu.control(action="set", page_size_cap=5)
+        start = len(emu.log())
+        assert sorted(os.listdir(b.mnt / "big")) == names
+        pages = [r for r in _list_requests(emu, start) if "pageToken=" in r["query"]]
+        assert len(pages) >= 6, "the listing did not need several pages"
+        # The 2nd and 3rd pages' tokens are refused: the listing starts over twice.
+        emu.control(action="invalidate_page_tokens", count=2)
+        start = len(emu.log())
+        assert sorted(os.listdir(b.mnt / "big")) == names
+        got = _list_requests(emu, start)
+        refused = [r for r in got if r["status"] == 400]
+        assert len(refused) == 2 and all("pageToken=" in r["query"] for r in refused), got
+        firsts = [r for r in got if r["status"] == 200 and "pageToken=" not in r["query"]]
+        assert len(firsts) >= 3, "the listing was not started again from the first page"
+        assert sorted(os.listdir(a.mnt / "big")) == names
+        # Refused every time: an error after a few tries, not an endless loop.
+        emu.control(action="invalidate_page_tokens", count=1000)
+        start = len(emu.log())
+        with pytest.raises(OSError):
+            os.listdir(b.mnt / "big")
+        got = _list_requests(emu, start)
+        assert len([r for r in got if r["status"] == 400]) <= 10, len(got)
+        emu.control(action="invalidate_page_tokens", count=0)
+        assert sorted(os.listdir(b.mnt / "big")) == names
+        assert (b.mnt / "big" / names[-1]).read_bytes() == names[-1].encode()
+    finally:
+        emu.control(action="reset")
+
+
+# ------------------------------------------------- other Drive clients' items
+
+DOC_MIME = "application/vnd.google-apps.document"
+SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
+FOLDER_MIME = "application/vnd.google-apps.folder"
+
+
+def _new_child(c, folder, before):
+    (fid,) = set(_children(c, folder)) - set(before)
+    return fid, _children(c, folder)[fid]
+
+
+def test_google_docs_and_shortcuts_are_not_listed(pair, emu):
+    """Google Docs and shortcuts put into the group folder by another Drive
+    client (the web UI, say), even under the Drive names of real entries
+    and pointing at their own parent folder, are not listed, do not break
+    a listing, a walk or the changes feed, and cannot loop."""
+    a, b = pair()
+    c = _api(emu)
+    root = _folder_id(c, a.folder)
+    before = _children(c, root)
+    (a.mnt / "notes.txt").write_bytes(b"real notes\n")
+    nid, nname = _new_child(c, root, before)
+    before = _children(c, root)
+    (a.mnt / "sub").mkdir()
+    sid, sname = _new_child(c, root, before)
+    (a.mnt / "sub" / "inner.txt").write_bytes(b"inner file\n")
+    _queue_drained(a)
+    inner = {"notes.txt": b"real notes\n", "sub/inner.txt": b"inner file\n"}
+
+    def shortcut(name, parent, target, mime=FOLDER_MIME):
+        return {"action": "insert", "name": name, "parents": [parent], "mimeType": SHORTCUT_MIME,
+                "shortcutDetails": {"targetId": target, "targetMimeType": mime}}
+    inserted = emu.control(actions=[
+        # A Doc and a shortcut under the (encrypted) Drive names of real entries.
+        {"action": "insert", "name": nname, "parents": [root], "mimeType": DOC_MIME},
+        shortcut(sname, root, root),                       # its own parent folder
+        shortcut(sname, sid, sid),                         # the folder it is in
+        shortcut(nname, sid, root),                        # an ancestor
+        shortcut(nname + "x", root, nid, mime="application/octet-stream"),
+        shortcut("dangling", root, "0000000000000000000000000000000000"),
+        {"action": "insert", "name": "Budget 2026", "parents": [root],
+         "mimeType": "application/vnd.google-apps.spreadsheet"},
+        {"action": "insert", "name": "Meeting notes", "parents": [sid], "mimeType": DOC_MIME},
+    ])["results"]
+    assert all(r["ok"] for r in inserted)
+
+    def walk(v):
+        out = {}
+        for dirpath, dirs, files in os.walk(v.mnt):
+            assert len(out) < 100, "a walk of the mount does not end"
+            for f in files:
+                p = Path(dirpath, f)
+                out[str(p.relative_to(v.mnt))] = p.read_bytes()
+        return out
+
+    # Another member writes after the insertions: the feed carries on past them.
+    (a.mnt / "after.txt").write_bytes(b"written after\n")
+    _queue_drained(a)
+    inner["after.txt"] = b"written after\n"
+    for v in (b, a):
+        eventually(lambda: (v.mnt / "after.txt").read_bytes() == b"written after\n", FEED,
+                   f"the feed in {v.mnt.name} after the insertions")
+        assert sorted(os.listdir(v.mnt)) == ["after.txt", "notes.txt", "sub"]
+        assert os.listdir(v.mnt / "sub") == ["inner.txt"]
+        assert walk(v) == inner
+        for n in ("Budget 2026", "dangling", "Meeting notes"):
+            assert not (v.mnt / n).exists()
+    # The same from Drive alone (an empty cache: listings, not the feed).
+    b.unmount()
+    b.drop_cache()
+    b.mount(foreground=True, args=("-o", f"poll=1,{CACHED}"))
+    assert sorted(os.listdir(b.mnt)) == ["after.txt", "notes.txt", "sub"]
+    assert walk(b) == inner
+    (b.mnt / "sub" / "from-b.txt").write_bytes(b"b writes beside them\n")
+    assert sorted(os.listdir(b.mnt / "sub")) == ["from-b.txt", "inner.txt"]
+    assert not [l for l in b.log().splitlines() if "error" in l.lower()], b.log()
+
+
+# ------------------------------------------------- delayed listing visibility
+
+def test_delayed_listing_visibility(pair, emu):
+    """Drive's listings and changes can lag behind a write (files.get by id
+    does not).  With the emulator holding new entries out of listings and
+    the feed for a few seconds: what this mount creates is there at once in
+    this mount; what another member creates appears here once Drive's
+    changes feed or its listings show it.  (a uploads 3 s after a close, so
+    the feed tells of a new file a few seconds before listings show it.)"""
+    a, b = pair(a_opts=",upload_delay=3")
+    c = _api(emu)
+    root = _folder_id(c, a.folder)
+    delay = 10.0
+    (a.mnt / "old.txt").write_bytes(b"listed before\n")
+    (a.mnt / "old2.txt").write_bytes(b"to be deleted\n")
+    _queue_drained(a)
+    before = _children(c, root)          # those and the group's own metadata
+    try:
+        emu.control(action="set", list_delay_ms=int(delay * 1000))
+        t_made = time.monotonic()
+        # Our own creates: visible, readable and usable at once.
+        (a.mnt / "mine.txt").write_bytes(b"my own file\n")
+        (a.mnt / "mydir").mkdir()
+        (a.mnt / "mydir" / "deep.txt").write_bytes(b"deep\n")
+        assert sorted(os.listdir(a.mnt)) == ["mine.txt", "mydir", "old.txt", "old2.txt"]
+        assert os.listdir(a.mnt / "mydir") == ["deep.txt"]
+        assert (a.mnt / "mine.txt").read_bytes() == b"my own file\n"
+        assert (a.mnt / "mydir" / "deep.txt").read_bytes() == b"deep\n"
+        assert os.stat(a.mnt / "mine.txt").st_size == len(b"my own file\n")
+        # ... and so are our renames and deletes (listings still show the old state).
+        (a.mnt / "old.txt").rename(a.mnt / "renamed.txt")
+        (a.mnt / "old2.txt").unlink()
+        assert sorted(os.listdir(a.mnt)) == ["mine.txt", "mydir", "renamed.txt"]
+        assert not (a.mnt / "old.txt").exists() and not (a.mnt / "old2.txt").exists()
+        assert (a.mnt / "renamed.txt").read_bytes() == b"listed before\n"
+        (a.mnt / "gone.txt").write_bytes(b"short-lived\n")
+        (a.mnt / "gone.txt").rename(a.mnt / "moved.txt")
+        assert sorted(os.listdir(a.mnt)) == ["mine.txt", "moved.txt", "mydir", "renamed.txt"]
+        (a.mnt / "moved.txt").rename(a.mnt / "mydir" / "moved.txt")
+        assert sorted(os.listdir(a.mnt / "mydir")) == ["deep.txt", "moved.txt"]
+        (a.mnt / "mydir" / "moved.txt").unlink()
+        assert not (a.mnt / "mydir" / "moved.txt").exists()
+        (a.mnt / "tmpdir").mkdir()
+        (a.mnt / "tmpdir" / "x").write_bytes(b"x")
+        with pytest.raises(OSError):
+            (a.mnt / "tmpdir").rmdir()          # not empty, though Drive lists nothing
+        (a.mnt / "tmpdir" / "x").unlink()
+        (a.mnt / "tmpdir").rmdir()
+        assert sorted(os.listdir(a.mnt)) == ["mine.txt", "mydir", "renamed.txt"]
+        assert os.listdir(a.mnt / "mydir") == ["deep.txt"]
+        assert time.monotonic() - t_made < delay, "too slow to show the delay"
+        now = _children(c, root)         # (the emulator hides no deletion)
+        assert now == {k: before[k] for k in now}, "the emulator listed the changes at once"
+        # The other member: looked up all along (negative entries are cached
+        # an hour): found once the feed has it, although Drive lists it later.
+        eventually(lambda: os.stat(b.mnt / "mine.txt").st_size == 12 and
+                   os.stat(b.mnt / "mydir" / "deep.txt").st_size == 5,
+                   delay + FEED, "a's files in b")
+        eventually(lambda: (b.mnt / "mine.txt").read_bytes() == b"my own file\n" and
+                   (b.mnt / "mydir" / "deep.txt").read_bytes() == b"deep\n",
+                   delay + FEED, "a's files readable in b")
+        eventually(lambda: sorted(os.listdir(b.mnt)) == ["mine.txt", "mydir", "renamed.txt"],
+                   delay + FEED, "a's files in b's listing")
+        # And the other way round, while the delay still applies.
+        (b.mnt / "from-b.txt").write_bytes(b"bob's side\n")
+        assert "from-b.txt" in os.listdir(b.mnt)
+        assert (b.mnt / "from-b.txt").read_bytes() == b"bob's side\n"
+        eventually(lambda: (a.mnt / "from-b.txt").read_bytes() == b"bob's side\n",
+                   delay + FEED, "b's file in a once Drive lists it")
+    finally:
+        emu.control(action="reset")
