@@ -901,6 +901,35 @@ class LocalBacking(_Backing):
                 out[str(p.relative_to(self.root_dir))] += (os.lstat(p).st_mtime_ns,)
         return out
 
+    def entries(self, meta=False):
+        """{relative path: "file", "link" or "dir"} of everything the folder
+        holds, in one listing; .scsfs/ only with meta=True."""
+        out = {}
+        for dp, dns, fns in os.walk(self.root_dir):
+            for n in dns + fns:
+                p = Path(dp) / n
+                rel = str(p.relative_to(self.root_dir))
+                if not meta and rel.split("/")[0] == ".scsfs":
+                    continue
+                out[rel] = "link" if p.is_symlink() else "dir" if p.is_dir() else "file"
+        return out
+
+    def objects(self, meta=False):
+        """{relative path: (kind, bytes)} as entries(): a file's contents, a
+        symlink's target, None for a directory."""
+        out = {}
+        for rel, kind in self.entries(meta).items():
+            p = self.root_dir / rel
+            try:
+                out[rel] = (kind, os.readlink(p).encode() if kind == "link" else
+                            p.read_bytes() if kind == "file" else None)
+            except FileNotFoundError:      # a running mount may replace or drop objects
+                pass
+        return out
+
+    def readlink(self, rel):
+        return os.readlink(self.root_dir / rel)
+
 
 class DriveBacking(_Backing):
     """The same for a gdrive: group in the session's emulator: reads its
@@ -1104,6 +1133,34 @@ class DriveBacking(_Backing):
                 "appProperties")
         return {rel: (fid,) + tuple(str(m.get(k)) for k in keep)
                 for rel, (fid, m) in self._walk().items() if rel}
+
+
+    def entries(self, meta=False):
+        """{relative path: "file", "link" or "dir"} of everything the folder
+        holds, in one listing; .scsfs/ only with meta=True."""
+        return {rel: kind for rel, (kind, _) in self._kinds(meta)}
+
+    def _kinds(self, meta):
+        for rel, (fid, m) in self._walk().items():
+            if rel and (meta or rel.split("/")[0] != ".scsfs"):
+                yield rel, ("dir" if self._is_dir(m) else "link" if self._is_link(m)
+                            else "file", fid)
+
+    def objects(self, meta=False):
+        """{relative path: (kind, bytes)} as entries(): a file's contents, a
+        symlink's target (the content of its link object), None for a
+        directory."""
+        out = {}
+        for rel, (kind, fid) in self._kinds(meta):
+            try:
+                out[rel] = (kind, None if kind == "dir" else
+                            (self.root_dir / "blobs" / fid).read_bytes())
+            except FileNotFoundError:
+                pass
+        return out
+
+    def readlink(self, rel):
+        return self.read(rel).decode()
 
 
 def backing_objects(v, every=False):
