@@ -30,11 +30,12 @@ def pin(user, owner, remote):
     shutil.copytree(owner.data_dir / "groups", user.data_dir / "groups", dirs_exist_ok=True)
 
 
-def header_epoch(v, plain_size, writer=None):
+def header_epoch(v, plain_size, wait=True):
     """The epoch in the header (the u32be after "SCSF" and the u16 version)
-    of the object of v's group holding plain_size bytes, once writer's
-    (default v's) machine has uploaded what it wrote."""
-    (writer or v).uploaded()
+    of the object of v's group holding plain_size bytes, once v's machine
+    has uploaded what it wrote (wait=False: the caller made sure)."""
+    if wait:
+        v.uploaded()
     bk = v.backing
     h = bk.read(bk.find(plain_size))[:10]
     assert h[:4] == b"SCSF"
@@ -252,8 +253,9 @@ def test_three_mounts_through_remove_rekey_and_readd(trio):
         out[n], files[out[n]] = write_until_epoch(vs[n], f"out-{n}", size, 2)
     eventually(lambda: rekey_done(alice), 30, "the re-key pass of alice's mount to finish")
     assert "re-key: done" in va.log()
-    for f, d in files.items():            # (gdrive: the pass's uploads, from alice's machine)
-        assert header_epoch(va, len(d)) == 2, f
+    va.uploaded()                         # (gdrive: the pass's uploads, from alice's machine)
+    for f, d in files.items():
+        assert header_epoch(va, len(d), wait=False) == 2, f
     eventually(lambda: REMOVED_LINE in vc.log(), 10, "the removal line in carol's log")
     assert denied(lambda: open(vc.mnt / "while-out.txt", "xb"))
     eventually(lambda: denied(lambda: (vc.mnt / out["bob"]).read_bytes()), 10,
