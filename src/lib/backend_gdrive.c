@@ -2155,16 +2155,33 @@ static int patch_meta(struct gd_be *g, const char *id, json_t *body, const char 
 	return r;
 }
 
-/* Move id to name under parent new_pid (from old_pid). */
-static int move_id(struct gd_be *g, const char *id, const char *name, const char *old_pid,
-		   const char *new_pid)
+/* Drive's RFC 3339 form of t, to the millisecond, into s[96]. */
+static void drive_time(struct timespec t, char s[96])
 {
-	char nb[SCS_GDRIVE_NAME_MAX + 1];
+	struct tm tm;
+	time_t sec = t.tv_sec;
+	gmtime_r(&sec, &tm);
+	snprintf(s, 96, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000);
+}
+
+/* Move the file m to name under parent new_pid (from old_pid).  Its
+ * modifiedTime goes along unchanged: a rename keeps a file's mtime, and a
+ * PATCH that names no modifiedTime may set it to now. */
+static int move_id(struct gd_be *g, const struct scs_gdrive_meta *m, const char *name,
+		   const char *old_pid, const char *new_pid)
+{
+	char nb[SCS_GDRIVE_NAME_MAX + 1], ts[96];
 	name = new_name(name, nb, sizeof nb);
 	char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "";
 	if (strcmp(old_pid, new_pid))
 		snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s", new_pid, old_pid);
-	return patch_meta(g, id, json_pack("{s:s}", "name", name), extra);
+	json_t *body = json_pack("{s:s}", "name", name);
+	if (body && m->mtime.tv_sec > 0) {
+		drive_time(m->mtime, ts);
+		json_object_set_new(body, "modifiedTime", json_string(ts));
+	}
+	return patch_meta(g, m->id, body, extra);
 }
 
 static const char *base_name(const char *path)
@@ -2181,9 +2198,9 @@ static int exchange(struct gd_be *g, const char *from, const struct scs_gdrive_m
 {
 	if ((a->is_dir && under(to, from)) || (b->is_dir && under(from, to)))
 		return -EINVAL;
-	int r = move_id(g, a->id, base_name(to), apid, bpid);
+	int r = move_id(g, a, base_name(to), apid, bpid);
 	if (!r)
-		r = move_id(g, b->id, base_name(from), bpid, apid);
+		r = move_id(g, b, base_name(from), bpid, apid);
 	dir_cache_move(g, from, NULL);
 	dir_cache_move(g, to, NULL);
 	memo_drop(g, from);
@@ -2225,7 +2242,7 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	}
 	/* Move first, then delete what it replaces: a crash in between leaves
 	 * a duplicate name (resolved the same way everywhere), never a loss. */
-	r = move_id(g, src.id, base_name(to), spid, dpid);
+	r = move_id(g, &src, base_name(to), spid, dpid);
 	if (r < 0)
 		return r;
 	files_renamed(g, from, to);
@@ -2302,13 +2319,8 @@ static int gd_utimens(scs_backend *be, const char *path, const struct timespec t
 	char ns[2][48];
 	if (ts[1].tv_nsec != UTIME_OMIT) {
 		struct timespec t = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
-		struct tm tm;
-		time_t sec = t.tv_sec;
-		gmtime_r(&sec, &tm);
 		char s[96];
-		snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-			 t.tv_nsec / 1000000);
+		drive_time(t, s);
 		json_object_set_new(body, "modifiedTime", json_string(s));
 		snprintf(ns[1], sizeof ns[1], "%lld.%09ld", (long long)t.tv_sec, t.tv_nsec);
 		json_object_set_new(ap, "t", json_string(ns[1]));

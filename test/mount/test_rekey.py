@@ -298,11 +298,8 @@ def test_rekey_moves_everything_and_retires_epoch_1(group):
     refused(r, vb.mnt, "not a member")
     refused(stale_bob.ctl("status", check=False), None, "not a member")
     assert 1 not in set(epochs(bk).values())
-    if BACKEND == "gdrive" and times != 1_600_000_000:
-        # The pass sets the times on its new object, then renames it over
-        # the old one; the rename is a metadata PATCH without modifiedTime,
-        # which Drive (and the emulator) answers with a new modifiedTime.
-        pytest.xfail("gdrive: the re-key pass's rename resets the file's mtime")
+    # (gdrive: the pass sets the times on its new object, then renames it
+    # over the old one; the rename's PATCH carries the modifiedTime along)
     assert times == 1_600_000_000
 
 
