@@ -34,6 +34,14 @@ from pathlib import Path
 
 import pytest
 
+# A shell without job control starts background commands (`test/run` runs the
+# local: and gdrive: suites side by side) with SIGINT ignored, and an ignored
+# signal stays ignored across exec: the daemons would ignore the SIGINT that
+# test_sync sends them (libfuse leaves an ignored signal alone).  A handled
+# one is reset to the default at exec, so handle it here.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SCSFS_BUILD", REPO / "build")).resolve()
 SCSFS = BUILD / "src" / "scsfs" / "scsfs"

@@ -363,6 +363,7 @@ def test_daily_upload_cap_is_reported_not_retried(gv, emu):
         # an attempt at flush, maybe one at release or by the uploader, but
         # no backoff loop: nothing more goes to Drive in the seconds after
         # (a retry would come 1-2 s and again 2-4 s after the first try)
+        time.sleep(2)    # the release the kernel sends after close() returned
         faulted = [r for r in emu.log() if r.get("fault")]
         assert 1 <= len(faulted) <= 3, faulted
         sent = len([r for r in emu.log() if r["path"].startswith("/upload/")])
