@@ -197,13 +197,14 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "timeout(seconds): watchdog limit for one test")
     config.addinivalue_line("markers", "local_only: is about the backing folder of a local: "
                             "remote itself (deselected under SCSFS_TEST_BACKEND=gdrive)")
+    config.addinivalue_line("markers", "gdrive_only: is about the gdrive: back end itself "
+                            "(deselected unless SCSFS_TEST_BACKEND=gdrive)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if BACKEND == "local":
-        return
-    keep = [i for i in items if i.get_closest_marker("local_only") is None]
-    gone = [i for i in items if i.get_closest_marker("local_only") is not None]
+    other = "gdrive_only" if BACKEND == "local" else "local_only"
+    keep = [i for i in items if i.get_closest_marker(other) is None]
+    gone = [i for i in items if i.get_closest_marker(other) is not None]
     if gone:
         config.hook.pytest_deselected(items=gone)
         items[:] = keep

@@ -616,7 +616,7 @@ def test_file_held_open_for_writing_is_left_for_later(group):
     assert set(epochs(group.backing).values()) == {2}
 
 
-@pytest.mark.skipif(BACKEND != "gdrive", reason="gdrive: no lease (local: the test above)")
+@pytest.mark.gdrive_only   # (local: the write lease, the test above)
 @pytest.mark.xfail(strict=True, reason="gdrive: the held file's later writes fail (ENOENT) "
                    "or go to a conflict copy under the retired epoch, which nobody can open")
 def test_file_held_open_across_the_pass_loses_nothing(group):
