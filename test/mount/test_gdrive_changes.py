@@ -338,8 +338,10 @@ def members(signed_in, bob_signed_in, tmp_path):
         v.cleanup()
 
 
-def _queue_drained(v, timeout=60):
-    """Wait until v's mount has sent Drive everything it queued."""
+def _queue_drained(v, timeout=150):
+    """Wait until v's mount has sent Drive everything it queued.  (Generous:
+    once in a loaded CI run an upload request hung until curl's 60 s
+    low-speed limit, then waited for its 15 s retry.)"""
     time.sleep(0.3)                  # the release the kernel sends after a close
     deadline = time.monotonic() + timeout
     while True:
