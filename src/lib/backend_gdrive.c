@@ -1863,18 +1863,29 @@ static void list_reset(void *arg)
 
 /* Add what is known to be in folder pid that the listing did not show
  * (Drive's listings lag behind; its metadata by id does not). */
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 static int list_own(struct gd_be *g, const char *pid, struct list_ctx *c)
 {
 	enum { MAXN = 256 };
 	char (*ids)[SCS_GDRIVE_ID_MAX + 1] = malloc(MAXN * sizeof *ids);
+	unsigned char *listed = calloc(MAXN, 1);
 	struct scs_gdrive_meta *m = malloc(sizeof *m);
-	int r = (ids && m) ? 0 : -ENOMEM;
+	int r = (ids && listed && m) ? 0 : -ENOMEM;
 	size_t n = r ? 0 : own_in(g, pid, ids, MAXN);
+	/* which of them the listing has: one pass over it, not one per id */
+	if (n)
+		qsort(ids, n, sizeof *ids, id_cmp);
+	for (size_t k = 0; k < c->n && n; k++) {
+		char (*hit)[SCS_GDRIVE_ID_MAX + 1] = bsearch(c->v[k].id, ids, n, sizeof *ids, id_cmp);
+		if (hit)
+			listed[hit - ids] = 1;
+	}
 	for (size_t i = 0; i < n && !r; i++) {
-		int listed = 0;
-		for (size_t k = 0; k < c->n && !listed; k++)
-			listed = !strcmp(c->v[k].id, ids[i]);
-		if (listed)
+		if (listed[i])
 			continue;
 		r = own_check(g, ids[i], pid, m);
 		if (r == -ENOENT) {
@@ -1888,6 +1899,7 @@ static int list_own(struct gd_be *g, const char *pid, struct list_ctx *c)
 		}
 	}
 	free(ids);
+	free(listed);
 	free(m);
 	return r;
 }
