@@ -296,6 +296,17 @@ struct node *node_get(struct fs *fs, struct node *parent, const char *stored,
 		hash_remove(fs, n);
 		n = NULL;
 	}
+	if (n && !S_ISDIR(n->type) && !n->open_files && a->nlink <= 1 && n->nlinks > 0 &&
+	    link_find(n, parent, stored) < 0) {
+		/* A single-link object under a name it never had here: its inode
+		 * number was reused (an object deleted, and a new one given its
+		 * number, renamed over another name: the re-key pass, sync
+		 * clients), or it was renamed behind our back.  A fresh node, so
+		 * that what the kernel cached for the old one (a symlink's
+		 * target, file pages) is not shown under this name. */
+		hash_remove(fs, n);
+		n = NULL;
+	}
 	if (n && S_ISREG(n->type) && !n->open_files &&
 	    (n->known_size != a->size || !same_time(&n->known_mtime, &a->mtime))) {
 		/* Changed behind our back: a fresh node (see fs.h). */

@@ -225,3 +225,54 @@ def test_sync_client_copy_of_a_directory(vault):
     assert (vault.mnt / "photos (1)" / "dog.jpg").read_bytes() == b"woof"
     assert os.listdir(vault.mnt / "photos") == ["cat.jpg"]
     vault.unmount()
+
+
+@pytest.mark.local_only      # (inode numbers of a local disk)
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+def test_reused_inode_number_shows_the_new_object(vault, kind):
+    """An object replaced behind the mount's back (as the re-key pass and
+    sync clients do: a new object renamed over the name) may get the inode
+    number of another one deleted meanwhile (ext4 reuses it at once).  The
+    mount must show the new object's target or content, not what the kernel
+    cached for the deleted one (seen: a symlink reading another's target
+    after a background re-key)."""
+    vault.mount()
+    m = vault.mnt
+    if kind == "symlink":
+        os.symlink("target-of-one", m / "one")
+        os.symlink("target-of-two", m / "two")
+        read = lambda n: os.readlink(m / n)
+        want = {"one": "target-of-one", "two": "target-of-two"}
+    else:
+        (m / "one").write_bytes(b"content of one")
+        (m / "two").write_bytes(b"content of TWO")    # same size, same times
+        for n in ("one", "two"):
+            os.utime(m / n, ns=(1_700_000_000_123_456_789,) * 2)
+        read = lambda n: (m / n).read_bytes().decode()
+        want = {"one": "content of one", "two": "content of TWO"}
+    assert {n: read(n) for n in want} == want          # (the kernel caches them)
+    root = vault.backing.root_dir
+    # (the mount shows the backing objects' inode numbers)
+    by_ino = {os.lstat(p).st_ino: p for p in root.rglob("*")
+              if p.relative_to(root).parts[0] != ".scsfs"}
+    objs = {n: by_ino[os.lstat(m / n).st_ino] for n in want}
+    one, two = objs["one"], objs["two"]
+    old_ino = os.lstat(one).st_ino
+    # "one" is deleted (its number is free); "two" is replaced by a copy,
+    # which gets that number.
+    os.unlink(one)
+    new = two.with_name(two.name + ".new")
+    if kind == "symlink":
+        os.symlink(os.readlink(two), new)
+    else:
+        st = os.stat(two)
+        new.write_bytes(two.read_bytes())
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    if os.lstat(new).st_ino != old_ino:
+        pytest.fail("the backing disk did not reuse the inode number; this test needs one that does")
+    os.rename(new, two)
+    time.sleep(1.5)                                    # past entry_timeout
+    assert read("two") == want["two"]
+    assert not os.path.lexists(m / "one")
+    vault.unmount()
+
