@@ -153,8 +153,8 @@ static int scan_dir(scs_backend *be, const char *dir, uint32_t epoch, int clean,
 			} else if (x == 0 && e < epoch) {
 				s->old_files++;
 				s->old_bytes += a->size;
-			} else if (x < 0 && x != -ENOENT) {
-				r = x;
+			} else if (x < 0 && x != -ENOENT && x != -ESTALE) {
+				r = x;   /* (-ESTALE: replaced between listing and read) */
 			}
 		} else if (S_ISLNK(a->mode)) {
 			int x = link_epoch(be, p, &e);
@@ -463,6 +463,8 @@ static int move_object(struct move *m, scs_err *err)
 		r = read_header(m->be, m->rpath, h0, &ep);
 	if (r == -ENOENT)
 		return 0;                /* deleted meanwhile */
+	if (r == -ESTALE)
+		return 1;                /* replaced while we read it (gdrive:): later */
 	if (r < 0)
 		return scs_err_set(err, r, "%s: %s", m->path, r == -EBADMSG ? "header is malformed"
 				   : strerror(-r));
