@@ -245,7 +245,7 @@ static int link_set(struct nlink *l, struct node *parent, const char *stored, co
 	return 0;
 }
 
-static int link_find(struct node *n, struct node *parent, const char *stored)
+static int link_find(const struct node *n, const struct node *parent, const char *stored)
 {
 	for (int i = 0; i < n->nlinks; i++)
 		if (n->links[i].parent == parent && !strcmp(n->links[i].stored, stored))
@@ -286,30 +286,34 @@ static void node_add_link(struct fs *fs, struct node *n, struct node *parent, co
 		n->nlinks++;
 }
 
+/* Whether the node found by a's inode number is not the object a describes
+ * (then a fresh node, so that the kernel's cache of the old one is not
+ * shown: a symlink's target, file pages).  tl held. */
+static int node_stale(const struct node *n, struct node *parent, const char *stored,
+		      const struct scs_attr *a)
+{
+	/* The inode number was reused for another kind of object. */
+	if (n->type != (a->mode & S_IFMT))
+		return 1;
+	if (S_ISDIR(n->type) || n->open_files)
+		return 0;
+	/* A single-link object under a name it never had here: its number was
+	 * reused (an object deleted, and a new one given its number, renamed
+	 * over another name: the re-key pass, sync clients), or it was renamed
+	 * behind our back. */
+	if (a->nlink <= 1 && n->nlinks > 0 && link_find(n, parent, stored) < 0)
+		return 1;
+	/* Changed behind our back (see fs.h). */
+	return S_ISREG(n->type) &&
+	       (n->known_size != a->size || !same_time(&n->known_mtime, &a->mtime));
+}
+
 struct node *node_get(struct fs *fs, struct node *parent, const char *stored,
 		      const char *plain, const struct scs_attr *a)
 {
 	pthread_mutex_lock(&fs->tl);
 	struct node *n = hash_find(fs, a->ino);
-	if (n && (n->type != (a->mode & S_IFMT))) {
-		/* The inode number was reused for another kind of object. */
-		hash_remove(fs, n);
-		n = NULL;
-	}
-	if (n && !S_ISDIR(n->type) && !n->open_files && a->nlink <= 1 && n->nlinks > 0 &&
-	    link_find(n, parent, stored) < 0) {
-		/* A single-link object under a name it never had here: its inode
-		 * number was reused (an object deleted, and a new one given its
-		 * number, renamed over another name: the re-key pass, sync
-		 * clients), or it was renamed behind our back.  A fresh node, so
-		 * that what the kernel cached for the old one (a symlink's
-		 * target, file pages) is not shown under this name. */
-		hash_remove(fs, n);
-		n = NULL;
-	}
-	if (n && S_ISREG(n->type) && !n->open_files &&
-	    (n->known_size != a->size || !same_time(&n->known_mtime, &a->mtime))) {
-		/* Changed behind our back: a fresh node (see fs.h). */
+	if (n && node_stale(n, parent, stored, a)) {
 		hash_remove(fs, n);
 		n = NULL;
 	}

@@ -275,4 +275,3 @@ def test_reused_inode_number_shows_the_new_object(vault, kind):
     assert read("two") == want["two"]
     assert not os.path.lexists(m / "one")
     vault.unmount()
-
