@@ -2131,11 +2131,15 @@ class Emulator:
     def control_action(self, c):
         action = c["action"]
         store = self.store
-        if action in ("fault", "drop", "drop_after_commit", "daily_limit"):
+        if action in ("fault", "drop", "drop_after_commit", "daily_limit", "stall"):
             rule = {k: v for k, v in c.items() if k != "action"}
             rule["kind"] = action
             if action == "fault":
                 int(rule["status"])
+            if action == "stall":
+                rule["ms"] = float(rule["ms"])
+                if not 0 <= rule["ms"] <= 600000:
+                    raise ValueError("ms must be 0..600000")
             if action == "drop":
                 rule["after_bytes"] = int(rule.get("after_bytes", 0))
             self.faults.add(rule)
@@ -2460,6 +2464,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         if kind == "drop_after_commit":
             req.drop_after_commit = True
+            return None
+        if kind == "stall":
+            time.sleep(fault["ms"] / 1000.0)   # then handled as usual, at that moment
             return None
         self.body.drain()
         if kind == "daily_limit":

@@ -657,6 +657,32 @@ def test_upload_session_expiry(emu, c):
     assert status_query(c, session, KIB256 + 1).status == 404
 
 
+def test_stall_holds_one_request_and_it_sees_the_state_after(emu, c):
+    """A stalled request is handled when the stall ends: a GET held while
+    another connection deletes the file answers 404, and requests that do
+    not match the rule are not held."""
+    import threading
+    fid = upload(c, "held", b"x")["id"]
+    emu.control(action="stall", method="GET", path_regex="/files/%s$" % fid, ms=1500)
+    out, cl = {}, emu.client(emu.token())
+
+    def get():
+        t0 = time.time()
+        out["r"] = cl.get("/drive/v3/files/" + fid, query={"fields": "id"})
+        out["t"] = time.time() - t0
+        cl.close()
+    th = threading.Thread(target=get)
+    th.start()
+    assert wait_for(lambda: not emu.state()["faults"])     # the GET is being held
+    t0 = time.time()
+    assert c.request("DELETE", "/drive/v3/files/" + fid).status == 204
+    assert time.time() - t0 < 1.0          # not held: the rule was used once
+    th.join(10)
+    assert out["t"] >= 1.4, out["t"]
+    assert_error(out["r"], 404, "notFound")
+    assert_error(c.post("/__control", {"action": "stall", "ms": "soon"}), 400)
+
+
 # ------------------------------------------------------------------ ids, update, delete
 
 def test_pregenerated_ids(emu, c):
