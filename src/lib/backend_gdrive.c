@@ -73,6 +73,7 @@ struct gd_file {
 	int inflight;            /* an upload of it is running (g->lock) */
 	int tried;               /* attempted while draining at unmount */
 	int deleted;             /* unlinked: drop what is queued */
+	int dropping;            /* this mount is deleting it on Drive now (g->lock) */
 	int failures;
 	uint64_t used;           /* LRU clock */
 	char *pend_meta;         /* times set while offline: sent with the upload */
@@ -2115,6 +2116,30 @@ static int gd_rmdir(scs_backend *be, const char *path)
 	return r;
 }
 
+static void file_dropped(struct gd_be *g, const char *id);
+
+/* This mount is about to delete id on Drive (on) or is done trying (!on):
+ * an upload of id that meanwhile finds it gone knows whose doing that was. */
+static void file_dropping(struct gd_be *g, const char *id, int on)
+{
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (!strcmp(f->id, id))
+			f->dropping = on;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Delete the file id on Drive for good, and what is queued for it. */
+static int drop_id(struct gd_be *g, const char *id)
+{
+	file_dropping(g, id, 1);
+	int r = delete_id(g, id);
+	if (!r)
+		file_dropped(g, id);
+	file_dropping(g, id, 0);
+	return r;
+}
+
 static int gd_unlink(scs_backend *be, const char *path)
 {
 	struct gd_be *g = GB(be);
@@ -2124,11 +2149,9 @@ static int gd_unlink(scs_backend *be, const char *path)
 		return r;
 	if (m.is_dir)
 		return -EISDIR;
-	r = delete_id(g, m.id);
-	if (!r) {
-		file_dropped(g, m.id);
+	r = drop_id(g, m.id);
+	if (!r)
 		memo_drop(g, path);
-	}
 	return r;
 }
 
@@ -2260,11 +2283,8 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	files_renamed(g, from, to);
 	memo_drop(g, from);
 	memo_drop(g, to);
-	if (exists) {
-		r = delete_id(g, dst.id);
-		if (!r)
-			file_dropped(g, dst.id);
-	}
+	if (exists)
+		r = drop_id(g, dst.id);
 	if (src.is_dir || exists)
 		dir_cache_move(g, from, src.is_dir ? to : NULL);
 	if (exists && dst.is_dir)
@@ -3441,7 +3461,16 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 	struct scs_gdrive_meta *cur = malloc(sizeof *cur), *m = malloc(sizeof *m);
 	char rmd5[33], md5[33];
 	int r = cur && m ? remote_state(g, f->id, cur, rmd5) : -ENOMEM;
-	int conflict = 0, gone = r == -ENOENT, same = 0;
+	int conflict = 0, gone = r == -ENOENT, same = 0, ours = 0;
+	if (gone) {
+		/* deleted by this mount while we looked (an unlink, a rename over
+		 * it): nothing of it is to be kept, least of all a conflict copy */
+		pthread_mutex_lock(&g->lock);
+		ours = f->dropping || __atomic_load_n(&f->deleted, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&g->lock);
+		if (ours)
+			r = 0;
+	}
 	if (r == 0 && cur->version != base_v && strcmp(cur->rev, base_rev)) {
 		/* Changed on Drive since our edit began: unless it is already ours
 		 * (an earlier attempt whose reply was lost), the other stays. */
@@ -3451,7 +3480,10 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		else
 			conflict = 1;
 	}
-	if (r == 0 && same) {
+	if (ours) {
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s was deleted here while its upload began",
+			f->id);
+	} else if (r == 0 && same) {
 		r = get_meta(g, f->id, m);
 	} else if ((r == 0 && conflict) || gone) {
 		char cpath[SCS_PATH_MAX];
@@ -3780,7 +3812,7 @@ static void file_dropped(struct gd_be *g, const char *id)
 	if (!f)
 		return;
 	pthread_mutex_lock(&f->lock);
-	f->deleted = 1;
+	__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);
 	if (f->jseq > f->dseq) {
 		struct scs_gdrive_jrec r;
 		memset(&r, 0, sizeof r);

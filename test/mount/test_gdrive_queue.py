@@ -380,6 +380,46 @@ def test_unlink_drops_the_queued_upload(gv, emu):
     assert f is None or f.get("trashed"), "an unlinked file came back"
 
 
+@pytest.mark.parametrize("how", ["unlink", "rename-over"])
+def test_own_delete_during_its_upload_keeps_no_conflict_copy(gv, emu, how):
+    """This mount deletes a file (or renames another over it) while the
+    uploader is checking that file's state on Drive: the upload's 404 is our
+    own doing, not another member's, so the upload just stops — no conflict
+    copy (CI: a random-ops run left 'a0 (conflict from alice …)' beside a0)."""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=1"])
+    other, doomed = f"other-{how}.txt", f"doomed-{how}.txt"
+
+    def names():
+        return sorted(n for n in os.listdir(v.mnt) if n.startswith((other[:-4], doomed[:-4])))
+    try:
+        (v.mnt / other).write_bytes(b"the other file")
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        (v.mnt / doomed).write_bytes(b"short-lived")
+        (fid,) = journal_pending(gv.user)
+        # the uploader's look at Drive is held until after our delete
+        emu.control(action="stall", method="GET", path_regex=f"/files/{fid}$", ms=2500)
+        eventually(lambda: not emu.state()["faults"], timeout=30,
+                   what="the uploader asking Drive about the file")
+        if how == "unlink":
+            os.unlink(v.mnt / doomed)
+            want = [other]
+        else:
+            os.rename(v.mnt / other, v.mnt / doomed)
+            want = [doomed]
+        eventually(lambda: [r for r in emu.log() if r["method"] == "GET" and
+                            r["path"].endswith("/files/" + fid) and r["status"] == 404],
+                   timeout=30, what="the held request answered")
+        v.unmount()         # (waits for the uploader's job to end)
+        assert "keeping both" not in v.log(), v.log()
+        v.mount()
+        assert names() == want
+        if how == "rename-over":
+            assert (v.mnt / doomed).read_bytes() == b"the other file"
+    finally:
+        v.unmount(check=False)
+    no_duplicates(emu)
+
+
 def media_gets(log):
     return [r for r in log if r["method"] == "GET" and "alt=media" in r["query"]]
 
