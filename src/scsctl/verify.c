@@ -3,8 +3,8 @@
  * name, each directory id, each symlink target, and for each file its
  * header signature, every record and the content hash, and whether it is
  * an old version put back (this member saw a newer one: seen.h).  One line
- * per damaged or replayed entry on stdout, a summary, exit 1 if anything is
- * damaged. */
+ * per damaged, replayed or changed (replaced while checked) entry on stdout,
+ * a summary, exit 1 if anything is damaged. */
 #include "scsctl.h"
 #include "scs/dir.h"
 #include "scs/file.h"
@@ -23,7 +23,7 @@ struct walk {
 	scs_backend *be;
 	const scs_keyctx *kc;
 	scs_dirctx *d;
-	unsigned long checked, damaged;
+	unsigned long checked, damaged, changed;
 	int tty;
 	struct timespec last;
 };
@@ -82,7 +82,16 @@ static int check_entry(struct walk *w, const char *rpath, uint32_t mode,
 	} else if (S_ISREG(mode)) {
 		scs_err err = { 0 };
 		int rc = scs_file_verify(w->be, rpath, w->kc, &err);
-		if (rc < 0 && err.code == -ESTALE) {
+		if (rc == -ENOENT || rc == -ESTALE) {
+			/* Gone from the folder since it was listed (a member's edit
+			 * or a re-key pass replaced it): nothing wrong with it. */
+			if (w->tty)
+				fputs("\r\033[K", stderr);
+			printf("CHANGED %s: replaced or removed while being checked; run `scsctl "
+			       "verify` again to check it\n", shown);
+			fflush(stdout);
+			w->changed++;
+		} else if (rc == -EBADMSG && err.code == -ESTALE) {
 			/* An old version put back (the member's memory, seen.h). */
 			char reason[sizeof err.msg + SCS_RPATH_MAX + 80];
 			snprintf(reason, sizeof reason, "%s (if a member restored it on purpose, run "
@@ -200,7 +209,10 @@ int verify_main(int argc, char **argv)
 	}
 	progress(&w, 1);
 	if (!ret) {
-		printf("verified %lu files, %lu damaged\n", w.checked, w.damaged);
+		printf("verified %lu files, %lu damaged", w.checked - w.changed, w.damaged);
+		if (w.changed)
+			printf(", %lu changed while being checked", w.changed);
+		putchar('\n');
 		if (w.damaged)
 			ret = scsctl_failf("%lu damaged; restore %s from a backup or another member's copy",
 					   w.damaged, w.damaged == 1 ? "it" : "them");

@@ -420,6 +420,42 @@ def test_own_delete_during_its_upload_keeps_no_conflict_copy(gv, emu, how):
     no_duplicates(emu)
 
 
+def test_verify_while_a_file_is_replaced_reports_it_changed_not_damaged(gv, emu):
+    """A file removed from Drive between verify's listing and its read (a
+    member's edit, a re-key pass) is reported CHANGED, not REPLAYED nor
+    DAMAGED, and verify still succeeds; the other files are checked."""
+    import threading
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    data = rnd(70000, 9)
+    try:
+        (v.mnt / "verify-keep.txt").write_bytes(b"stays\n")
+        (v.mnt / "verify-goes.bin").write_bytes(data)
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+    finally:
+        v.unmount()
+    size = 256 + 3 * 28 + len(data)
+    (fid,) = [k for k, m in emu.state()["files"].items()
+              if m and not m.get("trashed") and int(m.get("size") or -1) == size]
+    emu.control(action="stall", method="GET", path_regex=f"/files/{fid}$", ms=2500)
+    out = {}
+    th = threading.Thread(target=lambda: out.update(r=gv.user.ctl("verify", check=False,
+                                                                   timeout=120)))
+    th.start()
+    try:
+        eventually(lambda: not emu.state()["faults"], timeout=60, what="verify reading the file")
+        other = emu.client(emu.token())
+        assert other.request("DELETE", f"/drive/v3/files/{fid}").status == 204
+        other.close()
+    finally:
+        th.join(130)
+    r = out["r"]
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "CHANGED /verify-goes.bin: replaced or removed while being checked" in r.stdout, r.stdout
+    assert "DAMAGED" not in r.stdout and "REPLAYED" not in r.stdout, r.stdout
+    assert re.search(r"^verified \d+ files, 0 damaged, 1 changed while being checked$",
+                     r.stdout, re.M), r.stdout
+
+
 def media_gets(log):
     return [r for r in log if r["method"] == "GET" and "alt=media" in r["query"]]
 
