@@ -368,10 +368,12 @@ void scs_vault_close(scs_vault *v)
 {
 	if (!v)
 		return;
+	/* The back end first: draining its upload queue may still ask the core
+	 * (through the hooks) to name a conflict copy, which takes the keys. */
+	scs_backend_close(v->be);
 	vstate_free(v->st);
 	scs_seen_close(v->seen);
 	scs_identity_free(v->id);
-	scs_backend_close(v->be);
 	pthread_rwlock_destroy(&v->lock);
 	free(v);
 }

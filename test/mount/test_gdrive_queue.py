@@ -514,6 +514,39 @@ def test_conflicting_remote_change_is_detected(gv, emu):
         v.unmount(check=False)
 
 
+def test_conflict_found_while_unmounting_is_kept(gv, emu):
+    """The upload queue drained at unmount meets a file another writer
+    changed on Drive: ours is kept as a conflict copy then too, and scsfs
+    exits cleanly (it crashed: the keys were freed before the drain asked
+    for the conflict copy's encrypted name)."""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    try:
+        (v.mnt / "u.txt").write_bytes(b"one")
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+    finally:
+        v.unmount()
+    v.mount(foreground=True, args=["-o", "upload_delay=600"])
+    try:
+        with open(v.mnt / "u.txt", "r+b") as f:
+            f.write(b"OURS")
+        (fid,) = journal_pending(gv.user)
+        other = emu.client(emu.token())
+        rep = other.request("PATCH", f"/upload/drive/v3/files/{fid}?uploadType=media",
+                            body=b"somebody else's bytes")
+        assert rep.status == 200, rep
+    finally:
+        v.unmount()          # drains the queue; fails if scsfs did not exit 0
+    assert "keeping both: ours is stored as a conflict copy" in v.log(), v.log()
+    assert not journal_pending(gv.user)
+    v.mount()
+    try:
+        copies = [n for n in os.listdir(v.mnt) if n.startswith("u (conflict from alice ")]
+        assert len(copies) == 1, os.listdir(v.mnt)
+        assert (v.mnt / copies[0]).read_bytes() == b"OURS"
+    finally:
+        v.unmount()
+
+
 def test_revoked_sign_in_keeps_the_queue(gv, emu):
     """invalid_grant: one line saying to sign in again, the queue is kept and
     uploads at the next mount after `scsctl auth gdrive`.  (Last: it signs
