@@ -111,7 +111,9 @@ void scs_backend_get_opts(struct scs_backend_opts *o);
  *   back-end path, in the same directory, of a new entry to store ours
  *   under ("name (conflict from alice 2026-11-23 10-15).ext", encrypted);
  *   the back end creates it there and leaves the other version at path.
- *   Returns 0 or a negative errno (then the upload is retried later).
+ *   Returns 0 or a negative errno (then the upload is retried later);
+ *   -ECANCELED: the core moved that content elsewhere itself (an open file
+ *   re-homed after a re-key), so nothing of the upload is to be kept.
  * changed: the object or directory at path changed remotely (what:
  *   SCS_BE_CHANGED_*); the core drops what it cached about it (and the
  *   kernel's cache).  path is NULL when the back end cannot say which. */
@@ -196,6 +198,10 @@ static inline int scs_obj_fstat(scs_obj *o, struct scs_attr *a)
 { return SCS_BE_CALL(o->be, fstat, o, a); }
 static inline int scs_obj_hold(scs_obj *o, int on)
 { return SCS_BE_CALL(o->be, hold, o, on); }
+/* Whether the back end can hold objects (the re-key pass then never
+ * replaces a file that is open for writing). */
+static inline int scs_be_can_hold(scs_backend *be)
+{ return be->ops->hold != NULL; }
 static inline int scs_be_start(scs_backend *be, scs_err *err)
 { return be->ops->start ? be->ops->start(be, err) : 0; }
 static inline int scs_obj_flush(scs_obj *o)

@@ -39,6 +39,9 @@ uint64_t scs_file_size(scs_file *f);
 int scs_file_flush(scs_file *f);                 /* re-sign if dirty */
 int scs_file_sync(scs_file *f, int datasync);    /* flush + backend fsync */
 int scs_file_close(scs_file *f);                 /* flush + free; returns flush error */
+/* Close without sealing what was written since the last flush: for an
+ * open file whose content moved to another object (scsfs rehome.c). */
+int scs_file_discard(scs_file *f);
 /* Change the display name (after a rename). */
 void scs_file_set_display(scs_file *f, const char *display);
 uint32_t scs_file_epoch(scs_file *f);

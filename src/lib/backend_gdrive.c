@@ -3490,7 +3490,12 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		int h = -ENOSYS;
 		if (g->be.hooks.conflict_name && path)
 			h = g->be.hooks.conflict_name(g->be.hooks.arg, path, cpath, sizeof cpath);
-		if (h == 0) {
+		if (h == -ECANCELED) {
+			scs_log(SCS_LOG_DEBUG, "gdrive: %s: its content went elsewhere; upload "
+				"dropped", f->id);
+			gone = 1;     /* (this cache no longer matches the id) */
+			r = 0;
+		} else if (h == 0) {
 			scs_log(SCS_LOG_WARN, "gdrive: %s was %s on Drive by someone else meanwhile; "
 				"keeping both: ours is stored as a conflict copy", path,
 				gone ? "deleted" : "changed");

@@ -1063,6 +1063,15 @@ int scs_file_close(scs_file *f)
 	return r ? r : c;
 }
 
+int scs_file_discard(scs_file *f)
+{
+	if (!f)
+		return 0;
+	int c = scs_obj_close(f->obj);
+	file_free(f);
+	return c;
+}
+
 /* ---- verify ---- */
 
 int scs_file_verify(scs_backend *be, const char *path, const scs_keyctx *k, scs_err *err)

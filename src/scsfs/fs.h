@@ -22,6 +22,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "scs/backend.h"
 #include "scs/dir.h"
@@ -79,6 +80,8 @@ struct node {
 	scs_file *file;
 };
 
+#define FS_ABANDONED_MAX 16
+
 struct fs {
 	scs_vault *vault;
 	scs_backend *be;
@@ -94,6 +97,14 @@ struct fs {
 	int foreground;
 
 	char self_name[SCS_NAME_LEN_MAX + 1]; /* member name (conflict copies) */
+
+	/* Old objects of files re-homed after a re-key (rehome.c): their
+	 * queued uploads are dropped, not kept as conflict copies. */
+	pthread_mutex_t ab_mu;
+	struct fs_abandoned {
+		char *rpath;
+		time_t at;
+	} abandoned[FS_ABANDONED_MAX];
 
 	pthread_mutex_t tl;
 	struct node **hash;
@@ -151,6 +162,22 @@ int node_dir(struct fs *fs, struct node *n, char *rpath, size_t cap, uint8_t id[
  * threads; they hold no lock while calling into the kernel. */
 void fs_remote_changed(void *arg, const char *path, int what);
 int fs_conflict_name(void *arg, const char *path, char *out, size_t cap);
+
+/* rehome.c: before a writable open file is sealed (flush, fsync, close),
+ * with n->mu held: if a re-key pass replaced its object meanwhile, move
+ * what it holds to a new object of the current epoch (a conflict copy
+ * beside the re-keyed file) and go on there.  0 (also when nothing was to
+ * do) or -EIO (logged).  Then, with no lock held, fs_rehome_notify tells
+ * the kernel the name now leads elsewhere. */
+struct fs_rehomed {
+	struct node *parent;         /* held; NULL: nothing to tell */
+	char name[SCS_NAME_MAX + 1];
+};
+int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out);
+void fs_rehome_notify(struct fs *fs, struct fs_rehomed *x);
+/* The object at rpath was re-homed: 1 (once), else 0. */
+int fs_abandoned(struct fs *fs, const char *rpath);
+void fs_abandoned_free(struct fs *fs);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops scsfs_ops;

@@ -351,6 +351,10 @@ struct refresher {
 	pthread_cond_t cv;
 	int stop;
 	pthread_t th;
+	/* What the last look found (a refresh made elsewhere, rehome.c, is
+	 * told about at the next look all the same). */
+	uint32_t epoch, retired;
+	int member;
 };
 
 static int rekey_stop(void *arg, const struct scs_rekey_progress *p)
@@ -410,9 +414,8 @@ static void *refresh_main(void *arg)
 			break;
 		pthread_mutex_unlock(&rf->mu);
 		scs_err err;
-		uint32_t before = scs_vault_epoch(rf->fs->vault);
-		uint32_t retired = scs_vault_keyring(rf->fs->vault)->retired_below;
-		int was = scs_vault_membership(rf->fs->vault, NULL, NULL);
+		uint32_t before = rf->epoch, retired = rf->retired;
+		int was = rf->member;
 		int r = scs_vault_refresh(rf->fs->vault, &err);
 		if (r) {
 			if (strcmp(last, err.msg)) {
@@ -426,6 +429,9 @@ static void *refresh_main(void *arg)
 			uint32_t mseq;
 			const char *by;
 			int member = scs_vault_membership(rf->fs->vault, &mseq, &by);
+			rf->epoch = after;
+			rf->retired = rnow;
+			rf->member = member;
 			if (after != before || rnow != retired || member != was)
 				scs_dir_forget_keys(rf->fs->d);   /* names of retired epochs go */
 			if (member != was && !member)
@@ -443,6 +449,8 @@ static void *refresh_main(void *arg)
 			if (rnow != retired)
 				scs_log(SCS_LOG_INFO, "keyring: epochs below %u are retired", (unsigned)rnow);
 			background_rekey(rf);
+			/* (what our own pass retired is not news) */
+			rf->retired = scs_vault_keyring(rf->fs->vault)->retired_below;
 		}
 		pthread_mutex_lock(&rf->mu);
 	}
@@ -456,6 +464,9 @@ static int refresher_start(struct refresher *rf, struct fs *fs, double every, in
 	rf->fs = fs;
 	rf->every = every;
 	rf->rekey = rekey;
+	rf->epoch = scs_vault_epoch(fs->vault);
+	rf->retired = scs_vault_keyring(fs->vault)->retired_below;
+	rf->member = scs_vault_membership(fs->vault, NULL, NULL);
 	pthread_mutex_init(&rf->mu, NULL);
 	pthread_cond_init(&rf->cv, NULL);
 	if (every <= 0)
@@ -687,6 +698,7 @@ out_se:
 	/* The vault first: closing the back end may still name a conflict copy. */
 	if (fs.vault)
 		scs_vault_close(fs.vault);
+	fs_abandoned_free(&fs);
 	if (fs.d)
 		scs_dir_free(fs.d);
 	fuse_opt_free_args(&args);

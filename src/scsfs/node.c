@@ -80,6 +80,7 @@ static void node_init_locks(struct node *n)
 int fs_nodes_init(struct fs *fs, const struct scs_attr *root_attr)
 {
 	pthread_mutex_init(&fs->tl, NULL);
+	pthread_mutex_init(&fs->ab_mu, NULL);
 	fs->hcap = HASH_INIT;
 	fs->hash = calloc(fs->hcap, sizeof *fs->hash);
 	if (!fs->hash)
@@ -716,5 +717,7 @@ void fs_remote_changed(void *arg, const char *path, int what)
 int fs_conflict_name(void *arg, const char *path, char *out, size_t cap)
 {
 	struct fs *fs = arg;
+	if (fs_abandoned(fs, path))
+		return -ECANCELED;       /* its content lives on in another object */
 	return scs_dir_conflict_name(fs->d, path, fs->self_name, time(NULL), out, cap);
 }

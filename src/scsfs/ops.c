@@ -443,9 +443,22 @@ static void reapply_times(struct fs *fs, struct node *n)
 }
 
 /* Sign pending changes (flush of a handle). */
+/* Before sealing: gdrive: the object may have been re-keyed away (rehome.c). */
+static int rehome(struct fs *fs, struct node *n)
+{
+	struct fs_rehomed x;
+	pthread_mutex_lock(&n->mu);
+	int r = fs_rehome(fs, n, &x);
+	pthread_mutex_unlock(&n->mu);
+	fs_rehome_notify(fs, &x);
+	return r;
+}
+
 static int flush_file(struct fs *fs, struct node *n)
 {
-	int r = 0, w = 0;
+	int r = rehome(fs, n), w = 0;
+	if (r)
+		return r;
 	pthread_rwlock_rdlock(&n->frw);
 	if (n->file && n->writable) {
 		r = scs_file_flush(n->file);
@@ -501,12 +514,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
 		r = have_path ? scs_be_utimens(fs->be, rpath, ts) : 0;
+		int open = 0;
+		if (S_ISREG(n->type)) {
+			pthread_rwlock_rdlock(&n->frw);
+			open = n->file && n->writable;
+			pthread_rwlock_unlock(&n->frw);
+		}
+		/* An open file whose object went (gdrive: re-keyed away, rehome.c):
+		 * the times go with it, applied after its next seal. */
+		if (r == -ENOENT && open)
+			r = 0;
 		if (r)
 			return reply_err(req, r);
 		if (S_ISREG(n->type)) {
-			pthread_rwlock_rdlock(&n->frw);
-			int open = n->file && n->writable;
-			pthread_rwlock_unlock(&n->frw);
 			if (open) {
 				pthread_mutex_lock(&fs->tl);
 				n->pend_ts[0] = ts[0];
@@ -813,8 +833,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
  * now knows it (see op_open). */
 static void drop_open(struct fs *fs, struct node *n)
 {
+	struct fs_rehomed x = { 0 };
 	pthread_mutex_lock(&n->mu);
 	if (n->opens > 0 && --n->opens == 0) {
+		fs_rehome(fs, n, &x);
 		pthread_rwlock_wrlock(&n->frw);
 		scs_file *f = n->file;
 		n->file = NULL;
@@ -838,6 +860,7 @@ static void drop_open(struct fs *fs, struct node *n)
 			node_set_known(fs, n, NULL, 0);
 	}
 	pthread_mutex_unlock(&n->mu);
+	fs_rehome_notify(fs, &x);
 }
 
 /* Create the file name in pn; with fi, keep it open for the caller. */
@@ -1035,7 +1058,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 {
 	struct fs *fs = FS(req);
 	struct node *n = node_of(fs, ino);
-	int r = 0, w = 0;
+	int r = rehome(fs, n), w = 0;
+	if (r)
+		return reply_err(req, r);
 	pthread_rwlock_rdlock(&n->frw);
 	if (n->file && n->writable) {
 		r = scs_file_sync(n->file, datasync);
