@@ -48,6 +48,7 @@
 #define FOLDER_MIME    "application/vnd.google-apps.folder"
 #define FIELDS         "id,name,mimeType,size,modifiedTime,version,headRevisionId,appProperties"
 #define LINK_KEY       "scsfs_link"
+#define PEND_KEY       "p"               /* "1": created, content not uploaded yet */
 
 struct gd_file {
 	struct gd_file *next;
@@ -274,7 +275,9 @@ static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
 	if (json_is_object(ap)) {
 		const char *l = json_string_value(json_object_get(ap, LINK_KEY));
 		const char *pm = json_string_value(json_object_get(ap, "m"));
+		const char *pd = json_string_value(json_object_get(ap, PEND_KEY));
 		m->is_link = l && !strcmp(l, "1") && !m->is_dir;
+		m->pending = pd && !strcmp(pd, "1") && !m->is_dir && !m->is_link;
 		if (pm && strlen(pm) <= 5) {
 			char *e;
 			unsigned long v = strtoul(pm, &e, 8);
