@@ -18,6 +18,8 @@ struct scs_gdrive_meta {
 	char name[SCS_GDRIVE_NAME_MAX + 1];
 	int is_dir;          /* application/vnd.google-apps.folder */
 	int is_link;         /* appProperties scsfs_link=1 */
+	int pending;         /* appProperties p=1 (regular files): created by a member
+				whose first upload of its content has not landed yet */
 	int foreign;         /* another Google type (Docs, shortcuts): ignored */
 	uint64_t size;
 	uint64_t version;

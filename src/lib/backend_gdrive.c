@@ -48,6 +48,7 @@
 #define FOLDER_MIME    "application/vnd.google-apps.folder"
 #define FIELDS         "id,name,mimeType,size,modifiedTime,version,headRevisionId,appProperties"
 #define LINK_KEY       "scsfs_link"
+#define PEND_KEY       "p"               /* "1": created, content not uploaded yet */
 
 struct gd_file {
 	struct gd_file *next;
@@ -150,6 +151,7 @@ struct gd_be {
 	unsigned status_gen, status_done;
 	struct gd_memo *memo;          /* what was last seen, for offline use */
 	struct gd_owns *own;           /* our recent namespace changes, under lock */
+	struct gd_mines *mine;         /* our new files not uploaded yet, under lock */
 };
 
 struct gd_obj {
@@ -274,7 +276,9 @@ static int meta_from_json(json_t *f, struct scs_gdrive_meta *m)
 	if (json_is_object(ap)) {
 		const char *l = json_string_value(json_object_get(ap, LINK_KEY));
 		const char *pm = json_string_value(json_object_get(ap, "m"));
+		const char *pd = json_string_value(json_object_get(ap, PEND_KEY));
 		m->is_link = l && !strcmp(l, "1") && !m->is_dir;
+		m->pending = pd && !strcmp(pd, "1") && !m->is_dir && !m->is_link;
 		if (pm && strlen(pm) <= 5) {
 			char *e;
 			unsigned long v = strtoul(pm, &e, 8);
@@ -1196,6 +1200,112 @@ static void owns_free(struct gd_be *g)
 	g->own = NULL;
 }
 
+/* ---- our own new files, not on Drive yet ----
+ * A regular file's Drive entry is made when it is created, its content
+ * comes with the first upload.  Until that lands the entry carries the
+ * private property PEND_KEY, and everyone else leaves it out of listings,
+ * lookups and the changes feed (they would find no bytes in it).  This
+ * mount shows its own: the ids it created (after a restart: those with
+ * pending journal records) are remembered here, and for OWN_TTL more once
+ * their upload landed, while listings may still show the marked state. */
+struct gd_mine {
+	struct gd_mine *next;
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	time_t landed;           /* its first upload is on Drive since; 0: not yet */
+};
+
+struct gd_mines {
+	struct gd_mine *b[OWN_BUCKETS];
+	size_t n, sweep_at;
+};
+
+/* g->lock held. */
+static struct gd_mine **mine_slot(struct gd_be *g, const char *id)
+{
+	struct gd_mine **pp = &g->mine->b[own_hash(id, NULL)];
+	while (*pp && strcmp((*pp)->id, id))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* id is a new file of ours whose content is not on Drive yet. */
+static void mine_add(struct gd_be *g, const char *id)
+{
+	pthread_mutex_lock(&g->lock);
+	if (!g->mine && !(g->mine = calloc(1, sizeof *g->mine))) {
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	struct gd_mines *t = g->mine;
+	time_t now = time(NULL);
+	if (t->n >= t->sweep_at) {
+		/* forget what landed long enough ago */
+		for (size_t i = 0; i < OWN_BUCKETS; i++)
+			for (struct gd_mine **pp = &t->b[i], *e; (e = *pp);) {
+				if (e->landed && now - e->landed > OWN_TTL) {
+					*pp = e->next;
+					free(e);
+					t->n--;
+				} else {
+					pp = &e->next;
+				}
+			}
+		t->sweep_at = 2 * t->n + 256;
+	}
+	struct gd_mine **pp = mine_slot(g, id), *e = *pp;
+	if (e) {
+		e->landed = 0;
+	} else if ((e = calloc(1, sizeof *e))) {
+		strcpy(e->id, id);
+		*pp = e;
+		t->n++;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* The first upload of id landed (gone: id was deleted): its mark is off. */
+static void mine_done(struct gd_be *g, const char *id, int gone)
+{
+	if (!__atomic_load_n(&g->mine, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&g->lock);
+	struct gd_mine **pp = mine_slot(g, id), *e = *pp;
+	if (e && gone) {
+		*pp = e->next;
+		free(e);
+		g->mine->n--;
+	} else if (e && !e->landed) {
+		e->landed = time(NULL);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* m is another member's new file whose content is not on Drive yet: 1,
+ * it is not to be shown (nor looked up, nor reported by the feed). */
+static int not_yet(struct gd_be *g, const struct scs_gdrive_meta *m)
+{
+	if (!m->pending)
+		return 0;
+	if (!__atomic_load_n(&g->mine, __ATOMIC_RELAXED))
+		return 1;
+	pthread_mutex_lock(&g->lock);
+	int ours = *mine_slot(g, m->id) != NULL;
+	pthread_mutex_unlock(&g->lock);
+	return !ours;
+}
+
+static void mines_free(struct gd_be *g)
+{
+	for (size_t i = 0; g->mine && i < OWN_BUCKETS; i++)
+		while (g->mine->b[i]) {
+			struct gd_mine *e = g->mine->b[i];
+			g->mine->b[i] = e->next;
+			free(e);
+		}
+	free(g->mine);
+	g->mine = NULL;
+}
+
 /* The duplicate suffix of id: SCS_DUP_OPEN + 8 hex digits of SHA-256(id) + ")". */
 static void dup_suffix(const char *id, char out[SCS_DUP_LEN + 1])
 {
@@ -1290,7 +1400,7 @@ static int find_cb(void *arg, const struct scs_gdrive_meta *m)
 	struct find_ctx *c = arg;
 	/* Drive compares names case-insensitively: check exactly; among
 	 * duplicates the smallest id wins, on every machine alike. */
-	if (strcmp(m->name, c->name) || own_hidden(c->g, c->pid, m))
+	if (strcmp(m->name, c->name) || not_yet(c->g, m) || own_hidden(c->g, c->pid, m))
 		return 0;
 	if (c->tag) {
 		if (!c->min_id[0] || strcmp(m->id, c->min_id) < 0)
@@ -1467,7 +1577,7 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 		r = own_check(g, oid, pid, m);
 		if (r < 0 && r != -ENOENT)
 			return r;
-		c.found = r == 0 && !strcmp(m->name, name);
+		c.found = r == 0 && !strcmp(m->name, name) && !not_yet(g, m);
 		if (!c.found)
 			own_drop(g, oid);
 	}
@@ -1831,6 +1941,10 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 	struct list_ctx *c = arg;
 	if (strchr(m->name, '/') || !strcmp(m->name, ".") || !strcmp(m->name, ".."))
 		return 0;
+	/* (before own_hidden: a listing behind Drive's current state of a file
+	 * still marked there ends no record; list_own then asks Drive by id) */
+	if (not_yet(c->g, m))
+		return 0;
 	if (c->pid && own_hidden(c->g, c->pid, m))
 		return 0;
 	if (c->n == c->cap) {
@@ -1982,7 +2096,8 @@ static const char *new_name(const char *path, char *buf, size_t cap)
 }
 
 /* POST /files (metadata only) with a pre-generated id; a retry that finds
- * the id taken (409) was our own earlier attempt. */
+ * the id taken (409) was our own earlier attempt.  A regular file (no mime,
+ * not a link) is marked PEND_KEY until its first content upload. */
 static int create_meta(struct gd_be *g, const char *pid, const char *name, const char *mime,
 		       uint32_t perm, int link, char id_out[SCS_GDRIVE_ID_MAX + 1])
 {
@@ -1994,6 +2109,10 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	json_t *ap = json_pack("{s:s}", "m", pm);
 	if (link)
 		json_object_set_new(ap, LINK_KEY, json_string("1"));
+	else if (!mime) {
+		json_object_set_new(ap, PEND_KEY, json_string("1"));
+		mine_add(g, id_out);   /* before Drive has it: this mount always sees it */
+	}
 	json_t *j = json_pack("{s:s, s:s, s:[s], s:o}", "id", id_out, "name", name, "parents", pid,
 			      "appProperties", ap);
 	if (j && mime)
@@ -2014,6 +2133,8 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	free(body);
 	if (r == -EEXIST)
 		return 0;
+	if (r < 0)
+		mine_done(g, id_out, 1);
 	if (r == 0) {
 		json_t *rj = load_json(rs.body, rs.len);
 		ent_put(g, id_out, pid, name, 0, u64_field(rj, "version"), 0);
@@ -2054,6 +2175,7 @@ static int delete_id(struct gd_be *g, const char *id)
 	if (!r || r == -ENOENT) {
 		ent_del(g, id);
 		own_put(g, id, NULL, NULL, 0, 0);
+		mine_done(g, id, 1);
 	}
 	return r == -ENOENT ? 0 : r;   /* a retried delete finds it gone */
 }
@@ -2070,6 +2192,8 @@ static int stop_cb(void *arg, const struct scs_gdrive_meta *m)
 	return !own_hidden(c->g, c->pid, m);
 }
 
+/* Counts what others do not see yet too (not_yet): a folder holding a
+ * member's new file, whose content is on its way, is not removed. */
 static int dir_empty(struct gd_be *g, const char *id)
 {
 	char *q;
@@ -3130,17 +3254,44 @@ static int read_head(int fd, uint64_t size, uint8_t **data)
 	return r;
 }
 
-/* size bytes of fd as id's new content (m: the new metadata). */
+/* meta_json (NULL: none) that also clears PEND_KEY, malloc'd: the request
+ * that brings a new file's content makes it visible to the others (Drive
+ * deletes a property set to null; for one not set, it changes nothing). */
+static char *unmark_json(const char *meta_json)
+{
+	json_t *j = meta_json ? json_loads(meta_json, 0, NULL) : json_object();
+	json_t *ap = json_is_object(j) ? json_object_get(j, "appProperties") : NULL;
+	if (json_is_object(j) && !json_is_object(ap)) {
+		ap = json_object();
+		if (json_object_set_new(j, "appProperties", ap) < 0)
+			ap = NULL;
+	}
+	char *s = NULL;
+	if (json_is_object(ap) && json_object_set_new(ap, PEND_KEY, json_null()) == 0)
+		s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
+}
+
+/* size bytes of fd as id's new content (m: the new metadata), with
+ * meta_json, and the pending mark cleared in the same request. */
 static int upload_fd(struct gd_be *g, const char *id, int fd, uint64_t size,
 		     const char *meta_json, struct scs_gdrive_meta *m)
 {
-	if (size > MULTIPART_MAX)
-		return upload_resumable(g, id, fd, size, meta_json, m);
-	uint8_t *data;
-	int r = read_head(fd, size, &data);
-	if (!r)
-		r = upload_multipart(g, id, meta_json ? meta_json : "{}", 0, data, size, m);
-	free(data);
+	char *meta = unmark_json(meta_json);
+	if (!meta)
+		return -ENOMEM;
+	int r;
+	if (size > MULTIPART_MAX) {
+		r = upload_resumable(g, id, fd, size, meta, m);
+	} else {
+		uint8_t *data;
+		r = read_head(fd, size, &data);
+		if (!r)
+			r = upload_multipart(g, id, meta, 0, data, size, m);
+		free(data);
+	}
+	free(meta);
 	return r;
 }
 
@@ -3179,6 +3330,7 @@ static int flush_locked(struct gd_be *g, struct gd_file *f)
 		r = 0;
 	} else if (r == 0) {
 		f->dirty = 0;
+		mine_done(g, f->id, 0);
 		r = uploaded(f, size, m);
 	}
 	free(m);
@@ -3359,7 +3511,9 @@ static int create_at(struct gd_be *g, const char *path, int fd, uint64_t size, u
 	}
 	r = create_meta(g, pid, base, NULL, perm, 0, id);
 	if (!r)
-		r = upload_resumable(g, id, fd, size, NULL, m);
+		r = upload_fd(g, id, fd, size, NULL, m);
+	if (!r)
+		mine_done(g, id, 0);
 	return r;
 }
 
@@ -3529,6 +3683,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 				f->deleted = 1;
 		} else {
 			uploaded(f, size, m);
+			mine_done(g, f->id, 0);
 			if (path)
 				memo_put(g, path, m, NULL);
 		}
@@ -4035,6 +4190,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		f->path = jr->path[0] ? strdup(jr->path) : NULL;
 		f->next = g->files;
 		g->files = f;
+		mine_add(g, f->id);   /* a new file among them: still ours to see */
 	}
 	DIR *d = fdopendir(dup(g->obj_dfd));
 	if (d) {
@@ -4235,7 +4391,8 @@ static int put_object(scs_backend *be, const char *path, const void *data, size_
 		else if (m->is_dir)
 			r = -EISDIR;
 		else   /* a content upload replaces the whole object atomically */
-			r = upload_multipart(g, m->id, "{}", 0, data, len, NULL);
+			r = upload_multipart(g, m->id, "{\"appProperties\":{\"" PEND_KEY "\":null}}",
+					     0, data, len, NULL);
 	} else if (r == -ENOENT) {
 		r = create_object(g, pid, base, data, len, link, exclusive || link);
 	}
@@ -4306,6 +4463,8 @@ static void notify(struct gd_be *g, const char *path, int what)
 static int apply_change(void *arg, const char *id, const struct scs_gdrive_meta *m)
 {
 	struct gd_be *g = arg;
+	if (m && not_yet(g, m))
+		return 0;      /* another member's new file: news once its content is there */
 	char *oldp = malloc(SCS_PATH_MAX), *newp = malloc(SCS_PATH_MAX);
 	if (!oldp || !newp) {
 		free(oldp);
@@ -4538,6 +4697,7 @@ static void gd_close(scs_backend *be)
 	free(g->ids);
 	ents_free(g);
 	owns_free(g);
+	mines_free(g);
 	scs_oauth_close(g->oauth);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->wlock);

@@ -625,6 +625,43 @@ def test_resumable_upload(emu, c):
     assert r.status == 201 and r.json()["name"] == "renamed.bin" and r.json()["size"] == "5"
 
 
+def test_media_update_with_metadata_deletes_null_properties(emu, c):
+    """A content update that carries metadata (multipart, or a resumable
+    session started with a body) applies it with the content: a property
+    set to null is deleted, the others stay, one never set is no error."""
+    q = {"fields": "id,size,appProperties"}
+    body, ctype = multipart({"name": "n.bin", "appProperties": {"p": "1", "m": "644"}}, b"")
+    r = c.post("/upload/drive/v3/files", body, headers={"Content-Type": ctype},
+               query=dict(q, uploadType="multipart"))
+    assert r.status == 200 and r.json()["appProperties"] == {"p": "1", "m": "644"}, r
+    fid = r.json()["id"]
+    body, ctype = multipart({"appProperties": {"p": None, "t": "5.0"}}, b"content")
+    r = c.patch("/upload/drive/v3/files/" + fid, body, headers={"Content-Type": ctype},
+                query=dict(q, uploadType="multipart"))
+    assert r.status == 200 and r.json() == {"id": fid, "size": "7",
+                                            "appProperties": {"m": "644", "t": "5.0"}}, r
+    body, ctype = multipart({"appProperties": {"p": None}}, b"again")
+    r = c.patch("/upload/drive/v3/files/" + fid, body, headers={"Content-Type": ctype},
+                query=dict(q, uploadType="multipart"))
+    assert r.status == 200 and r.json()["appProperties"] == {"m": "644", "t": "5.0"}, r
+    # Resumable: the session's metadata is applied when the content is complete.
+    assert c.patch("/drive/v3/files/" + fid, {"appProperties": {"p": "1"}}).status == 200
+    s = start_session(c, {"appProperties": {"p": None}}, 3, file_id=fid,
+                      query={"fields": "id,size,appProperties"})
+    assert c.get("/drive/v3/files/%s?fields=appProperties" % fid).json()["appProperties"] == \
+        {"m": "644", "t": "5.0", "p": "1"}
+    r = put_chunk(c, s, b"abc", 0, 3)
+    assert r.status in (200, 201) and r.json() == {"id": fid, "size": "3",
+                                                   "appProperties": {"m": "644", "t": "5.0"}}, r
+    assert c.get("/drive/v3/files/%s?fields=appProperties" % fid).json()["appProperties"] == \
+        {"m": "644", "t": "5.0"}
+    # Deleting every property leaves none.
+    body, ctype = multipart({"appProperties": {"m": None, "t": None}}, b"x")
+    r = c.patch("/upload/drive/v3/files/" + fid, body, headers={"Content-Type": ctype},
+                query=dict(q, uploadType="multipart"))
+    assert r.status == 200 and "appProperties" not in r.json(), r
+
+
 def test_resumable_drop_and_resume(emu, c):
     data = os.urandom(3 * KIB256)
     total = len(data)

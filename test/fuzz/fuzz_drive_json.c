@@ -25,6 +25,8 @@ static void check_meta(const struct scs_gdrive_meta *m)
 	if (strlen(m->name) > SCS_GDRIVE_NAME_MAX || (m->is_dir && m->is_link) ||
 	    (m->perm & ~07777u))
 		abort();
+	if ((m->pending != 0 && m->pending != 1) || (m->pending && (m->is_dir || m->is_link)))
+		abort();      /* the mark of a new file's missing content: regular files only */
 }
 
 static int each(void *arg, const struct scs_gdrive_meta *m)

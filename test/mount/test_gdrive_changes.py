@@ -525,6 +525,54 @@ def test_google_docs_and_shortcuts_are_not_listed(pair, emu):
     assert not [l for l in b.log().splitlines() if "error" in l.lower()], b.log()
 
 
+# ------------------------------------------------- new files appear whole
+
+def _verify(v):
+    r = v.user.ctl("verify", "--remote", v.remote, env=v.gdrive_env, check=False, timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_new_file_hidden_from_others_until_its_content_is_on_drive(pair):
+    """A new file's Drive entry is made at create, its content comes with the
+    upload (here 12 s after close).  Meanwhile the writer sees it; the other
+    machine, scsctl verify and a fresh mount do not (no name to fail on,
+    nothing damaged); once the upload lands, all of them read it whole."""
+    a, b = pair(a_opts=",upload_delay=12")
+    assert os.listdir(b.mnt) == []               # and "new.txt" looked up: a negative entry
+    assert not (b.mnt / "new.txt").exists()
+    data = rnd(9000, 3)
+    (a.mnt / "new.txt").write_bytes(data)
+    (a.mnt / "dir").mkdir()
+    (a.mnt / "dir" / "inner.bin").write_bytes(b"inner\n")
+    t_closed = time.monotonic()
+    # The writer: at once, and throughout.
+    assert sorted(os.listdir(a.mnt)) == ["dir", "new.txt"]
+    assert (a.mnt / "new.txt").read_bytes() == data
+    # verify from the other machine's HOME: nothing to read, nothing damaged.
+    rc, out = _verify(b)
+    assert rc == 0 and "DAMAGED" not in out and ", 0 damaged" in out, out
+    # The other mount (its feed polled every second): the folder, not the files.
+    eventually(lambda: "dir" in os.listdir(b.mnt), FEED, "the new folder in b")
+    while time.monotonic() - t_closed < 6:
+        assert os.listdir(b.mnt) == ["dir"] and os.listdir(b.mnt / "dir") == []
+        assert not (b.mnt / "new.txt").exists()
+        time.sleep(0.5)
+    with pytest.raises(OSError):
+        (b.mnt / "dir").rmdir()                  # a's file is on its way into it
+    assert "not complete" not in b.log(), b.log()
+    assert time.monotonic() - t_closed < 11, "too slow to show the upload delay"
+    assert (a.mnt / "dir" / "inner.bin").read_bytes() == b"inner\n"
+    # Once a's uploads land: listed and read with their content everywhere.
+    _queue_drained(a)
+    eventually(lambda: sorted(os.listdir(b.mnt)) == ["dir", "new.txt"] and
+               os.listdir(b.mnt / "dir") == ["inner.bin"], FEED, "a's files in b")
+    assert (b.mnt / "new.txt").read_bytes() == data
+    assert (b.mnt / "dir" / "inner.bin").read_bytes() == b"inner\n"
+    rc, out = _verify(b)
+    assert rc == 0 and "verified 2 files, 0 damaged" in out, out
+    assert "not complete" not in b.log(), b.log()
+
+
 # ------------------------------------------------- delayed listing visibility
 
 def test_delayed_listing_visibility(pair, emu):

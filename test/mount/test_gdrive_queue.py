@@ -177,6 +177,39 @@ def test_kill9_right_after_close_then_remount(gv, emu):
     fresh_machine_reads(v, files)
 
 
+def test_own_new_files_seen_after_kill9_while_their_upload_waits(gv, emu):
+    """New files stay hidden from other members until their content is on
+    Drive.  A mount killed before uploading them still sees them after the
+    remount (its journal says they are its own), while scsctl verify does
+    not list them; once uploaded, everyone reads them."""
+    v = gv.mount(args=["-o", "upload_delay=60"])
+    sub = f"new-{time.monotonic_ns()}"
+    (v.mnt / sub).mkdir()
+    files = {f"{sub}/n1.txt": b"one\n", f"{sub}/n2.bin": rnd(200000, 4)}
+    for name, data in files.items():
+        (v.mnt / name).write_bytes(data)
+    kill9(v)
+    assert len(journal_pending(gv.user)) == len(files)
+    emu.control(action="stall", method="PATCH", path="/upload/", ms=8000, count=len(files))
+    t0 = time.monotonic()
+    v.mount()
+    assert sorted(os.listdir(v.mnt / sub)) == ["n1.txt", "n2.bin"]
+    for name, data in files.items():
+        assert (v.mnt / name).read_bytes() == data
+    r = gv.user.ctl("verify", check=False, timeout=120)
+    assert time.monotonic() - t0 < 7, "too slow to show the stalled upload"
+    assert journal_pending(gv.user), "uploaded before the stall ended"
+    assert r.returncode == 0 and ", 0 damaged" in r.stdout, r.stdout + r.stderr
+    before = int(re.search(r"verified (\d+) files", r.stdout).group(1))
+    eventually(lambda: not journal_pending(gv.user), timeout=60, what="the replayed uploads")
+    assert sorted(os.listdir(v.mnt / sub)) == ["n1.txt", "n2.bin"]
+    r = gv.user.ctl("verify", check=False, timeout=120)
+    assert r.returncode == 0 and f"verified {before + 2} files, 0 damaged" in r.stdout, \
+        r.stdout + r.stderr
+    v.unmount()
+    fresh_machine_reads(v, files)
+
+
 def test_kill9_during_a_slow_upload_then_remount(gv, emu):
     v = gv.mount()
     data = rnd(12 * 1024 * 1024, 5)

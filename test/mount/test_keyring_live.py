@@ -63,8 +63,8 @@ def test_member_added_while_mounted_is_readable(pair, tmp_path):
     try:
         (alice.mnt / "shared.txt").write_bytes(b"for everyone\n")
         add(alice, mallory.user, tmp_path)
-        # (gdrive: another machine reads a new file once its upload is on
-        # Drive, about a second after close; README "Not done yet")
+        # (gdrive: another machine sees a new file once its upload is on
+        # Drive, about a second after close; README "Using Google Drive")
         alice.uploaded()
         mallory.mount()
         assert (mallory.mnt / "shared.txt").read_bytes() == b"for everyone\n"

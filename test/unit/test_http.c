@@ -62,6 +62,22 @@ static void test_file(void)
 	CHECK(m.is_dir && m.size == 0);
 	CHECK_EQ(parse("{\"id\":\"l1\",\"name\":\"s\",\"appProperties\":{\"scsfs_link\":\"1\"}}", &m), 0);
 	CHECK(m.is_link);
+	CHECK(!m.pending);
+	/* a member's new file whose content is not uploaded yet: regular files only */
+	CHECK_EQ(parse("{\"id\":\"p1\",\"name\":\"n\",\"appProperties\":{\"p\":\"1\",\"m\":\"644\"}}",
+		       &m), 0);
+	CHECK(m.pending && !m.is_link && !m.is_dir);
+	CHECK_EQ(parse("{\"id\":\"p2\",\"name\":\"n\",\"appProperties\":{\"p\":\"0\"}}", &m), 0);
+	CHECK(!m.pending);
+	CHECK_EQ(parse("{\"id\":\"p3\",\"name\":\"n\",\"appProperties\":{\"p\":1}}", &m), 0);
+	CHECK(!m.pending);
+	CHECK_EQ(parse("{\"id\":\"p4\",\"name\":\"s\",\"appProperties\":{\"p\":\"1\","
+		       "\"scsfs_link\":\"1\"}}", &m), 0);
+	CHECK(m.is_link && !m.pending);
+	CHECK_EQ(parse("{\"id\":\"p5\",\"name\":\"d\",\"mimeType\":"
+		       "\"application/vnd.google-apps.folder\",\"appProperties\":{\"p\":\"1\"}}",
+		       &m), 0);
+	CHECK(m.is_dir && !m.pending);
 	CHECK_EQ(parse("{\"id\":\"g1\",\"name\":\"doc\",\"mimeType\":"
 		       "\"application/vnd.google-apps.document\"}", &m), 0);
 	CHECK(m.foreign);
