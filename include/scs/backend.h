@@ -73,8 +73,12 @@ struct scs_backend_ops {
 	/* Optional (the re-key pass): on = 1 takes an exclusive hold on the
 	 * object, which fails with -EAGAIN while anyone else has it open for
 	 * writing, and makes new opens wait until on = 0 releases it (local:
-	 * a write lease, fcntl F_SETLEASE).  Other errors: no hold possible. */
+	 * a write lease, fcntl F_SETLEASE).  Other errors: no hold possible.
+	 * hold_all 0: the hold sees only this process's writers and makes
+	 * nobody wait (gdrive: Drive has no lease; a mount's own pass leaves
+	 * the mount's open files alone, other machines' it cannot see). */
 	int (*hold)(scs_obj *o, int on);
+	int hold_all;
 
 	/* Optional: called when a handle that wrote is closed (FUSE flush,
 	 * before close(2) returns): make what was written durable on this
@@ -198,10 +202,10 @@ static inline int scs_obj_fstat(scs_obj *o, struct scs_attr *a)
 { return SCS_BE_CALL(o->be, fstat, o, a); }
 static inline int scs_obj_hold(scs_obj *o, int on)
 { return SCS_BE_CALL(o->be, hold, o, on); }
-/* Whether the back end can hold objects (the re-key pass then never
- * replaces a file that is open for writing). */
-static inline int scs_be_can_hold(scs_backend *be)
-{ return be->ops->hold != NULL; }
+/* Whether the back end's hold sees every writer (the re-key pass then
+ * never replaces a file that anybody has open for writing). */
+static inline int scs_be_hold_sees_all(scs_backend *be)
+{ return be->ops->hold != NULL && be->ops->hold_all; }
 static inline int scs_be_start(scs_backend *be, scs_err *err)
 { return be->ops->start ? be->ops->start(be, err) : 0; }
 static inline int scs_obj_flush(scs_obj *o)

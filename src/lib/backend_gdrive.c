@@ -3925,6 +3925,19 @@ static int gd_fstat(scs_obj *so, struct scs_attr *a)
 	return 0;
 }
 
+/* The re-key pass's hold: refused while this process has the file open
+ * for writing (a mount's own pass leaves the mount's open files for
+ * later); other processes and machines are out of sight (hold_all 0). */
+static int gd_hold(scs_obj *so, int on)
+{
+	struct gd_obj *o = (struct gd_obj *)so;
+	struct gd_be *g = GB(so->be);
+	pthread_mutex_lock(&g->lock);
+	int busy = on && o->f->writers > o->writer;
+	pthread_mutex_unlock(&g->lock);
+	return busy ? -EAGAIN : 0;
+}
+
 static int gd_obj_close(scs_obj *so)
 {
 	struct gd_obj *o = (struct gd_obj *)so;
@@ -4730,6 +4743,7 @@ static const struct scs_backend_ops gdrive_ops = {
 	.fstat = gd_fstat,
 	.obj_close = gd_obj_close,
 	.obj_flush = gd_obj_flush,
+	.hold = gd_hold,
 	.start = uploader_start,
 	.read_file = gd_read_file,
 	.write_file = gd_write_file,

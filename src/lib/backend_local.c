@@ -443,6 +443,7 @@ static const struct scs_backend_ops local_ops = {
 	.statfs = local_statfs,
 	.open = local_open,
 	.hold = local_hold,
+	.hold_all = 1,
 	.pread = local_pread,
 	.pwrite = local_pwrite,
 	.ftruncate = local_ftruncate,

@@ -474,6 +474,17 @@ static int move_object(struct move *m, scs_err *err)
 		return 1;                /* the pass keeps hard links together */
 	if ((r = tmp_name(m->rpath, tmp, sizeof tmp)) < 0)
 		return scs_err_set(err, r, "%s: name too long for a temporary copy", m->path);
+	/* Open for writing where the hold can see it (gdrive: in this process,
+	 * a mount's own pass): later, without reading what is half written. */
+	scs_obj *probe = NULL;
+	int busy = 0;
+	if (m->a0.nlink == 1 && scs_be_open(m->be, m->rpath, O_RDONLY, 0, &probe) == 0) {
+		int hr = scs_obj_hold(probe, 1);
+		busy = hr == -EAGAIN;
+		release(probe, hr);
+	}
+	if (busy)
+		return 1;
 	/* Another name of this inode was done already: link to its new object. */
 	struct hlink *h = m->ps ? hlink_find(m->ps, m->a0.ino) : NULL;
 	r = h ? scs_be_link(m->be, h->rpath, tmp) : -ENOENT;

@@ -156,8 +156,13 @@ static int copy_plain(scs_file *f, scs_file *nf)
 int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out)
 {
 	memset(out, 0, sizeof *out);
-	if (scs_be_can_hold(fs->be) || !S_ISREG(n->type))
+	if (scs_be_hold_sees_all(fs->be) || !S_ISREG(n->type))
 		return 0;
+	pthread_rwlock_rdlock(&n->frw);
+	int writing = n->file && n->writable;
+	pthread_rwlock_unlock(&n->frw);
+	if (!writing)
+		return 0;                /* (the close of a file only read: nothing to seal) */
 	char rpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
 	if (node_rpath(fs, n, rpath, sizeof rpath) < 0)
 		return 0;                /* unlinked here: nothing to keep it beside */

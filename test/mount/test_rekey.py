@@ -752,6 +752,40 @@ def test_admin_mount_rekeys_in_the_background(group, opts):
     assert mounted_tree(va) == before
 
 
+def test_admin_mounts_own_pass_leaves_its_open_file_for_later(group):
+    """An admin's mount runs the pass itself; a file that very mount holds
+    open for writing is left for later (local: the write lease; gdrive: the
+    hold sees the mount's own writers), not replaced under the open file: no
+    conflict copy, what is written through it stays in the file, and the
+    next pass moves it once it is closed."""
+    alice = group.users["alice"]
+    va = group.vaults["alice"]
+    group.add("alice", "bob")
+    va.mount(foreground=True, args=["-o", "keyring_refresh=1"] + FAST)
+    new = marker() + b"written while the mount's own pass ran"
+    try:
+        fill(va)
+        va.uploaded()
+        with open(va.path("a.txt"), "r+b") as f:
+            alice.ctl("member", "remove", "bob")
+            eventually(lambda: "1 changed during the pass" in va.log(), 60,
+                       "the mount's pass leaving the open file", interval=0.5)
+            f.seek(0)
+            f.truncate(0)
+            f.write(new)
+        va.uploaded()
+        r = rekey(alice, "run")
+        assert "re-encrypted 1 files" in r.stdout, r.stdout
+        assert "re-key: done" in rekey(alice, "status").stdout
+        assert "moved this file to the new epoch while it was open" not in va.log(), va.log()
+    finally:
+        va.unmount()
+    assert set(epochs(group.backing).values()) == {2}
+    got = mounted_tree(va)
+    assert got["a.txt"] == new
+    assert not [k for k in got if "conflict" in k], sorted(got)
+
+
 def test_norekey_mount_does_not_rekey(group):
     """-o norekey: the background pass is off (it is on by default)."""
     alice = group.users["alice"]
