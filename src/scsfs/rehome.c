@@ -185,6 +185,7 @@ int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out)
 		else if (r == -ENOENT)
 			r = scs_dir_prepare_name(fs->d, dpath, id, name, dst, sizeof dst);
 	}
+	int named = r == 0;          /* dst prepared (a long name's side object written) */
 	if (r == 0)
 		r = scs_random(rnd, sizeof rnd);
 	if (r == 0) {
@@ -201,6 +202,8 @@ int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out)
 			scs_file_discard(nf);
 			scs_be_unlink(fs->be, tmp);
 		}
+		if (named && r != -EEXIST)
+			scs_dir_drop_name(fs->d, dst);
 		scs_log(SCS_LOG_ERR, "%s: re-keyed by another pass while open here, and what was "
 			"written since cannot be moved to the current epoch (%s); keep the program "
 			"that has it open running and save it again under another name",
