@@ -469,9 +469,18 @@ class Vault:
         if not self.drive_folder:
             return self
         time.sleep(0.3)                  # the release the kernel sends after a close
-        eventually(lambda: "uploads: none pending" in
-                   self.user.ctl("status", self.remote, check=False).stdout,
-                   timeout, f"{self.user.name}'s upload queue drained", interval=0.2)
+        st = [""]
+
+        def drained():
+            st[0] = self.user.ctl("status", self.remote, check=False).stdout
+            return "uploads: none pending" in st[0]
+        try:
+            eventually(drained, timeout, f"{self.user.name}'s upload queue drained",
+                       interval=0.2)
+        except pytest.fail.Exception as e:
+            # what the status and the mount said, for the one who reads the failure
+            raise pytest.fail.Exception(f"{e}\nscsctl status:\n{st[0]}\nmount log (end):\n"
+                                        f"{self.log()[-3000:]}") from None
         return self
 
     def make_folder(self):
