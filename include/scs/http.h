@@ -1,7 +1,8 @@
 /* scs/http.h - a small libcurl wrapper for the Drive and OAuth clients.
  *
- * One CURL easy handle per thread (kept for connection reuse), all of them
- * sharing DNS and the connection pool through one curl share.  Every
+ * One CURL easy handle per thread, kept with its own live connections for
+ * the thread's next request (libcurl does not support sharing connections
+ * between concurrent threads); the DNS cache is shared.  Every
  * response body is bounded: in memory by max_resp, into a file by out_max.
  * No retries here: callers (backend_gdrive.c, oauth.c) decide. */
 #ifndef SCS_HTTP_H

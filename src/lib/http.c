@@ -1,5 +1,6 @@
-/* http.c - libcurl wrapper: one easy handle per thread, one share for DNS
- * and connections, bounded replies. */
+/* http.c - libcurl wrapper: one easy handle per thread (each keeps its own
+ * connections alive for the next request), one share for the DNS cache,
+ * bounded replies. */
 #include "scs/http.h"
 
 #include <curl/curl.h>
@@ -47,7 +48,10 @@ static void global_init(void)
 		curl_share_setopt(share, CURLSHOPT_LOCKFUNC, lock_cb);
 		curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, unlock_cb);
 		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+		/* Not CURL_LOCK_DATA_CONNECT: "It is not supported to share
+		 * connections between multiple concurrent threads" (libcurl's
+		 * CURLSHOPT_SHARE); done anyway, a request now and then waited on
+		 * a connection another thread was using until LOW_SPEED_TIME. */
 	}
 }
 
