@@ -442,7 +442,6 @@ static void reapply_times(struct fs *fs, struct node *n)
 		scs_be_utimens(fs->be, rpath, ts);
 }
 
-/* Sign pending changes (flush of a handle). */
 /* Before sealing: gdrive: the object may have been re-keyed away (rehome.c). */
 static int rehome(struct fs *fs, struct node *n)
 {
@@ -454,6 +453,7 @@ static int rehome(struct fs *fs, struct node *n)
 	return r;
 }
 
+/* Sign pending changes (flush of a handle). */
 static int flush_file(struct fs *fs, struct node *n)
 {
 	int r = rehome(fs, n), w = 0;
@@ -526,14 +526,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			r = 0;
 		if (r)
 			return reply_err(req, r);
-		if (S_ISREG(n->type)) {
-			if (open) {
-				pthread_mutex_lock(&fs->tl);
-				n->pend_ts[0] = ts[0];
-				n->pend_ts[1] = ts[1];
-				__atomic_store_n(&n->pend, 1, __ATOMIC_RELAXED);
-				pthread_mutex_unlock(&fs->tl);
-			}
+		if (open) {
+			pthread_mutex_lock(&fs->tl);
+			n->pend_ts[0] = ts[0];
+			n->pend_ts[1] = ts[1];
+			__atomic_store_n(&n->pend, 1, __ATOMIC_RELAXED);
+			pthread_mutex_unlock(&fs->tl);
 		}
 	}
 	struct scs_attr a;

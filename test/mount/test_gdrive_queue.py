@@ -520,6 +520,15 @@ def test_clean_cache_survives_a_remount(gv, emu):
     v.unmount()
 
 
+def replace_on_drive(emu, fid):
+    """Another writer replaces fid's content on Drive."""
+    other = emu.client(emu.token())
+    rep = other.request("PATCH", f"/upload/drive/v3/files/{fid}?uploadType=media",
+                        body=b"somebody else's bytes")
+    assert rep.status == 200, rep
+    other.close()
+
+
 def test_conflicting_remote_change_is_detected(gv, emu):
     v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
     try:
@@ -530,11 +539,7 @@ def test_conflicting_remote_change_is_detected(gv, emu):
         with open(v.mnt / "c.txt", "r+b") as f:
             f.write(b"TWO")
         (fid,) = journal_pending(gv.user)
-        # another writer replaces the content on Drive meanwhile
-        other = emu.client(emu.token())
-        rep = other.request("PATCH", f"/upload/drive/v3/files/{fid}?uploadType=media",
-                            body=b"somebody else's bytes")
-        assert rep.status == 200, rep
+        replace_on_drive(emu, fid)      # another writer, meanwhile
         eventually(lambda: not journal_pending(gv.user), timeout=30)
         # both kept: the other writer's bytes under the name, ours beside
         # them under the conflict name scsfs gives it (scsfs sets the hook)
@@ -563,10 +568,7 @@ def test_conflict_found_while_unmounting_is_kept(gv, emu):
         with open(v.mnt / "u.txt", "r+b") as f:
             f.write(b"OURS")
         (fid,) = journal_pending(gv.user)
-        other = emu.client(emu.token())
-        rep = other.request("PATCH", f"/upload/drive/v3/files/{fid}?uploadType=media",
-                            body=b"somebody else's bytes")
-        assert rep.status == 200, rep
+        replace_on_drive(emu, fid)
     finally:
         v.unmount()          # drains the queue; fails if scsfs did not exit 0
     assert "keeping both: ours is stored as a conflict copy" in v.log(), v.log()
