@@ -83,11 +83,18 @@ void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t 
  * Journal lines: "T SEQ ID VERSION REV PATHHEX CKSUM\n" where T is P (ID's
  * cache file up to this point must reach Drive; VERSION/REV: the Drive
  * version the edit was based on; PATHHEX: its back-end path in hex) or D
- * (uploads up to SEQ are on Drive, now as VERSION/REV), REV and PATHHEX are
- * "-" when empty, CKSUM is 8 hex digits of SHA-256 over what precedes it. */
+ * (uploads up to SEQ are on Drive, now as VERSION/REV) or N (ID is a new
+ * file made while Drive was unreachable, not on Drive at all yet: the first
+ * upload creates it in the folder whose id is REV, named after PATHHEX's
+ * last part, with mode VERSION; a later N of the same ID replaces it, a D
+ * of a SEQ at least as high ends it) or U (ID, which Drive has, was deleted
+ * while Drive was unreachable: it is to be deleted there unless its content
+ * changed on Drive since VERSION/REV; what was queued for it before goes),
+ * REV and PATHHEX are "-" when empty,
+ * CKSUM is 8 hex digits of SHA-256 over what precedes it. */
 #define SCS_GDRIVE_JLINE_MAX 9000
 struct scs_gdrive_jrec {
-	char type;                          /* 'P' or 'D' */
+	char type;                          /* 'P', 'D', 'N' or 'U' */
 	uint64_t seq;
 	char id[SCS_GDRIVE_ID_MAX + 1];
 	uint64_t version;
@@ -129,6 +136,7 @@ struct scs_gdrive_status {
 	time_t last_sync;         /* last upload that reached Drive (0: none yet) */
 	time_t updated;
 	uint64_t files, bytes;    /* pending uploads */
+	uint64_t deletes;         /* deletes made offline, not done on Drive yet */
 	char error[256];          /* the last error a user should know, or "" */
 	int mounted;              /* a mount holds the cache (set by the reader) */
 };

@@ -78,6 +78,16 @@ struct gd_file {
 	int failures;
 	uint64_t used;           /* LRU clock */
 	char *pend_meta;         /* times set while offline: sent with the upload */
+	/* Made while Drive was unreachable (g->lock): not on Drive at all yet;
+	 * its first upload creates it in folder meta.parent as meta.name with
+	 * meta.perm.  cseq: its last N record (0: none yet, it was not closed). */
+	int pend_create;
+	int creating;            /* an upload is creating it now (g->lock, g->cond) */
+	uint64_t cseq;
+	/* Deleted here while Drive was unreachable (g->lock; with deleted):
+	 * the uploader deletes it on Drive, unless its content there is no
+	 * longer version/rev (someone changed it since: theirs stays). */
+	int pend_delete;
 	/* read-ahead (f->lock): a read near where the last one ended doubles
 	 * the window fetched, from two blocks up to FETCH_MAX */
 	uint64_t ra_next, ra_win;
@@ -114,6 +124,8 @@ struct gd_be {
 	size_t ndirs, capdirs;
 	char (*ids)[SCS_GDRIVE_ID_MAX + 1];
 	size_t nids;
+	int ids_filling;               /* an uploader thread fills the pool at mount */
+	unsigned nlocal;               /* files with pend_create or pend_delete (lock) */
 	struct gd_file *files;
 	int opening;                   /* in scs_backend_gdrive_open: no log lines */
 	int auth_logged;
@@ -526,6 +538,7 @@ static int status_errno(const char *what, long st, const char *reason, const cha
 #define NET_FAILS 3
 
 static _Thread_local int in_upload;   /* this thread runs a queued upload */
+static _Thread_local int queueable;   /* this request's failure offline is queued */
 
 /* A change of names or attributes failed for want of Drive: say so (once
  * a minute), as such changes are not queued. */
@@ -533,13 +546,13 @@ static void offline_refusal(struct gd_be *g, const char *method)
 {
 	static time_t last;
 	time_t now = time(NULL);
-	if (in_upload || !strcmp(method, "GET") || g->opening)
+	if (in_upload || queueable || !strcmp(method, "GET") || g->opening)
 		return;
 	if (__atomic_exchange_n(&last, now, __ATOMIC_RELAXED) + 60 > now)
 		return;
-	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: creating, renaming, deleting and "
-		"changing attributes of files need it (only writes to existing files are "
-		"queued offline); try again when it is back");
+	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: making folders and links, and "
+		"renaming, deleting or changing attributes of what is already on Drive need it "
+		"(new files and writes to files are queued offline); try again when it is back");
 }
 
 /* The last error, for `scsctl status` (g->lock held for set_error_locked). */
@@ -773,44 +786,71 @@ static char *q_quote(const char *s)
 	return o;
 }
 
-static int next_id(struct gd_be *g, char out[SCS_GDRIVE_ID_MAX + 1])
+/* Ids for new entries come from Drive (files.generateIds) ahead of need:
+ * the pool is topped up while Drive answers, so that files can be made
+ * while it does not (the write-back cache fills it at mount). */
+#define IDS_MAX  500              /* (generateIds gives at most 1000 at once) */
+
+static int ids_fetch(struct gd_be *g)
 {
 	pthread_mutex_lock(&g->lock);
-	if (g->nids) {
-		strcpy(out, g->ids[--g->nids]);
-		pthread_mutex_unlock(&g->lock);
-		return 0;
-	}
+	size_t want = IDS_MAX - g->nids;
 	pthread_mutex_unlock(&g->lock);
+	if (!want)
+		return 0;
 	char url[SCS_URL_MAX + 128];
-	snprintf(url, sizeof url, "%s/files/generateIds?count=50&space=drive&fields=ids", g->ep.api);
+	snprintf(url, sizeof url, "%s/files/generateIds?count=%zu&space=drive&fields=ids", g->ep.api,
+		 want);
 	json_t *j;
 	int r = get_json(g, url, &j);
-	if (r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED))
-		offline_refusal(g, "POST");     /* ids are for creating */
 	if (r < 0)
 		return r;
 	json_t *arr = json_object_get(j, "ids");
-	size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
-	if (n > 50)
-		n = 50;
+	size_t n = json_is_array(arr) ? json_array_size(arr) : 0, got = 0;
+	if (n > want)
+		n = want;
 	pthread_mutex_lock(&g->lock);
-	r = -EPROTO;
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_string_value(json_array_get(arr, i));
-		if (!id || !id_ok(id))
-			continue;
-		if (r < 0) {
-			strcpy(out, id);
-			r = 0;
-		} else if (g->nids < 50) {
-			strcpy(g->ids[g->nids++], id);
+		if (id && id_ok(id)) {
+			got++;        /* (a pool another thread filled meanwhile takes none) */
+			if (g->nids < IDS_MAX)
+				strcpy(g->ids[g->nids++], id);
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
 	json_decref(j);
-	if (r < 0)
+	if (!got) {
 		scs_log(SCS_LOG_ERR, "gdrive: generateIds gave no usable id");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int next_id(struct gd_be *g, char out[SCS_GDRIVE_ID_MAX + 1])
+{
+	pthread_mutex_lock(&g->lock);
+	int low = g->nids <= IDS_MAX / 2 && !g->offline;
+	pthread_mutex_unlock(&g->lock);
+	int r = low ? ids_fetch(g) : 0;
+	pthread_mutex_lock(&g->lock);
+	if (g->nids) {
+		strcpy(out, g->ids[--g->nids]);
+		r = 0;
+	} else if (!r) {
+		r = -EIO;      /* offline, and none left */
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (r == -EIO && __atomic_load_n(&g->offline, __ATOMIC_RELAXED)) {
+		static time_t last;
+		time_t now = time(NULL);
+		if (!queueable)
+			offline_refusal(g, "POST");     /* ids are for creating */
+		else if (__atomic_exchange_n(&last, now, __ATOMIC_RELAXED) + 60 <= now)
+			scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable and the %d ids this mount "
+				"kept for new files are used up; more new files can be made when "
+				"it is back", IDS_MAX);
+	}
 	return r;
 }
 
@@ -1177,17 +1217,26 @@ static int own_find(struct gd_be *g, const char *pid, const char *name,
 	return found;
 }
 
-/* Up to max ids known to be in folder pid (still remembered): their count. */
+/* Up to max ids known to be in folder pid (still remembered, or made
+ * here while Drive was unreachable and not on Drive yet): their count. */
 static size_t own_in(struct gd_be *g, const char *pid, char (*ids)[SCS_GDRIVE_ID_MAX + 1],
 		     size_t max)
 {
-	if (!__atomic_load_n(&g->own, __ATOMIC_RELAXED))
-		return 0;
 	size_t n = 0;
 	pthread_mutex_lock(&g->lock);
-	for (struct gd_own *o = g->own->newest; o && n < max; o = o->older)
+	for (struct gd_own *o = g->own ? g->own->newest : NULL; o && n < max; o = o->older)
 		if (o->name && !strcmp(o->pid, pid))
 			strcpy(ids[n++], o->id);
+	size_t nown = n;
+	for (struct gd_file *f = g->nlocal ? g->files : NULL; f && n < max; f = f->next) {
+		if (!f->pend_create || f->deleted || strcmp(f->meta.parent, pid))
+			continue;
+		size_t i = 0;
+		while (i < nown && strcmp(ids[i], f->id))
+			i++;
+		if (i == nown)
+			strcpy(ids[n++], f->id);
+	}
 	pthread_mutex_unlock(&g->lock);
 	return n;
 }
@@ -1306,6 +1355,107 @@ static void mines_free(struct gd_be *g)
 	g->mine = NULL;
 }
 
+/* ---- new files made while Drive was unreachable ----
+ * Such a file has an id from the pool (next_id) and lives only in this
+ * cache until its first upload creates it on Drive; renames, deletes and
+ * mode changes meanwhile are made here (and journaled), and this mount
+ * finds and lists it as if Drive had it. */
+
+/* g->lock held. */
+static struct gd_file *pend_locked(struct gd_be *g, const char *id)
+{
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (f->pend_create && !f->deleted && !strcmp(f->id, id))
+			return f;
+	return NULL;
+}
+
+/* id was deleted offline and Drive may still list it (g->lock not held). */
+static int deleting(struct gd_be *g, const char *id)
+{
+	if (!__atomic_load_n(&g->nlocal, __ATOMIC_RELAXED))
+		return 0;
+	int d = 0;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f && !d; f = f->next)
+		d = f->pend_delete && !strcmp(f->id, id);
+	pthread_mutex_unlock(&g->lock);
+	return d;
+}
+
+/* Its metadata if id is such a file: 0, else -ENOENT. */
+static int pend_meta_get(struct gd_be *g, const char *id, struct scs_gdrive_meta *m)
+{
+	if (!__atomic_load_n(&g->nlocal, __ATOMIC_RELAXED))
+		return -ENOENT;
+	pthread_mutex_lock(&g->lock);
+	struct gd_file *f = pend_locked(g, id);
+	if (f)
+		*m = f->meta;
+	pthread_mutex_unlock(&g->lock);
+	return f ? 0 : -ENOENT;
+}
+
+/* The one named name in folder pid, if any: 1 and id. */
+static int pend_find(struct gd_be *g, const char *pid, const char *name,
+		     char id[SCS_GDRIVE_ID_MAX + 1])
+{
+	int found = 0;
+	if (!__atomic_load_n(&g->nlocal, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f && !found; f = f->next)
+		if (f->pend_create && !f->deleted && !strcmp(f->meta.parent, pid) &&
+		    !strcmp(f->meta.name, name)) {
+			strcpy(id, f->id);
+			found = 1;
+		}
+	pthread_mutex_unlock(&g->lock);
+	return found;
+}
+
+/* If id is such a file: wait for an upload creating it now, then give it
+ * with g->lock held if it is still only here; else NULL (lock not held). */
+static struct gd_file *pend_hold(struct gd_be *g, const char *id)
+{
+	if (!__atomic_load_n(&g->nlocal, __ATOMIC_RELAXED))
+		return NULL;
+	pthread_mutex_lock(&g->lock);
+	struct gd_file *f;
+	while ((f = pend_locked(g, id)) && f->creating)
+		pthread_cond_wait(&g->cond, &g->lock);
+	if (!f)
+		pthread_mutex_unlock(&g->lock);
+	return f;
+}
+
+static int pend_note(struct gd_be *g, struct gd_file *f);
+static void memo_put(struct gd_be *g, const char *path, const struct scs_gdrive_meta *m,
+		     const char *pid);
+static void memo_drop(struct gd_be *g, const char *path);
+
+/* f (from pend_hold, g->lock held and let go here) got new metadata, and
+ * now is at path (moved from from, if not NULL): journaled, remembered. */
+static int pend_changed(struct gd_be *g, struct gd_file *f, const char *from, const char *path)
+{
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	if (m)
+		*m = f->meta;
+	pthread_mutex_unlock(&g->lock);
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_lock(&f->lock);
+	int r = pend_note(g, f);
+	pthread_mutex_unlock(&f->lock);
+	if (from) {
+		memo_drop(g, from);
+		memo_drop(g, path);
+	}
+	memo_put(g, path, m, m->parent);
+	free(m);
+	return r;
+}
+
 /* The duplicate suffix of id: SCS_DUP_OPEN + 8 hex digits of SHA-256(id) + ")". */
 static void dup_suffix(const char *id, char out[SCS_DUP_LEN + 1])
 {
@@ -1400,7 +1550,8 @@ static int find_cb(void *arg, const struct scs_gdrive_meta *m)
 	struct find_ctx *c = arg;
 	/* Drive compares names case-insensitively: check exactly; among
 	 * duplicates the smallest id wins, on every machine alike. */
-	if (strcmp(m->name, c->name) || not_yet(c->g, m) || own_hidden(c->g, c->pid, m))
+	if (strcmp(m->name, c->name) || not_yet(c->g, m) || own_hidden(c->g, c->pid, m) ||
+	    deleting(c->g, m->id))
 		return 0;
 	if (c->tag) {
 		if (!c->min_id[0] || strcmp(m->id, c->min_id) < 0)
@@ -1524,6 +1675,8 @@ static int get_meta_fields(struct gd_be *g, const char *id, const char *extra,
  * and not trashed; else -ENOENT. */
 static int own_check(struct gd_be *g, const char *id, const char *pid, struct scs_gdrive_meta *m)
 {
+	if (pend_meta_get(g, id, m) == 0)
+		return strcmp(m->parent, pid) ? -ENOENT : 0;
 	int r = get_meta_fields(g, id, ",parents,trashed", m);
 	if (r < 0)
 		return r;
@@ -1572,7 +1725,7 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 	if (r < 0)
 		return r;
 	char oid[SCS_GDRIVE_ID_MAX + 1];
-	if (!c.found && !dup && own_find(g, pid, name, oid)) {
+	if (!c.found && !dup && (own_find(g, pid, name, oid) || pend_find(g, pid, name, oid))) {
 		/* not listed (yet?): what was made there, if it is still there */
 		r = own_check(g, oid, pid, m);
 		if (r < 0 && r != -ENOENT)
@@ -1945,7 +2098,7 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 	 * still marked there ends no record; list_own then asks Drive by id) */
 	if (not_yet(c->g, m))
 		return 0;
-	if (c->pid && own_hidden(c->g, c->pid, m))
+	if (c->pid && (own_hidden(c->g, c->pid, m) || deleting(c->g, m->id)))
 		return 0;
 	if (c->n == c->cap) {
 		size_t nc = c->cap ? 2 * c->cap : 64;
@@ -2095,25 +2248,20 @@ static const char *new_name(const char *path, char *buf, size_t cap)
 	return buf;
 }
 
-/* POST /files (metadata only) with a pre-generated id; a retry that finds
- * the id taken (409) was our own earlier attempt.  A regular file (no mime,
- * not a link) is marked PEND_KEY until its first content upload. */
-static int create_meta(struct gd_be *g, const char *pid, const char *name, const char *mime,
-		       uint32_t perm, int link, char id_out[SCS_GDRIVE_ID_MAX + 1])
+/* POST /files (metadata only) for id; a retry that finds the id taken
+ * (409) was our own earlier attempt (*version then 0).  A regular file (no
+ * mime, not a link) is marked PEND_KEY until its first content upload. */
+static int post_meta(struct gd_be *g, const char *id, const char *pid, const char *name,
+		     const char *mime, uint32_t perm, int link, uint64_t *version)
 {
-	int r = next_id(g, id_out);
-	if (r < 0)
-		return r;
 	char pm[8];
 	snprintf(pm, sizeof pm, "%o", perm & 07777);
 	json_t *ap = json_pack("{s:s}", "m", pm);
 	if (link)
 		json_object_set_new(ap, LINK_KEY, json_string("1"));
-	else if (!mime) {
+	else if (!mime)
 		json_object_set_new(ap, PEND_KEY, json_string("1"));
-		mine_add(g, id_out);   /* before Drive has it: this mount always sees it */
-	}
-	json_t *j = json_pack("{s:s, s:s, s:[s], s:o}", "id", id_out, "name", name, "parents", pid,
+	json_t *j = json_pack("{s:s, s:s, s:[s], s:o}", "id", id, "name", name, "parents", pid,
 			      "appProperties", ap);
 	if (j && mime)
 		json_object_set_new(j, "mimeType", json_string(mime));
@@ -2129,19 +2277,51 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	q.ctype = "application/json; charset=UTF-8";
 	q.body = body;
 	q.body_len = strlen(body);
-	r = gd_do(g, &q, &rs);
+	int r = gd_do(g, &q, &rs);
 	free(body);
+	*version = 0;
 	if (r == -EEXIST)
 		return 0;
-	if (r < 0)
-		mine_done(g, id_out, 1);
 	if (r == 0) {
 		json_t *rj = load_json(rs.body, rs.len);
-		ent_put(g, id_out, pid, name, 0, u64_field(rj, "version"), 0);
-		own_put(g, id_out, pid, name, u64_field(rj, "version"), 1);
+		*version = u64_field(rj, "version");
 		json_decref(rj);
 		scs_http_resp_free(&rs);
+		ent_put(g, id, pid, name, 0, *version, 0);
+		own_put(g, id, pid, name, *version, 1);
 	}
+	return r;
+}
+
+/* A new entry with a pre-generated id (post_meta).  With queued (not
+ * NULL), a regular file is made here if Drive is unreachable (*queued = 1):
+ * its first upload will create it (create_pending). */
+static int create_meta(struct gd_be *g, const char *pid, const char *name, const char *mime,
+		       uint32_t perm, int link, char id_out[SCS_GDRIVE_ID_MAX + 1], int *queued)
+{
+	int can_queue = queued && !mime && !link && g->wb;
+	if (queued)
+		*queued = 0;
+	queueable = can_queue;
+	int r = next_id(g, id_out);
+	queueable = 0;
+	if (r < 0)
+		return r;
+	if (!mime && !link)
+		mine_add(g, id_out);   /* before Drive has it: this mount always sees it */
+	uint64_t v;
+	queueable = can_queue;
+	r = post_meta(g, id_out, pid, name, mime, perm, link, &v);
+	queueable = 0;
+	if (r < 0 && can_queue && offline_now(g, r)) {
+		/* (if this request got through after all, the upload's own
+		 * create finds the id taken: then it is ours) */
+		ent_put(g, id_out, pid, name, 0, 0, 0);
+		*queued = 1;
+		return 0;
+	}
+	if (r < 0 && !mime && !link)
+		mine_done(g, id_out, 1);
 	return r;
 }
 
@@ -2156,7 +2336,7 @@ static int gd_mkdir(scs_backend *be, const char *path, uint32_t mode)
 	if (r != -ENOENT)
 		return r;
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	r = create_meta(g, pid, base, FOLDER_MIME, mode ? mode : 0755, 0, id);
+	r = create_meta(g, pid, base, FOLDER_MIME, mode ? mode : 0755, 0, id, NULL);
 	if (!r)
 		dir_cache_put(g, path, id);
 	return r;
@@ -2264,6 +2444,28 @@ static int drop_id(struct gd_be *g, const char *id)
 	return r;
 }
 
+/* id is a file made offline and not on Drive yet: dropped here (1). */
+static int pend_drop(struct gd_be *g, const char *id)
+{
+	struct gd_file *f = pend_hold(g, id);
+	if (!f)
+		return 0;
+	__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);   /* no upload creates it now */
+	f->pend_create = 0;
+	g->nlocal--;
+	ent_del_locked(g, id);
+	pthread_mutex_unlock(&g->lock);
+	file_dropped(g, id);
+	pthread_mutex_lock(&f->lock);
+	f->dirty = 0;        /* nothing of it is kept: the cache may let it go */
+	pthread_mutex_unlock(&f->lock);
+	own_put(g, id, NULL, NULL, 0, 0);
+	mine_done(g, id, 1);
+	return 1;
+}
+
+static int queue_delete(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path);
+
 static int gd_unlink(scs_backend *be, const char *path)
 {
 	struct gd_be *g = GB(be);
@@ -2273,7 +2475,15 @@ static int gd_unlink(scs_backend *be, const char *path)
 		return r;
 	if (m.is_dir)
 		return -EISDIR;
-	r = drop_id(g, m.id);
+	if (pend_drop(g, m.id)) {
+		r = 0;
+	} else {
+		queueable = g->wb;
+		r = drop_id(g, m.id);
+		queueable = 0;
+		if (offline_now(g, r) && g->wb)
+			r = queue_delete(g, &m, path);
+	}
 	if (!r)
 		memo_drop(g, path);
 	return r;
@@ -2367,6 +2577,9 @@ static int exchange(struct gd_be *g, const char *from, const struct scs_gdrive_m
 	return r;
 }
 
+static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta *dst,
+			const char *to, int *err);
+
 static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned flags)
 {
 	struct gd_be *g = GB(be);
@@ -2385,8 +2598,11 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	int exists = r == 0;
 	if (r < 0 && r != -ENOENT)
 		return r;
-	if (flags & 2u)
+	if (flags & 2u) {
+		if (exists && (pend_meta_get(g, src.id, &src) == 0 || pend_meta_get(g, dst.id, &dst) == 0))
+			return -EBUSY;     /* made offline: not on Drive to be exchanged yet */
 		return exists ? exchange(g, from, &src, spid, to, &dst, dpid) : -ENOENT;
+	}
 	if (exists) {
 		if (flags & 1u)
 			return -EEXIST;
@@ -2399,16 +2615,51 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 		if (dst.is_dir && (r = dir_empty(g, dst.id)) < 0)
 			return r;
 	}
+	if (exists && !src.is_dir && !dst.is_dir && pend_meta_get(g, dst.id, &dst) < 0 &&
+	    pend_replace(g, src.id, &dst, to, &r)) {
+		if (!r) {
+			memo_drop(g, from);
+			memo_put(g, to, &dst, dpid);
+		}
+		return r;
+	}
 	/* Move first, then delete what it replaces: a crash in between leaves
 	 * a duplicate name (resolved the same way everywhere), never a loss. */
-	r = move_id(g, &src, base_name(to), spid, dpid);
+	struct gd_file *pf = src.is_dir ? NULL : pend_hold(g, src.id);
+	if (pf) {
+		/* made offline: moved here, created there by its upload */
+		const char *bn = base_name(to);
+		size_t bl = strnlen(bn, sizeof pf->meta.name - 1);
+		strcpy(pf->meta.parent, dpid);
+		memcpy(pf->meta.name, bn, bl);
+		pf->meta.name[bl] = '\0';
+		ent_put_locked(g, src.id, dpid, pf->meta.name, 0, 0, 0);
+		char *np = strdup(to);
+		if (np) {
+			free(pf->path);
+			pf->path = np;
+		}
+		r = pend_changed(g, pf, from, to);
+		own_put(g, src.id, dpid, base_name(to), 0, 1);
+	} else {
+		r = move_id(g, &src, base_name(to), spid, dpid);
+	}
 	if (r < 0)
 		return r;
-	files_renamed(g, from, to);
-	memo_drop(g, from);
-	memo_drop(g, to);
-	if (exists)
+	if (!pf) {
+		files_renamed(g, from, to);
+		memo_drop(g, from);
+		memo_drop(g, to);
+	}
+	if (exists && pend_drop(g, dst.id)) {
+		r = 0;
+	} else if (exists) {
+		queueable = g->wb && !dst.is_dir;
 		r = drop_id(g, dst.id);
+		queueable = 0;
+		if (offline_now(g, r) && g->wb && !dst.is_dir)
+			r = queue_delete(g, &dst, NULL);
+	}
 	if (src.is_dir || exists)
 		dir_cache_move(g, from, src.is_dir ? to : NULL);
 	if (exists && dst.is_dir)
@@ -2424,6 +2675,11 @@ static int gd_chmod(scs_backend *be, const char *path, uint32_t mode)
 		return r;
 	if (m.is_link)
 		return 0;
+	struct gd_file *pf = m.is_dir ? NULL : pend_hold(GB(be), m.id);
+	if (pf) {
+		pf->meta.perm = mode & 07777;      /* made offline: created with it */
+		return pend_changed(GB(be), pf, NULL, path);
+	}
 	char pm[8];
 	snprintf(pm, sizeof pm, "%o", mode & 07777);
 	return patch_meta(GB(be), m.id, json_pack("{s:{s:s}}", "appProperties", "m", pm), NULL);
@@ -2488,6 +2744,20 @@ static int gd_utimens(scs_backend *be, const char *path, const struct timespec t
 	}
 	json_object_set_new(body, "appProperties", ap);
 	char *js = json_dumps(body, JSON_COMPACT);
+	struct gd_file *pf = m.is_dir ? NULL : pend_hold(GB(be), m.id);
+	if (pf) {
+		/* made offline: its times go with the upload that creates it */
+		if (ts[1].tv_nsec != UTIME_OMIT)
+			pf->meta.mtime = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
+		if (ts[0].tv_nsec != UTIME_OMIT)
+			pf->meta.atime = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
+		r = pend_changed(GB(be), pf, NULL, path);
+		json_decref(body);
+		if (r == 0)
+			r = js ? times_later(GB(be), m.id, js) : -ENOMEM;
+		free(js);
+		return r;
+	}
 	r = patch_meta(GB(be), m.id, body, NULL);
 	if (offline_now(GB(be), r) && js)
 		r = times_later(GB(be), m.id, js);
@@ -2816,7 +3086,7 @@ static struct gd_file *file_new(void)
 
 static int busy(const struct gd_file *f)
 {
-	return f->refs > 0 || f->dirty || f->inflight;
+	return f->refs > 0 || f->dirty || f->inflight || f->pend_create || f->pend_delete;
 }
 
 /* Set up (or reuse) the cache of object m.  Called with g->lock held. */
@@ -3067,6 +3337,20 @@ static void file_unref(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* The metadata of a new file made here while Drive is unreachable. */
+static void made_here(struct scs_gdrive_meta *m, const char *id, const char *pid,
+		      const char *base, uint32_t perm)
+{
+	memset(m, 0, sizeof *m);
+	strcpy(m->id, id);
+	snprintf(m->name, sizeof m->name, "%s", base);
+	strcpy(m->parent, pid);
+	m->perm = perm & 07777;
+	m->has_perm = 1;
+	clock_gettime(CLOCK_REALTIME, &m->mtime);
+	m->atime = m->mtime;
+}
+
 static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
 {
 	struct gd_be *g = GB(be);
@@ -3074,7 +3358,7 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	struct scs_gdrive_meta *m = malloc(sizeof *m);
 	struct gd_obj *o = calloc(1, sizeof *o);
 	char pid[SCS_GDRIVE_ID_MAX + 1];
-	int r = (m && o) ? resolve(g, path, m, pid) : -ENOMEM;
+	int r = (m && o) ? resolve(g, path, m, pid) : -ENOMEM, queued = 0;
 	if (r == 0 && (flags & O_CREAT) && (flags & O_EXCL))
 		r = -EEXIST;
 	else if (r == 0 && (m->is_dir || m->is_link))
@@ -3082,8 +3366,10 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	else if (r == -ENOENT && (flags & O_CREAT)) {
 		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 		char id[SCS_GDRIVE_ID_MAX + 1];
-		r = create_meta(g, pid, base, NULL, mode ? mode : 0644, 0, id);
-		if (!r)
+		r = create_meta(g, pid, base, NULL, mode ? mode : 0644, 0, id, &queued);
+		if (!r && queued)
+			made_here(m, id, pid, base, mode ? mode : 0644);
+		else if (!r)
 			r = get_meta(g, id, m);
 	}
 	if (r == 0) {
@@ -3092,7 +3378,19 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 		o->writer = r == 0 && (flags & O_ACCMODE) != O_RDONLY;
 		if (o->writer)
 			o->f->writers++;
+		if (r == 0 && queued) {
+			/* dirty from the start: its close journals it */
+			o->f->pend_create = 1;
+			g->nlocal++;
+			o->f->dirty = 1;
+			o->f->wseq++;
+		}
 		pthread_mutex_unlock(&g->lock);
+		if (queued) {
+			own_put(g, m->id, pid, m->name, 0, 1);
+			memo_put(g, path, m, pid);
+			scs_log(SCS_LOG_DEBUG, "gdrive: %s made offline as %s", path, m->id);
+		}
 	}
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
 		struct gd_file *f = o->f;
@@ -3386,6 +3684,17 @@ static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
 	return ret;
 }
 
+/* A D record: what was queued for id up to seq is done (or dropped). */
+static int journal_d(struct gd_be *g, const char *id, uint64_t seq)
+{
+	struct scs_gdrive_jrec d;
+	memset(&d, 0, sizeof d);
+	d.type = 'D';
+	d.seq = seq;
+	strcpy(d.id, id);
+	return journal_append(g, &d, 1);
+}
+
 /* A P record of f (f->lock held; the path is under g->lock). */
 static void jrec_p(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_file *f)
 {
@@ -3400,10 +3709,39 @@ static void jrec_p(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_f
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* An N record of f (f->lock held; the rest under g->lock). */
+static void jrec_n(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_file *f)
+{
+	jrec_p(g, r, f);
+	r->type = 'N';
+	pthread_mutex_lock(&g->lock);
+	r->version = f->meta.perm & 07777;
+	strcpy(r->rev, f->meta.parent);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Where a file made offline is to be created changed (a rename, a chmod):
+ * journaled if it was already.  f->lock held. */
+static int pend_note(struct gd_be *g, struct gd_file *f)
+{
+	if (!f->cseq)
+		return 0;      /* its first close writes it */
+	struct scs_gdrive_jrec *r = malloc(sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	jrec_n(g, r, f);
+	int ret = journal_append(g, r, 1);
+	if (!ret)
+		f->cseq = r->seq;
+	free(r);
+	return ret;
+}
+
 /* Make f's changes durable here and queue their upload.  f->lock held. */
 static int journal_locked(struct gd_be *g, struct gd_file *f)
 {
-	if (!f->dirty || (f->jseq && f->wseq == f->jwseq))
+	if (!f->dirty || (f->jseq && f->wseq == f->jwseq) ||
+	    __atomic_load_n(&f->deleted, __ATOMIC_RELAXED))   /* unlinked: nothing to keep */
 		return 0;
 	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0) {
 		int r = -errno;
@@ -3413,14 +3751,22 @@ static int journal_locked(struct gd_be *g, struct gd_file *f)
 	}
 	if (!f->jseq)
 		(void)fsync(g->obj_dfd);   /* the cache file's name, once */
-	struct scs_gdrive_jrec *r = malloc(sizeof *r);
-	if (!r)
+	/* a file made offline: where to create it, then what goes in it */
+	pthread_mutex_lock(&g->lock);
+	int nrec = f->pend_create && !f->cseq ? 2 : 1;
+	pthread_mutex_unlock(&g->lock);
+	struct scs_gdrive_jrec *rs = malloc(2 * sizeof *rs), *r = rs + nrec - 1;
+	if (!rs)
 		return -ENOMEM;
+	if (nrec == 2)
+		jrec_n(g, rs, f);
 	jrec_p(g, r, f);
-	int ret = journal_append(g, r, 1);
+	int ret = journal_append(g, rs, (size_t)nrec);
 	if (!ret) {
 		uint64_t w = f->wseq;
 		pthread_mutex_lock(&g->lock);
+		if (nrec == 2)
+			f->cseq = rs->seq;
 		f->jseq = r->seq;
 		f->jwseq = w;
 		f->due = time(NULL) + (time_t)(g->opts.upload_delay + 0.999);
@@ -3429,7 +3775,7 @@ static int journal_locked(struct gd_be *g, struct gd_file *f)
 		pthread_cond_broadcast(&g->cond);
 		pthread_mutex_unlock(&g->lock);
 	}
-	free(r);
+	free(rs);
 	return ret;
 }
 
@@ -3509,7 +3855,7 @@ static int create_at(struct gd_be *g, const char *path, int fd, uint64_t size, u
 		free(data);
 		return r;
 	}
-	r = create_meta(g, pid, base, NULL, perm, 0, id);
+	r = create_meta(g, pid, base, NULL, perm, 0, id, NULL);
 	if (!r)
 		r = upload_fd(g, id, fd, size, NULL, m);
 	if (!r)
@@ -3557,13 +3903,72 @@ static void kernel_changed(struct gd_be *g, const char *path)
 		g->be.hooks.changed(g->be.hooks.arg, path, SCS_BE_CHANGED_CONTENT);
 }
 
+/* f was made while Drive was unreachable: create it there now, where it
+ * is to be (metadata first, as for a file made online; the upload that
+ * follows sends its content).  0 once Drive has it, and *v/rev: the
+ * version to base that upload on. */
+static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
+			  char rev[SCS_GDRIVE_REV_MAX + 1])
+{
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	if (!f->pend_create || f->deleted) {
+		pthread_mutex_unlock(&g->lock);
+		return 0;
+	}
+	f->creating = 1;
+	strcpy(pid, f->meta.parent);
+	char *name = strdup(f->meta.name);
+	uint32_t perm = f->meta.perm;
+	pthread_mutex_unlock(&g->lock);
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	int r = name && m ? post_meta(g, f->id, pid, name, NULL, perm, 0, v) : -ENOMEM;
+	int fetched = r == 0 && !*v;
+	if (fetched) {
+		/* an earlier attempt made it (its reply was lost): as it is now */
+		char md5[33];
+		r = remote_state(g, f->id, m, md5);
+		if (r == 0)
+			*v = m->version;
+	}
+	if (r == 0)
+		strcpy(rev, fetched ? m->rev : "");
+	pthread_mutex_lock(&g->lock);
+	f->creating = 0;
+	if (r == 0 && f->pend_create) {
+		f->pend_create = 0;
+		g->nlocal--;
+	}
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	if (r == 0) {
+		pthread_mutex_lock(&f->lock);
+		f->version = *v;
+		strcpy(f->rev, rev);
+		pthread_mutex_unlock(&f->lock);
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s, made offline, is on Drive now", f->id);
+	} else if (r == -ENOENT) {
+		scs_log(SCS_LOG_ERR, "gdrive: %s, made while Drive was unreachable, cannot be "
+			"uploaded: its folder was deleted on Drive meanwhile; it stays in the cache %s",
+			name ? name : f->id, g->cache_dir);
+	}
+	free(m);
+	free(name);
+	return r;
+}
+
 /* Upload what f's journal records ask for.  f->inflight is ours. */
 static int upload_one_(struct gd_be *g, struct gd_file *f);
+
+static int delete_pending(struct gd_be *g, struct gd_file *f);
 
 static int upload_one(struct gd_be *g, struct gd_file *f)
 {
 	in_upload = 1;
-	int r = upload_one_(g, f);
+	pthread_mutex_lock(&g->lock);
+	int del = f->pend_delete;
+	pthread_mutex_unlock(&g->lock);
+	int r = del ? delete_pending(g, f) : upload_one_(g, f);
 	in_upload = 0;
 	return r;
 }
@@ -3582,12 +3987,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		/* unlinked: what was queued for it goes (and is noted as gone) */
 		int r = 0;
 		if (seq > f->dseq) {
-			struct scs_gdrive_jrec d;
-			memset(&d, 0, sizeof d);
-			d.type = 'D';
-			d.seq = seq;
-			strcpy(d.id, f->id);
-			r = journal_append(g, &d, 1);
+			r = journal_d(g, f->id, seq);
 			if (!r) {
 				pthread_mutex_lock(&g->lock);
 				f->dseq = seq;
@@ -3614,7 +4014,9 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 	}
 	struct scs_gdrive_meta *cur = malloc(sizeof *cur), *m = malloc(sizeof *m);
 	char rmd5[33], md5[33];
-	int r = cur && m ? remote_state(g, f->id, cur, rmd5) : -ENOMEM;
+	int r = cur && m ? create_pending(g, f, &base_v, base_rev) : -ENOMEM;
+	if (r == 0)
+		r = remote_state(g, f->id, cur, rmd5);
 	int conflict = 0, gone = r == -ENOENT, same = 0, ours = 0;
 	if (gone) {
 		/* deleted by this mount while we looked (an unlink, a rename over
@@ -3763,7 +4165,9 @@ static void write_status(struct gd_be *g)
 	pthread_mutex_lock(&g->lock);
 	unsigned gen = g->status_gen;
 	for (struct gd_file *f = g->files; f; f = f->next)
-		if (f->jseq > f->dseq && !f->deleted) {
+		if (f->jseq > f->dseq && f->pend_delete) {
+			st.deletes++;
+		} else if (f->jseq > f->dseq && !f->deleted) {
 			st.files++;
 			st.bytes += __atomic_load_n(&f->size, __ATOMIC_RELAXED);
 		}
@@ -3840,6 +4244,12 @@ static int run_upload(struct gd_be *g, struct gd_file *f)
 static void *uploader(void *arg)
 {
 	struct gd_be *g = arg;
+	pthread_mutex_lock(&g->lock);
+	int fill = !g->nids && !g->ids_filling;
+	g->ids_filling = 1;
+	pthread_mutex_unlock(&g->lock);
+	if (fill)
+		(void)ids_fetch(g);    /* ids at hand for files made offline */
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
 		time_t now = time(NULL), next_due;
@@ -3987,19 +4397,214 @@ static void file_dropped(struct gd_be *g, const char *id)
 	pthread_mutex_lock(&f->lock);
 	__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);
 	if (f->jseq > f->dseq) {
-		struct scs_gdrive_jrec r;
-		memset(&r, 0, sizeof r);
-		r.type = 'D';
-		r.seq = f->jseq;
-		strcpy(r.id, f->id);
-		if (journal_append(g, &r, 1) == 0) {
+		if (journal_d(g, f->id, f->jseq) == 0) {
 			pthread_mutex_lock(&g->lock);
 			f->dseq = f->jseq;
 			g->status_gen++;
+			pthread_cond_broadcast(&g->cond);   /* (the status file says so soon) */
 			pthread_mutex_unlock(&g->lock);
 		}
 	}
 	pthread_mutex_unlock(&f->lock);
+}
+
+/* rename(2) of sid, a file made offline and not on Drive yet, over dst, a
+ * file Drive has (an editor's save through a temporary name, rsync, git's
+ * lock files): dst's entry takes sid's content, a change to dst queued and
+ * uploaded as any other (a conflict copy if someone changed dst meanwhile),
+ * and sid goes, never having been on Drive.  So it works offline, and
+ * keeps dst's id and history on Drive.  The cache file moves by a link,
+ * then the journal says so: a crash in between loses nothing (at worst sid
+ * is still made).  1 if done (*err: its result), 0 if not possible now
+ * (either is open or uploading): then the caller moves sid itself.  dst
+ * gets the size and times it has now. */
+static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta *dst,
+			const char *to, int *err)
+{
+	struct gd_file *tf = pend_hold(g, sid), *xf = NULL;
+	if (!tf)
+		return 0;
+	int r = tf->refs || tf->inflight || !tf->jseq ? 1 : 0;
+	if (!r)
+		r = file_get(g, dst, to, &xf);
+	if (!r && (xf->refs > 1 || xf->inflight || xf->pend_create))
+		r = 1;
+	if (r) {
+		if (xf)
+			xf->refs--;
+		pthread_mutex_unlock(&g->lock);
+		if (r < 0)
+			*err = r;
+		return r < 0;
+	}
+	tf->inflight = xf->inflight = 1;      /* no upload of either meanwhile */
+	pthread_mutex_unlock(&g->lock);
+
+	char swap[SCS_GDRIVE_ID_MAX + 8];
+	snprintf(swap, sizeof swap, ".swap-%s", sid);
+	(void)unlinkat(g->obj_dfd, swap, 0);
+	pthread_mutex_lock(&xf->lock);
+	pthread_mutex_lock(&tf->lock);
+	int fd = -1;
+	if (linkat(g->obj_dfd, sid, g->obj_dfd, swap, 0) < 0 ||
+	    renameat(g->obj_dfd, swap, g->obj_dfd, dst->id) < 0 || fsync(g->obj_dfd) < 0 ||
+	    (fd = dup(tf->fd)) < 0) {
+		r = -errno;
+		(void)unlinkat(g->obj_dfd, swap, 0);
+	}
+	uint64_t size = tf->size;
+	pthread_mutex_unlock(&tf->lock);
+	pthread_mutex_lock(&g->lock);
+	dst->mtime = tf->meta.mtime;
+	dst->atime = tf->meta.atime;
+	dst->size = size;
+	pthread_mutex_unlock(&g->lock);
+	if (!r) {
+		close(xf->fd);
+		xf->fd = fd;
+		xf->meta.mtime = dst->mtime;
+		xf->meta.atime = dst->atime;
+		free(xf->have);
+		xf->have = calloc(1, 1);
+		xf->nblocks = 0;
+		xf->have_all = 1;
+		__atomic_store_n(&xf->size, size, __ATOMIC_RELAXED);
+		xf->dirty = 1;
+		xf->wseq++;
+		r = journal_locked(g, xf);
+	}
+	pthread_mutex_unlock(&xf->lock);
+	if (r < 0)
+		scs_log(SCS_LOG_ERR, "gdrive: cannot move %s over %s in the cache %s: %s", sid,
+			dst->id, g->cache_dir, strerror(-r));
+	pthread_mutex_lock(&g->lock);
+	tf->inflight = xf->inflight = 0;
+	if (!r) {
+		__atomic_store_n(&tf->deleted, 1, __ATOMIC_RELAXED);
+		tf->pend_create = 0;
+		g->nlocal--;
+	}
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	if (!r) {
+		file_dropped(g, sid);     /* (its D record: nothing of it is queued) */
+		pthread_mutex_lock(&g->lock);
+		for (struct gd_file **pp = &g->files; *pp; pp = &(*pp)->next)
+			if (*pp == tf && !tf->refs && !tf->inflight) {
+				*pp = tf->next;
+				tf->dirty = 0;       /* its cache file goes (dst has it now) */
+				file_free(g, tf);
+				break;
+			}
+		ent_del_locked(g, sid);
+		pthread_mutex_unlock(&g->lock);
+		own_put(g, sid, NULL, NULL, 0, 0);
+		mine_done(g, sid, 1);
+	}
+	file_unref(g, xf);
+	*err = r;
+	return 1;
+}
+
+/* A U record of f (f->lock held). */
+static void jrec_u(struct scs_gdrive_jrec *r, const struct gd_file *f)
+{
+	memset(r, 0, sizeof *r);
+	r->type = 'U';
+	strcpy(r->id, f->id);
+	r->version = f->version;
+	strcpy(r->rev, f->rev);
+}
+
+/* unlink(2) of m, which Drive has, while Drive is unreachable: the delete
+ * is journaled and queued (what was queued for it goes), and this mount
+ * no longer shows it; the uploader deletes it on Drive when it is back,
+ * unless someone changed it there since the version this mount last saw
+ * (then theirs stays: nothing is lost). */
+static int queue_delete(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path)
+{
+	struct gd_file *f;
+	pthread_mutex_lock(&g->lock);
+	int r = file_get(g, m, path, &f);
+	pthread_mutex_unlock(&g->lock);
+	if (r < 0)
+		return r;
+	struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
+	pthread_mutex_lock(&f->lock);
+	if (!jr) {
+		r = -ENOMEM;
+	} else {
+		f->version = m->version;     /* what is to be deleted */
+		strcpy(f->rev, m->rev);
+		jrec_u(jr, f);
+		r = journal_append(g, jr, 1);
+	}
+	if (!r) {
+		pthread_mutex_lock(&g->lock);
+		f->pend_delete = 1;
+		g->nlocal++;
+		__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);
+		f->jseq = jr->seq;
+		f->due = time(NULL);
+		f->failures = 0;
+		ent_del_locked(g, m->id);
+		g->status_gen++;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	free(jr);
+	if (!r) {
+		own_put(g, m->id, NULL, NULL, 0, 0);
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s deleted offline; its delete on Drive waits",
+			m->id);
+	}
+	file_unref(g, f);
+	return r;
+}
+
+/* The uploader's part of queue_delete (f->inflight is ours). */
+static int delete_pending(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	uint64_t seq = f->jseq, v = f->version;
+	char rev[SCS_GDRIVE_REV_MAX + 1];
+	strcpy(rev, f->rev);
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&g->lock);
+	char *path = f->path ? strdup(f->path) : NULL;
+	pthread_mutex_unlock(&g->lock);
+	struct scs_gdrive_meta *cur = malloc(sizeof *cur);
+	char md5[33];
+	int r = cur ? remote_state(g, f->id, cur, md5) : -ENOMEM;
+	if (r == -ENOENT) {
+		r = 0;           /* gone already (an earlier attempt, or someone else) */
+	} else if (r == 0 && (rev[0] || cur->rev[0] ? !strcmp(cur->rev, rev) : cur->version == v)) {
+		file_dropping(g, f->id, 1);
+		r = delete_id(g, f->id);
+		file_dropping(g, f->id, 0);
+	} else if (r == 0) {
+		scs_log(SCS_LOG_WARN, "gdrive: %s was changed on Drive by someone else after this "
+			"mount deleted it offline; their version is kept", path ? path : f->id);
+	}
+	free(cur);
+	free(path);
+	if (r < 0)
+		return r;
+	r = journal_d(g, f->id, seq);
+	if (!r) {
+		pthread_mutex_lock(&f->lock);
+		pthread_mutex_lock(&g->lock);
+		f->dseq = seq;
+		f->pend_delete = 0;
+		g->nlocal--;
+		f->dirty = 0;        /* nothing of it is kept: the cache may let it go */
+		g->last_sync = time(NULL);
+		g->status_gen++;
+		pthread_mutex_unlock(&g->lock);
+		pthread_mutex_unlock(&f->lock);
+	}
+	return r;
 }
 
 /* A rename moved from to to: the paths of cached files follow. */
@@ -4100,14 +4705,47 @@ struct replay {
 	struct gd_be *g;
 	struct scs_gdrive_jrec *recs;   /* the pending P per id */
 	size_t n, cap;
+	struct scs_gdrive_jrec *news;   /* the last N or U per id not done yet */
+	size_t nn, ncap;
 	uint64_t maxseq;
 };
+
+/* The slot of id in *v (a new one at the end if absent). */
+static struct scs_gdrive_jrec *replay_slot(struct scs_gdrive_jrec **v, size_t *n, size_t *cap,
+					   const char *id)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*v)[i].id, id))
+			return &(*v)[i];
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 16;
+		struct scs_gdrive_jrec *nv = realloc(*v, nc * sizeof *nv);
+		if (!nv)
+			return NULL;
+		*v = nv;
+		*cap = nc;
+	}
+	return &(*v)[(*n)++];
+}
 
 static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 {
 	struct replay *rp = arg;
 	if (r->seq > rp->maxseq)
 		rp->maxseq = r->seq;
+	if (r->type == 'N' || r->type == 'U') {
+		struct scs_gdrive_jrec *s = replay_slot(&rp->news, &rp->nn, &rp->ncap, r->id);
+		if (!s)
+			return -ENOMEM;
+		*s = *r;
+		return 0;
+	}
+	if (r->type == 'D')
+		for (size_t j = 0; j < rp->nn; j++)
+			if (!strcmp(rp->news[j].id, r->id) && rp->news[j].seq <= r->seq) {
+				rp->news[j] = rp->news[--rp->nn];   /* done since */
+				break;
+			}
 	size_t i;
 	for (i = 0; i < rp->n; i++)
 		if (!strcmp(rp->recs[i].id, r->id))
@@ -4170,6 +4808,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	free(data);
 	if (r < 0) {
 		free(rp.recs);
+		free(rp.news);
 		return scs_err_set(err, r, "cannot replay the upload journal %s: %s", p, strerror(-r));
 	}
 	if (bad)
@@ -4201,9 +4840,58 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		f->jseq = jr->seq;
 		f->wseq = f->jwseq = 1;
 		f->path = jr->path[0] ? strdup(jr->path) : NULL;
+		for (size_t j = 0; j < rp.nn; j++) {
+			const struct scs_gdrive_jrec *nr = &rp.news[j];
+			if (strcmp(nr->id, jr->id) || nr->type != 'N')
+				continue;
+			/* made offline: to be created where its last N says */
+			f->pend_create = 1;
+			g->nlocal++;
+			f->cseq = nr->seq;
+			if (nr->seq > jr->seq && nr->path[0]) {
+				free(f->path);
+				f->path = strdup(nr->path);
+			}
+			strcpy(f->meta.parent, nr->rev);
+			snprintf(f->meta.name, sizeof f->meta.name, "%s",
+				 f->path ? base_name(f->path) : f->id);
+			f->meta.perm = (uint32_t)nr->version & 07777;
+			f->meta.has_perm = 1;
+			f->meta.mtime = f->meta.atime = st.st_mtim;
+		}
 		f->next = g->files;
 		g->files = f;
 		mine_add(g, f->id);   /* a new file among them: still ours to see */
+	}
+	/* Deletes made offline wait too (what was queued for those files goes). */
+	for (size_t j = 0; j < rp.nn; j++) {
+		const struct scs_gdrive_jrec *ur = &rp.news[j];
+		if (ur->type != 'U')
+			continue;
+		struct gd_file *f;
+		for (f = g->files; f && strcmp(f->id, ur->id); f = f->next)
+			;
+		if (!f) {
+			if (!(f = file_new()))
+				break;
+			strcpy(f->id, ur->id);
+			strcpy(f->meta.id, ur->id);
+			f->fd = openat(g->obj_dfd, ur->id, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			f->have = calloc(1, 1);
+			if (f->fd < 0 || !f->have) {
+				file_free(g, f);
+				break;
+			}
+			f->path = ur->path[0] ? strdup(ur->path) : NULL;
+			f->next = g->files;
+			g->files = f;
+		}
+		f->version = ur->version;
+		strcpy(f->rev, ur->rev);
+		g->nlocal += !f->pend_delete;
+		f->pend_delete = f->deleted = 1;
+		if (ur->seq > f->jseq)
+			f->jseq = ur->seq;
 	}
 	DIR *d = fdopendir(dup(g->obj_dfd));
 	if (d) {
@@ -4220,6 +4908,8 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 				int pending = 0;
 				for (size_t i = 0; i < rp.n && !pending; i++)
 					pending = !strcmp(rp.recs[i].id, id);
+				for (size_t i = 0; i < rp.nn && !pending; i++)
+					pending = !strcmp(rp.news[i].id, id);
 				if (!pending && nmaps < MAX_CLOSED && id_ok(id)) {
 					map_load(g, id);
 					nmaps++;
@@ -4228,6 +4918,8 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		}
 		rewinddir(d);
 		while ((de = readdir(d))) {
+			if (!strncmp(de->d_name, ".swap-", 6))
+				unlinkat(g->obj_dfd, de->d_name, 0);   /* a crash in pend_replace */
 			if (de->d_name[0] == '.')
 				continue;
 			int keep = 0;
@@ -4255,15 +4947,27 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 			r = -ENOMEM;
 			break;
 		}
-		jrec_p(g, jr, f);
-		jr->seq = f->jseq;
-		int k = scs_gdrive_journal_line(jr, line, SCS_GDRIVE_JLINE_MAX);
+		for (int t = !f->pend_create; t < 2 && !r; t++) {
+			if (f->pend_delete) {
+				jrec_u(jr, f);
+				jr->seq = f->jseq;
+				t = 1;
+			} else if (t == 0) {
+				jrec_n(g, jr, f);
+				jr->seq = f->cseq;
+			} else {
+				jrec_p(g, jr, f);
+				jr->seq = f->jseq;
+			}
+			int k = scs_gdrive_journal_line(jr, line, SCS_GDRIVE_JLINE_MAX);
+			r = k < 0 ? k : write_all_fd(fd, line, (size_t)k);
+			jl += k > 0 ? (size_t)k : 0;
+		}
 		free(jr);
-		r = k < 0 ? k : write_all_fd(fd, line, (size_t)k);
-		jl += k > 0 ? (size_t)k : 0;
 	}
 	free(line);
 	free(rp.recs);
+	free(rp.news);
 	if (!r && fsync(fd) < 0)
 		r = -errno;
 	if (fd >= 0)
@@ -4772,7 +5476,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 		g->opts.upload_delay = 1.0;
 	g->be.ops = &gdrive_ops;
 	g->opening = 1;
-	g->ids = calloc(50, sizeof *g->ids);
+	g->ids = calloc(IDS_MAX, sizeof *g->ids);
 	g->be.remote = strdup(remote);
 	int r = (g->ids && g->be.remote) ? 0 : scs_err_set(err, -ENOMEM, "out of memory");
 	if (!r)
@@ -4837,7 +5541,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 			r = lookup(g, g->root_id, name, &m);
 			if (r == -ENOENT && create) {
 				char nid[SCS_GDRIVE_ID_MAX + 1];
-				r = create_meta(g, g->root_id, name, FOLDER_MIME, 0755, 0, nid);
+				r = create_meta(g, g->root_id, name, FOLDER_MIME, 0755, 0, nid, NULL);
 				if (r == 0)
 					r = get_meta(g, nid, &m);
 			}

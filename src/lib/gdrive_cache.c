@@ -34,7 +34,7 @@ static int idchars(const char *s, size_t n, const char *extra)
 int scs_gdrive_journal_line(const struct scs_gdrive_jrec *r, char *out, size_t cap)
 {
 	size_t idn = strlen(r->id), rn = strlen(r->rev), pn = strnlen(r->path, sizeof r->path);
-	if ((r->type != 'P' && r->type != 'D') || idn < 1 || idn > SCS_GDRIVE_ID_MAX ||
+	if (!r->type || !strchr("PDNU", r->type) || idn < 1 || idn > SCS_GDRIVE_ID_MAX ||
 	    !idchars(r->id, idn, NULL) || rn > SCS_GDRIVE_REV_MAX || !idchars(r->rev, rn, ".=") ||
 	    pn >= sizeof r->path)
 		return -EINVAL;
@@ -97,7 +97,7 @@ static int parse_line(const char *s, size_t len, struct scs_gdrive_jrec *r)
 		return -1;
 	const char *p = s, *e = s + len - 9, *f;
 	size_t n;
-	if (field(&p, e, &f, &n) || n != 1 || (f[0] != 'P' && f[0] != 'D'))
+	if (field(&p, e, &f, &n) || n != 1 || !f[0] || !strchr("PDNU", f[0]))
 		return -1;
 	r->type = f[0];
 	if (field(&p, e, &f, &n) || num(f, n, &r->seq))
@@ -248,9 +248,10 @@ int scs_gdrive_status_write(const char *dir, const struct scs_gdrive_status *s)
 			*p = ' ';
 	int n = snprintf(buf, sizeof buf,
 			 "offline %d\noffline_since %lld\nlast_sync %lld\nupdated %lld\n"
-			 "files %llu\nbytes %llu\nerror %s\n", s->offline ? 1 : 0,
+			 "files %llu\nbytes %llu\ndeletes %llu\nerror %s\n", s->offline ? 1 : 0,
 			 (long long)s->offline_since, (long long)s->last_sync, (long long)s->updated,
-			 (unsigned long long)s->files, (unsigned long long)s->bytes, err);
+			 (unsigned long long)s->files, (unsigned long long)s->bytes,
+			 (unsigned long long)s->deletes, err);
 	return scs_local_write_atomic(path, buf, (size_t)n, 0600);
 }
 
@@ -292,6 +293,8 @@ int scs_gdrive_status_parse(const void *data, size_t len, struct scs_gdrive_stat
 			s->files = x;
 		} else if (KEY("bytes")) {
 			s->bytes = x;
+		} else if (KEY("deletes")) {
+			s->deletes = x;
 		}           /* unknown keys: from a newer scsfs */
 #undef KEY
 		seen++;

@@ -5,9 +5,11 @@ at any moment loses nothing that close() returned for, the next mount
 replays the journal; faults and outages keep the queue; conflicts are kept;
 the cache is bounded and locked; `scsctl status` tells what waits."""
 
+import contextlib
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -71,11 +73,12 @@ def cache_dir(u):
 
 
 def journal_pending(u):
-    """Ids with a P record and no later D in the journal (by seq)."""
+    """Ids with a P (an upload) or U record (a delete made offline) and no
+    later D in the journal (by seq)."""
     pend = {}
     for line in (cache_dir(u) / "journal").read_text().splitlines():
         f = line.split(" ")
-        if f[0] == "P":
+        if f[0] in ("P", "U"):
             pend[f[2]] = int(f[1])
         elif f[0] == "D" and f[2] in pend and pend[f[2]] <= int(f[1]):
             del pend[f[2]]
@@ -142,16 +145,23 @@ def test_close_returns_before_upload_and_the_uploader_sends_it(gv, emu):
 
 
 
-def fresh_machine_reads(v, files):
-    """A second machine (an empty cache) sees every file from Drive alone."""
+@contextlib.contextmanager
+def fresh_machine(v):
+    """v mounted as on a second machine (an empty cache): Drive alone."""
     v.user.cache = v.user.cache.parent / f"cache-{time.monotonic_ns()}"
     v.user.cache.mkdir()
     v.mount()
     try:
-        for name, data in files.items():
-            assert (v.mnt / name).read_bytes() == data, name
+        yield v
     finally:
         v.unmount()
+
+
+def fresh_machine_reads(v, files):
+    """A second machine (an empty cache) sees every file from Drive alone."""
+    with fresh_machine(v):
+        for name, data in files.items():
+            assert (v.mnt / name).read_bytes() == data, name
 
 
 def test_kill9_right_after_close_then_remount(gv, emu):
@@ -331,8 +341,8 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
             f.seek(6)
             f.write(b" and more")
         assert (top / "d" / "off.txt").read_bytes() == b"AFTER! and more"
-        with pytest.raises(OSError):       # namespace changes need Drive
-            (top / "new.txt").write_bytes(b"x")
+        with pytest.raises(OSError):       # folders need Drive
+            (top / "newdir").mkdir()
         time.sleep(3)
         assert journal_pending(gv.user), "the queue was dropped while offline"
         emu.control(action="outage", on=False)
@@ -342,8 +352,215 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
         emu.control(action="outage", on=False)
         v.unmount(check=False)
     assert "working offline" in v.log() and "reachable again" in v.log()
-    assert "Drive is unreachable: creating, renaming, deleting" in v.log()
+    assert "Drive is unreachable: making folders and links" in v.log()
     fresh_machine_reads(v, {"offline/d/off.txt": b"AFTER! and more", "offline/ro.bin": ro})
+
+
+def go_offline(v, emu, top):
+    """Cut Drive off once top's files are uploaded and top was listed."""
+    eventually(lambda: not journal_pending(v.user), timeout=30)
+    for d in [top] + [p for p in top.rglob("*") if p.is_dir()]:
+        os.listdir(d)
+    emu.control(action="outage", on=True)
+    eventually(lambda: "offline since" in status(v.user), timeout=60,
+               what="status saying offline")
+
+
+def make_offline_changes(top, big):
+    """New files made while Drive is unreachable, and what an editor or a
+    build does with them: a save through a temporary name, a deleted
+    scratch file, a mode change, a large file."""
+    (top / "new.txt").write_bytes(b"made offline")
+    (top / "d" / ".save.tmp").write_bytes(b"saved through a temporary name")
+    os.rename(top / "d" / ".save.tmp", top / "d" / "saved.txt")
+    (top / "scratch").write_bytes(b"gone before Drive saw it")
+    os.unlink(top / "scratch")
+    os.chmod(top / "new.txt", 0o600)
+    # a file Drive has, saved over through a temporary name
+    (top / "d" / ".keep.txt.swp").write_bytes(b"kept, edited offline")
+    os.rename(top / "d" / ".keep.txt.swp", top / "d" / "keep.txt")
+    (top / "moved-up.bin").write_bytes(big)
+    os.rename(top / "moved-up.bin", top / "d" / "big.bin")
+    # files Drive has: deleted; replaced by a rename while the new one is open
+    os.unlink(top / "d" / "old.txt")
+    with open(top / "d" / ".over.tmp", "wb") as f:
+        f.write(b"replaced while ")
+        f.flush()
+        os.rename(top / "d" / ".over.tmp", top / "d" / "over.txt")
+        f.write(b"open")
+
+
+def make_drive_files(top):
+    (top / "d").mkdir(parents=True)
+    for n in ("keep", "old", "over"):
+        (top / "d" / f"{n}.txt").write_bytes(b"from before")
+
+
+OFFLINE_FILES = ["d/big.bin", "d/keep.txt", "d/over.txt", "d/saved.txt", "new.txt"]
+
+
+def check_offline_changes(top, big):
+    assert sorted(str(p.relative_to(top)) for p in top.rglob("*") if p.is_file()) == \
+        OFFLINE_FILES
+    assert (top / "new.txt").read_bytes() == b"made offline"
+    assert (top / "d" / "saved.txt").read_bytes() == b"saved through a temporary name"
+    assert (top / "d" / "big.bin").read_bytes() == big
+    assert (top / "d" / "keep.txt").read_bytes() == b"kept, edited offline"
+    assert (top / "d" / "over.txt").read_bytes() == b"replaced while open"
+    assert (top / "new.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_offline_new_files_queue_and_upload_when_back(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    big = rnd(7 << 20, 4)      # past the multipart limit: a resumable upload
+    top = v.mnt / "offnew"
+    try:
+        make_drive_files(top)
+        go_offline(v, emu, top)
+        before = len(stored(emu))
+        emu.clear_log()
+        make_offline_changes(top, big)
+        time.sleep(1.5)      # past the kernel's entry and attribute caches
+        check_offline_changes(top, big)
+        # five files to upload, two deletes
+        assert len(journal_pending(gv.user)) == 7, "offline changes not journaled"
+        assert "5 files (7.0 MiB) wait to upload, 2 deletes to make" in status(gv.user), \
+            status(gv.user)
+        time.sleep(2)
+        assert not [r for r in emu.log() if isinstance(r["status"], int) and
+                    r["status"] < 400], "a request got through the outage"
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="upload when back")
+        check_offline_changes(top, big)
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    no_duplicates(emu)
+    # four new entries, two deleted; keep.txt kept its Drive entry (a new
+    # revision)
+    assert len(stored(emu)) == before + 2
+    fresh_machine_reads(v, {"offnew/new.txt": b"made offline",
+                            "offnew/d/saved.txt": b"saved through a temporary name",
+                            "offnew/d/big.bin": big,
+                            "offnew/d/keep.txt": b"kept, edited offline",
+                            "offnew/d/over.txt": b"replaced while open"})
+    with fresh_machine(v):
+        check_offline_changes(top, big)     # names, modes, and nothing else
+
+
+def test_offline_new_files_survive_kill9_and_upload_at_the_next_mount(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    big = rnd(6 << 20, 5)
+    top = v.mnt / "offkill"
+    try:
+        make_drive_files(top)
+        go_offline(v, emu, top)
+        before = len(stored(emu))
+        make_offline_changes(top, big)
+        kill9(v)
+    finally:
+        emu.control(action="outage", on=False)
+    assert len(journal_pending(gv.user)) == 7
+    assert len(stored(emu)) == before, "Drive changed during the outage"
+    v.mount(args=["-o", "upload_delay=0.2"])
+    try:
+        check_offline_changes(top, big)      # before the uploads land, too
+        eventually(lambda: not journal_pending(gv.user), timeout=60,
+                   what="the replayed uploads")
+        check_offline_changes(top, big)
+    finally:
+        v.unmount()
+    no_duplicates(emu)
+    fresh_machine_reads(v, {"offkill/new.txt": b"made offline", "offkill/d/big.bin": big,
+                            "offkill/d/saved.txt": b"saved through a temporary name",
+                            "offkill/d/keep.txt": b"kept, edited offline",
+                            "offkill/d/over.txt": b"replaced while open"})
+    assert len(stored(emu)) == before + 2
+
+
+def test_offline_programs_save_and_it_all_reaches_drive(gv, emu):
+    """What people run on a plane: Vim (which cannot rename the original to
+    its backup offline and copies it instead), sed -i and rsync (a temporary
+    name renamed over the file), SQLite (its journal made and deleted)."""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "plane"
+    try:
+        top.mkdir()
+        (top / "notes.txt").write_bytes(b"line one\n")
+        (top / "conf.ini").write_bytes(b"mode=slow\n")
+        (top / "data.bin").write_bytes(b"old data")
+        con = sqlite3.connect(top / "db.sqlite")
+        con.execute("create table t (x text)")
+        con.execute("insert into t values ('before')")
+        con.commit()
+        con.close()
+        go_offline(v, emu, top)
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True, timeout=120)  # noqa
+        run("vim", "-u", "NONE", "-i", "NONE", "-N", "-es", "-c", "normal Goline two",
+            "-c", "wq", str(top / "notes.txt"))
+        run("sed", "-i", "s/slow/fast/", str(top / "conf.ini"))
+        src = v.mnt.parent / "src.bin"        # (outside the mount)
+        src.write_bytes(b"new data from rsync")
+        run("rsync", "-t", str(src), str(top / "data.bin"))
+        con = sqlite3.connect(top / "db.sqlite")
+        con.execute("insert into t values ('offline')")
+        con.commit()
+        con.close()
+        time.sleep(1.5)
+        assert sorted(os.listdir(top)) == ["conf.ini", "data.bin", "db.sqlite", "notes.txt"]
+        assert (top / "notes.txt").read_bytes() == b"line one\nline two\n"
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="upload when back")
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    no_duplicates(emu)
+    fresh_machine_reads(v, {"plane/notes.txt": b"line one\nline two\n",
+                            "plane/conf.ini": b"mode=fast\n",
+                            "plane/data.bin": b"new data from rsync"})
+    with fresh_machine(v):
+        assert sorted(os.listdir(top)) == ["conf.ini", "data.bin", "db.sqlite", "notes.txt"]
+        con = sqlite3.connect(top / "db.sqlite")
+        assert [r[0] for r in con.execute("select x from t order by rowid")] == \
+            ["before", "offline"]
+        assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
+        con.close()
+
+
+def test_offline_delete_keeps_a_file_changed_on_drive_meanwhile(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2,poll=3600"])
+    try:
+        ids = set(emu.state()["files"])
+        (v.mnt / "theirs.txt").write_bytes(b"mine")
+        (v.mnt / "mine.txt").write_bytes(b"mine too")
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        assert {"mine.txt", "theirs.txt"} <= set(os.listdir(v.mnt))   # (listed: seen)
+        new = [i for i in emu.state()["files"] if i not in ids]
+        before = len(stored(emu))
+        size = {i: emu.state()["files"][i].get("size") for i in new}
+        # (the mount does not hear of it: its feed is read once an hour)
+        theirs = [i for i in new if int(size[i] or 0) == min(int(s or 0) for s in size.values())]
+        replace_on_drive(emu, theirs[0])
+        emu.control(action="outage", on=True)
+        eventually(lambda: "offline since" in status(gv.user), timeout=60)
+        os.unlink(v.mnt / "theirs.txt")
+        os.unlink(v.mnt / "mine.txt")
+        time.sleep(1.5)
+        assert not {"mine.txt", "theirs.txt"} & set(os.listdir(v.mnt))
+        assert len(journal_pending(gv.user)) == 2
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the deletes")
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert "was changed on Drive by someone else after this mount deleted it offline; " \
+        "their version is kept" in v.log(), v.log()
+    assert len(stored(emu)) == before - 1      # only the one nobody changed went
+    assert theirs[0] in {f["id"] for fs in stored(emu).values() for f in fs}
+    # (their bytes are no scsfs object: gone, for the tests after this one)
+    other = emu.client(emu.token())
+    assert other.request("DELETE", f"/drive/v3/files/{theirs[0]}").status == 204
+    other.close()
 
 
 def test_sync_upload_waits_for_drive(gv, emu):

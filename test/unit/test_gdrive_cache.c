@@ -3,6 +3,8 @@
  * made up from it), the status file and block maps round-trip and bad ones
  * are refused. */
 #include "scs/gdrive.h"
+#include "scs/b64.h"
+#include "scs/crypto.h"
 #include "unit.h"
 
 #include <errno.h>
@@ -63,6 +65,38 @@ static void test_journal(void)
 		CHECK(g.n == 1 && g.r[0].type == 'D');
 		buf[i] ^= 0x01;
 	}
+	/* N (a file made offline): the folder id in rev, the mode in version */
+	static struct scs_gdrive_jrec c;
+	c.type = 'N';
+	c.seq = 8;
+	strcpy(c.id, "1newfile");
+	c.version = 0640;
+	strcpy(c.rev, "folderId_-9");
+	strcpy(c.path, "d/new.txt");
+	int n3 = scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX);
+	CHECK(n3 > 0);
+	g.n = 0;
+	CHECK_EQ(scs_gdrive_journal_parse(buf, (size_t)n3, collect, &g, &bad), 0);
+	CHECK(g.n == 1 && g.r[0].type == 'N' && g.r[0].version == 0640 &&
+	      !strcmp(g.r[0].rev, c.rev) && !strcmp(g.r[0].path, c.path));
+	/* other record types are neither written nor read */
+	c.type = 'X';
+	CHECK_EQ(scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX), -EINVAL);
+	c.type = 'N';
+	n3 = scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX);
+	buf[0] = 'X';     /* (the checksum covers the type: recompute it as a forger would) */
+	{
+		char body[SCS_GDRIVE_JLINE_MAX];
+		int k = n3 - 10;
+		memcpy(body, buf, (size_t)k);
+		uint8_t h[32];
+		scs_sha256(body, (size_t)k, h);
+		scs_hex_encode(h, 4, buf + k + 1);
+	}
+	g.n = 0;
+	CHECK_EQ(scs_gdrive_journal_parse(buf, (size_t)n3, collect, &g, &bad), 0);
+	CHECK(g.n == 0 && bad == 1);
+
 	/* ids that could name other files are refused when writing */
 	strcpy(a.id, "../x");
 	CHECK_EQ(scs_gdrive_journal_line(&a, buf, SCS_GDRIVE_JLINE_MAX), -EINVAL);
@@ -77,12 +111,13 @@ static void test_status(void)
 	s.last_sync = 1700000100;
 	s.files = 3;
 	s.bytes = 1258291;
+	s.deletes = 2;
 	strcpy(s.error, "Drive unreachable: no route\nsecond line");
 	char *dir = unit_tmpdir("gdrive_status");
 	CHECK_EQ(scs_gdrive_status_write(dir, &s), 0);
 	CHECK_EQ(scs_gdrive_status_read(dir, &t), 0);
 	CHECK(t.offline == 1 && t.offline_since == s.offline_since && t.last_sync == s.last_sync &&
-	      t.files == 3 && t.bytes == s.bytes);
+	      t.files == 3 && t.bytes == s.bytes && t.deletes == 2);
 	CHECK(!strcmp(t.error, "Drive unreachable: no route second line"));
 	const char *bad[] = { "", "files x\n", "files 3", "nospace\n", "files 99999999999999999999\n" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
