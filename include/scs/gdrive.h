@@ -90,11 +90,14 @@ void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t 
  * of a SEQ at least as high ends it) or U (ID, which Drive has, was deleted
  * while Drive was unreachable: it is to be deleted there unless its content
  * changed on Drive since VERSION/REV; what was queued for it before goes),
- * REV and PATHHEX are "-" when empty,
+ * C (ID was made on Drive by this mount, marked as having no content yet:
+ * if no P of it follows, its creator died before its first close, and the
+ * next mount deletes it there if it still carries that mark), REV and
+ * PATHHEX are "-" when empty,
  * CKSUM is 8 hex digits of SHA-256 over what precedes it. */
 #define SCS_GDRIVE_JLINE_MAX 9000
 struct scs_gdrive_jrec {
-	char type;                          /* 'P', 'D', 'N' or 'U' */
+	char type;                          /* 'P', 'D', 'N', 'U' or 'C' */
 	uint64_t seq;
 	char id[SCS_GDRIVE_ID_MAX + 1];
 	uint64_t version;

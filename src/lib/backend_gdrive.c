@@ -88,6 +88,7 @@ struct gd_file {
 	 * the uploader deletes it on Drive, unless its content there is no
 	 * longer version/rev (someone changed it since: theirs stays). */
 	int pend_delete;
+	int if_marked;           /* (pend_delete) only if Drive still has it marked empty */
 	/* read-ahead (f->lock): a read near where the last one ended doubles
 	 * the window fetched, from two blocks up to FETCH_MAX */
 	uint64_t ra_next, ra_win;
@@ -3337,6 +3338,8 @@ static void file_unref(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_unlock(&g->lock);
 }
 
+static uint64_t journal_made(struct gd_be *g, const char *id);
+
 /* The metadata of a new file made here while Drive is unreachable. */
 static void made_here(struct scs_gdrive_meta *m, const char *id, const char *pid,
 		      const char *base, uint32_t perm)
@@ -3359,6 +3362,7 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	struct gd_obj *o = calloc(1, sizeof *o);
 	char pid[SCS_GDRIVE_ID_MAX + 1];
 	int r = (m && o) ? resolve(g, path, m, pid) : -ENOMEM, queued = 0;
+	uint64_t made = 0;
 	if (r == 0 && (flags & O_CREAT) && (flags & O_EXCL))
 		r = -EEXIST;
 	else if (r == 0 && (m->is_dir || m->is_link))
@@ -3369,8 +3373,10 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 		r = create_meta(g, pid, base, NULL, mode ? mode : 0644, 0, id, &queued);
 		if (!r && queued)
 			made_here(m, id, pid, base, mode ? mode : 0644);
-		else if (!r)
+		else if (!r) {
+			made = journal_made(g, id);
 			r = get_meta(g, id, m);
+		}
 	}
 	if (r == 0) {
 		pthread_mutex_lock(&g->lock);
@@ -3378,6 +3384,8 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 		o->writer = r == 0 && (flags & O_ACCMODE) != O_RDONLY;
 		if (o->writer)
 			o->f->writers++;
+		if (r == 0 && made)
+			o->f->cseq = made;     /* (kept in the journal until its first P) */
 		if (r == 0 && queued) {
 			/* dirty from the start: its close journals it */
 			o->f->pend_create = 1;
@@ -3653,7 +3661,7 @@ static int write_all_fd(int fd, const void *buf, size_t n)
 }
 
 /* Append records (one write, then fdatasync): durable when it returns 0. */
-static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
+static int journal_write(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n, int sync)
 {
 	char *buf = malloc(n * SCS_GDRIVE_JLINE_MAX);
 	if (!buf)
@@ -3672,7 +3680,7 @@ static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
 	}
 	if (!ret)
 		ret = write_all_fd(g->jfd, buf, len);
-	if (!ret && fdatasync(g->jfd) < 0)
+	if (!ret && sync && fdatasync(g->jfd) < 0)
 		ret = -errno;
 	if (!ret)
 		g->jsize += len;
@@ -3682,6 +3690,23 @@ static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
 		scs_log(SCS_LOG_ERR, "gdrive: cannot write the upload journal in %s: %s", g->cache_dir,
 			strerror(-ret));
 	return ret;
+}
+
+static int journal_append(struct gd_be *g, struct scs_gdrive_jrec *r, size_t n)
+{
+	return journal_write(g, r, n, 1);
+}
+
+/* A C record: id, a new regular file, is on Drive now, marked empty; its
+ * seq, or 0.  Not synced: it matters if scsfs dies before the file's first
+ * close, whose P record is (the page cache outlives a kill -9). */
+static uint64_t journal_made(struct gd_be *g, const char *id)
+{
+	struct scs_gdrive_jrec c;
+	memset(&c, 0, sizeof c);
+	c.type = 'C';
+	strcpy(c.id, id);
+	return g->wb && journal_write(g, &c, 1, 0) == 0 ? c.seq : 0;
 }
 
 /* A D record: what was queued for id up to seq is done (or dropped). */
@@ -3811,7 +3836,7 @@ static int remote_state(struct gd_be *g, const char *id, struct scs_gdrive_meta 
 {
 	char url[SCS_URL_MAX + 256];
 	snprintf(url, sizeof url, "%s/files/%s?supportsAllDrives=true&fields=id,name,version,"
-		 "headRevisionId,md5Checksum,size,trashed", g->ep.api, id);
+		 "headRevisionId,md5Checksum,size,trashed,appProperties", g->ep.api, id);
 	json_t *j = NULL;
 	int r = get_json(g, url, &j);
 	if (r < 0)
@@ -4213,7 +4238,7 @@ static void journal_compact(struct gd_be *g)
 	pthread_mutex_lock(&g->lock);
 	int pending = 0;
 	for (struct gd_file *f = g->files; f; f = f->next)
-		if (f->jseq > f->dseq || f->inflight)
+		if (f->jseq > f->dseq || f->inflight || (f->cseq && !f->jseq))
 			pending = 1;
 	if (!pending) {
 		pthread_mutex_lock(&g->jlock);
@@ -4579,11 +4604,12 @@ static int delete_pending(struct gd_be *g, struct gd_file *f)
 	int r = cur ? remote_state(g, f->id, cur, md5) : -ENOMEM;
 	if (r == -ENOENT) {
 		r = 0;           /* gone already (an earlier attempt, or someone else) */
-	} else if (r == 0 && (rev[0] || cur->rev[0] ? !strcmp(cur->rev, rev) : cur->version == v)) {
+	} else if (r == 0 && (f->if_marked ? cur->pending :
+			      rev[0] || cur->rev[0] ? !strcmp(cur->rev, rev) : cur->version == v)) {
 		file_dropping(g, f->id, 1);
 		r = delete_id(g, f->id);
 		file_dropping(g, f->id, 0);
-	} else if (r == 0) {
+	} else if (r == 0 && !f->if_marked) {
 		scs_log(SCS_LOG_WARN, "gdrive: %s was changed on Drive by someone else after this "
 			"mount deleted it offline; their version is kept", path ? path : f->id);
 	}
@@ -4733,13 +4759,19 @@ static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 	struct replay *rp = arg;
 	if (r->seq > rp->maxseq)
 		rp->maxseq = r->seq;
-	if (r->type == 'N' || r->type == 'U') {
+	if (r->type == 'N' || r->type == 'U' || r->type == 'C') {
 		struct scs_gdrive_jrec *s = replay_slot(&rp->news, &rp->nn, &rp->ncap, r->id);
 		if (!s)
 			return -ENOMEM;
 		*s = *r;
 		return 0;
 	}
+	if (r->type == 'P')
+		for (size_t j = 0; j < rp->nn; j++)
+			if (!strcmp(rp->news[j].id, r->id) && rp->news[j].type == 'C') {
+				rp->news[j] = rp->news[--rp->nn];   /* closed: its P stands */
+				break;
+			}
 	if (r->type == 'D')
 		for (size_t j = 0; j < rp->nn; j++)
 			if (!strcmp(rp->news[j].id, r->id) && rp->news[j].seq <= r->seq) {
@@ -4866,7 +4898,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	/* Deletes made offline wait too (what was queued for those files goes). */
 	for (size_t j = 0; j < rp.nn; j++) {
 		const struct scs_gdrive_jrec *ur = &rp.news[j];
-		if (ur->type != 'U')
+		if (ur->type != 'U' && ur->type != 'C')
 			continue;
 		struct gd_file *f;
 		for (f = g->files; f && strcmp(f->id, ur->id); f = f->next)
@@ -4890,6 +4922,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		strcpy(f->rev, ur->rev);
 		g->nlocal += !f->pend_delete;
 		f->pend_delete = f->deleted = 1;
+		f->if_marked = ur->type == 'C';   /* made, and its creator died before a close */
 		if (ur->seq > f->jseq)
 			f->jseq = ur->seq;
 	}
@@ -4950,6 +4983,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		for (int t = !f->pend_create; t < 2 && !r; t++) {
 			if (f->pend_delete) {
 				jrec_u(jr, f);
+				jr->type = f->if_marked ? 'C' : 'U';
 				jr->seq = f->jseq;
 				t = 1;
 			} else if (t == 0) {

@@ -34,7 +34,7 @@ static int idchars(const char *s, size_t n, const char *extra)
 int scs_gdrive_journal_line(const struct scs_gdrive_jrec *r, char *out, size_t cap)
 {
 	size_t idn = strlen(r->id), rn = strlen(r->rev), pn = strnlen(r->path, sizeof r->path);
-	if (!r->type || !strchr("PDNU", r->type) || idn < 1 || idn > SCS_GDRIVE_ID_MAX ||
+	if (!r->type || !strchr("PDNUC", r->type) || idn < 1 || idn > SCS_GDRIVE_ID_MAX ||
 	    !idchars(r->id, idn, NULL) || rn > SCS_GDRIVE_REV_MAX || !idchars(r->rev, rn, ".=") ||
 	    pn >= sizeof r->path)
 		return -EINVAL;
@@ -97,7 +97,7 @@ static int parse_line(const char *s, size_t len, struct scs_gdrive_jrec *r)
 		return -1;
 	const char *p = s, *e = s + len - 9, *f;
 	size_t n;
-	if (field(&p, e, &f, &n) || n != 1 || !f[0] || !strchr("PDNU", f[0]))
+	if (field(&p, e, &f, &n) || n != 1 || !f[0] || !strchr("PDNUC", f[0]))
 		return -1;
 	r->type = f[0];
 	if (field(&p, e, &f, &n) || num(f, n, &r->seq))

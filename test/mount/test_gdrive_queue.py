@@ -220,6 +220,36 @@ def test_own_new_files_seen_after_kill9_while_their_upload_waits(gv, emu):
     fresh_machine_reads(v, files)
 
 
+def test_creator_killed_before_the_first_close_leaves_nothing_on_drive(gv, emu):
+    """A new file's Drive entry is made when it is created, marked empty
+    until its first upload; a creator killed before closing it never
+    uploads it, and the next mount deletes that entry (else it would stay
+    hidden from everyone and keep its folder from being removed)."""
+    v = gv.mount()
+    sub = v.mnt / f"open-{time.monotonic_ns()}"
+    sub.mkdir()
+    (sub / "closed.txt").write_bytes(b"kept")
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    before = len(stored(emu))
+    fd = os.open(sub / "never-closed.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"never closed, never promised")
+    assert len(stored(emu)) == before + 1        # its entry, marked empty
+    kill9(v)
+    try:
+        os.close(fd)
+    except OSError:
+        pass                                     # (the mount is gone)
+    v.mount()
+    try:
+        eventually(lambda: len(stored(emu)) == before, timeout=30,
+                   what="the entry of the file never closed deleted")
+        assert os.listdir(sub) == ["closed.txt"]
+        os.unlink(sub / "closed.txt")
+        os.rmdir(sub)                            # nothing keeps the folder
+    finally:
+        v.unmount()
+
+
 def test_kill9_during_a_slow_upload_then_remount(gv, emu):
     v = gv.mount()
     data = rnd(12 * 1024 * 1024, 5)
