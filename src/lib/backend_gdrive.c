@@ -551,9 +551,9 @@ static void offline_refusal(struct gd_be *g, const char *method)
 		return;
 	if (__atomic_exchange_n(&last, now, __ATOMIC_RELAXED) + 60 > now)
 		return;
-	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: making folders and links, and "
-		"renaming, deleting or changing attributes of what is already on Drive need it "
-		"(new files and writes to files are queued offline); try again when it is back");
+	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: links, and removing, renaming or "
+		"changing attributes of what is already on Drive need it (new files and folders, "
+		"writes and deletes of files are queued offline); try again when it is back");
 }
 
 /* The last error, for `scsctl status` (g->lock held for set_error_locked). */
@@ -1225,18 +1225,19 @@ static size_t own_in(struct gd_be *g, const char *pid, char (*ids)[SCS_GDRIVE_ID
 {
 	size_t n = 0;
 	pthread_mutex_lock(&g->lock);
-	for (struct gd_own *o = g->own ? g->own->newest : NULL; o && n < max; o = o->older)
-		if (o->name && !strcmp(o->pid, pid))
-			strcpy(ids[n++], o->id);
-	size_t nown = n;
-	for (struct gd_file *f = g->nlocal ? g->files : NULL; f && n < max; f = f->next) {
-		if (!f->pend_create || f->deleted || strcmp(f->meta.parent, pid))
+	/* the files made here first: only this mount can show them */
+	for (struct gd_file *f = g->nlocal ? g->files : NULL; f && n < max; f = f->next)
+		if (f->pend_create && !f->deleted && !strcmp(f->meta.parent, pid))
+			strcpy(ids[n++], f->id);
+	size_t nlocal = n;
+	for (struct gd_own *o = g->own ? g->own->newest : NULL; o && n < max; o = o->older) {
+		if (!o->name || strcmp(o->pid, pid))
 			continue;
 		size_t i = 0;
-		while (i < nown && strcmp(ids[i], f->id))
+		while (i < nlocal && strcmp(ids[i], o->id))
 			i++;
-		if (i == nown)
-			strcpy(ids[n++], f->id);
+		if (i == nlocal)
+			strcpy(ids[n++], o->id);
 	}
 	pthread_mutex_unlock(&g->lock);
 	return n;
@@ -1696,6 +1697,14 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 		real[bl] = '\0';
 		name = real;
 	}
+	char oid[SCS_GDRIVE_ID_MAX + 1];
+	if (pend_meta_get(g, pid, m) == 0) {
+		/* a folder made offline: Drive has nothing in it yet */
+		int r = pend_find(g, pid, name, oid) ? pend_meta_get(g, oid, m) : -ENOENT;
+		if (!r)
+			ent_put(g, m->id, pid, m->name, 0, 0, 1);
+		return r;
+	}
 	char *qn = q_quote(name);
 	if (!qn)
 		return -ENOMEM;
@@ -1725,7 +1734,6 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 	free(c.second);
 	if (r < 0)
 		return r;
-	char oid[SCS_GDRIVE_ID_MAX + 1];
 	if (!c.found && !dup && (own_find(g, pid, name, oid) || pend_find(g, pid, name, oid))) {
 		/* not listed (yet?): what was made there, if it is still there */
 		r = own_check(g, oid, pid, m);
@@ -2139,7 +2147,7 @@ static int id_cmp(const void *a, const void *b)
 
 static int list_own(struct gd_be *g, const char *pid, struct list_ctx *c)
 {
-	enum { MAXN = 256 };
+	enum { MAXN = 256 + IDS_MAX };     /* (all that can be made offline) */
 	char (*ids)[SCS_GDRIVE_ID_MAX + 1] = malloc(MAXN * sizeof *ids);
 	unsigned char *listed = calloc(MAXN, 1);
 	struct scs_gdrive_meta *m = malloc(sizeof *m);
@@ -2190,7 +2198,9 @@ static int gd_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
 	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
 		return -ENOMEM;
 	struct list_ctx c = { .g = g, .pid = id };
-	r = list_query(g, q, 1000, list_cb, list_reset, &c);
+	struct scs_gdrive_meta pm;
+	if (pend_meta_get(g, id, &pm) < 0)     /* (made offline: Drive has none of it) */
+		r = list_query(g, q, 1000, list_cb, list_reset, &c);
 	free(q);
 	if (!r)
 		r = list_own(g, id, &c);
@@ -2295,12 +2305,13 @@ static int post_meta(struct gd_be *g, const char *id, const char *pid, const cha
 }
 
 /* A new entry with a pre-generated id (post_meta).  With queued (not
- * NULL), a regular file is made here if Drive is unreachable (*queued = 1):
- * its first upload will create it (create_pending). */
+ * NULL), a regular file or a folder is made here if Drive is unreachable,
+ * or if its folder is itself made here and not on Drive yet (*queued = 1):
+ * the uploader will create it (create_pending). */
 static int create_meta(struct gd_be *g, const char *pid, const char *name, const char *mime,
 		       uint32_t perm, int link, char id_out[SCS_GDRIVE_ID_MAX + 1], int *queued)
 {
-	int can_queue = queued && !mime && !link && g->wb;
+	int can_queue = queued && (!mime || !strcmp(mime, FOLDER_MIME)) && !link && g->wb;
 	if (queued)
 		*queued = 0;
 	queueable = can_queue;
@@ -2311,10 +2322,16 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 	if (!mime && !link)
 		mine_add(g, id_out);   /* before Drive has it: this mount always sees it */
 	uint64_t v;
-	queueable = can_queue;
-	r = post_meta(g, id_out, pid, name, mime, perm, link, &v);
-	queueable = 0;
-	if (r < 0 && can_queue && offline_now(g, r)) {
+	struct scs_gdrive_meta pm;
+	int in_local = can_queue && pend_meta_get(g, pid, &pm) == 0;
+	if (in_local) {
+		r = -EIO;       /* in a folder Drive does not have yet: made here too */
+	} else {
+		queueable = can_queue;
+		r = post_meta(g, id_out, pid, name, mime, perm, link, &v);
+		queueable = 0;
+	}
+	if (r < 0 && can_queue && (offline_now(g, r) || in_local)) {
 		/* (if this request got through after all, the upload's own
 		 * create finds the id taken: then it is ours) */
 		ent_put(g, id_out, pid, name, 0, 0, 0);
@@ -2325,6 +2342,9 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 		mine_done(g, id_out, 1);
 	return r;
 }
+
+static int dir_made_here(struct gd_be *g, const char *path, const char *id, const char *pid,
+			 const char *base, uint32_t perm);
 
 static int gd_mkdir(scs_backend *be, const char *path, uint32_t mode)
 {
@@ -2337,7 +2357,10 @@ static int gd_mkdir(scs_backend *be, const char *path, uint32_t mode)
 	if (r != -ENOENT)
 		return r;
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	r = create_meta(g, pid, base, FOLDER_MIME, mode ? mode : 0755, 0, id, NULL);
+	int queued = 0;
+	r = create_meta(g, pid, base, FOLDER_MIME, mode ? mode : 0755, 0, id, &queued);
+	if (!r && queued)
+		r = dir_made_here(g, path, id, pid, base, mode ? mode : 0755);
 	if (!r)
 		dir_cache_put(g, path, id);
 	return r;
@@ -2400,6 +2423,8 @@ static int dir_empty(struct gd_be *g, const char *id)
 	return r;
 }
 
+static int pend_drop(struct gd_be *g, const char *id);
+
 static int gd_rmdir(scs_backend *be, const char *path)
 {
 	struct gd_be *g = GB(be);
@@ -2411,9 +2436,14 @@ static int gd_rmdir(scs_backend *be, const char *path)
 		return r;
 	if (!m.is_dir)
 		return -ENOTDIR;
-	r = dir_empty(g, m.id);
+	struct scs_gdrive_meta pm;
+	char cid[1][SCS_GDRIVE_ID_MAX + 1];
+	if (pend_meta_get(g, m.id, &pm) == 0)   /* made offline: all it holds is here */
+		r = own_in(g, m.id, cid, 1) ? -ENOTEMPTY : 0;
+	else
+		r = dir_empty(g, m.id);
 	if (!r)
-		r = delete_id(g, m.id);
+		r = pend_drop(g, m.id) ? 0 : delete_id(g, m.id);
 	if (!r) {
 		dir_cache_move(g, path, NULL);
 		memo_drop(g, path);
@@ -2581,6 +2611,38 @@ static int exchange(struct gd_be *g, const char *from, const struct scs_gdrive_m
 static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta *dst,
 			const char *to, int *err);
 
+/* A folder made offline moved to dir: what this mount remembers of what
+ * is in it (all made offline too: Drive has none of it) follows, for
+ * offline listings. */
+static void memo_refill(struct gd_be *g, const char *dir)
+{
+	size_t n = 0, cap = 0;
+	struct { char *path; struct scs_gdrive_meta m; } *v = NULL;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f; f = f->next) {
+		if (!f->pend_create || f->deleted || !f->path || !under(f->path, dir))
+			continue;
+		if (n == cap) {
+			void *nv = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
+			if (!nv)
+				break;
+			v = nv;
+		}
+		if ((v[n].path = strdup(f->path))) {
+			v[n].m = f->meta;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	for (size_t i = 0; i < n; i++) {     /* (dir itself among them) */
+		memo_put(g, v[i].path, &v[i].m, v[i].m.parent);
+		if (v[i].m.is_dir)
+			memo_listed(g, v[i].path);
+		free(v[i].path);
+	}
+	free(v);
+}
+
 static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned flags)
 {
 	struct gd_be *g = GB(be);
@@ -2615,6 +2677,9 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 			return -ENOTDIR;
 		if (dst.is_dir && (r = dir_empty(g, dst.id)) < 0)
 			return r;
+		if (dst.is_dir && __atomic_load_n(&g->offline, __ATOMIC_RELAXED) &&
+		    pend_meta_get(g, dst.id, &dst) < 0)
+			return -EIO;    /* a folder Drive has cannot be removed offline */
 	}
 	if (exists && !src.is_dir && !dst.is_dir && pend_meta_get(g, dst.id, &dst) < 0 &&
 	    pend_replace(g, src.id, &dst, to, &r)) {
@@ -2626,7 +2691,7 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	}
 	/* Move first, then delete what it replaces: a crash in between leaves
 	 * a duplicate name (resolved the same way everywhere), never a loss. */
-	struct gd_file *pf = src.is_dir ? NULL : pend_hold(g, src.id);
+	struct gd_file *pf = pend_hold(g, src.id);
 	if (pf) {
 		/* made offline: moved here, created there by its upload */
 		const char *bn = base_name(to);
@@ -2642,6 +2707,10 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 		}
 		r = pend_changed(g, pf, from, to);
 		own_put(g, src.id, dpid, base_name(to), 0, 1);
+		if (src.is_dir) {
+			files_renamed(g, from, to);
+			memo_refill(g, to);
+		}
 	} else {
 		r = move_id(g, &src, base_name(to), spid, dpid);
 	}
@@ -2676,7 +2745,7 @@ static int gd_chmod(scs_backend *be, const char *path, uint32_t mode)
 		return r;
 	if (m.is_link)
 		return 0;
-	struct gd_file *pf = m.is_dir ? NULL : pend_hold(GB(be), m.id);
+	struct gd_file *pf = pend_hold(GB(be), m.id);
 	if (pf) {
 		pf->meta.perm = mode & 07777;      /* made offline: created with it */
 		return pend_changed(GB(be), pf, NULL, path);
@@ -2745,16 +2814,17 @@ static int gd_utimens(scs_backend *be, const char *path, const struct timespec t
 	}
 	json_object_set_new(body, "appProperties", ap);
 	char *js = json_dumps(body, JSON_COMPACT);
-	struct gd_file *pf = m.is_dir ? NULL : pend_hold(GB(be), m.id);
+	struct gd_file *pf = pend_hold(GB(be), m.id);
 	if (pf) {
-		/* made offline: its times go with the upload that creates it */
+		/* made offline: its times go with the upload that creates it (a
+		 * folder's are those of its creation) */
 		if (ts[1].tv_nsec != UTIME_OMIT)
 			pf->meta.mtime = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
 		if (ts[0].tv_nsec != UTIME_OMIT)
 			pf->meta.atime = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
 		r = pend_changed(GB(be), pf, NULL, path);
 		json_decref(body);
-		if (r == 0)
+		if (r == 0 && !m.is_dir)
 			r = js ? times_later(GB(be), m.id, js) : -ENOMEM;
 		free(js);
 		return r;
@@ -3740,7 +3810,7 @@ static void jrec_n(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_f
 	jrec_p(g, r, f);
 	r->type = 'N';
 	pthread_mutex_lock(&g->lock);
-	r->version = f->meta.perm & 07777;
+	r->version = (f->meta.is_dir ? S_IFDIR : 0) | (f->meta.perm & 07777);
 	strcpy(r->rev, f->meta.parent);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -3760,6 +3830,47 @@ static int pend_note(struct gd_be *g, struct gd_file *f)
 		f->cseq = r->seq;
 	free(r);
 	return ret;
+}
+
+/* mkdir(2) while Drive is unreachable (or in a folder made so): the
+ * folder is made here, journaled (N) and queued; the uploader creates it. */
+static int dir_made_here(struct gd_be *g, const char *path, const char *id, const char *pid,
+			 const char *base, uint32_t perm)
+{
+	struct gd_file *f = file_new();
+	struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
+	int r = f && jr && (f->have = calloc(1, 1)) && (f->path = strdup(path)) ? 0 : -ENOMEM;
+	if (!r) {
+		strcpy(f->id, id);
+		made_here(&f->meta, id, pid, base, perm);
+		f->meta.is_dir = 1;
+		f->have_all = 1;
+		jrec_n(g, jr, f);
+		r = journal_append(g, jr, 1);
+	}
+	if (r < 0) {
+		mine_done(g, id, 1);
+		if (f)
+			file_free(g, f);
+		free(jr);
+		return r;
+	}
+	pthread_mutex_lock(&g->lock);
+	f->pend_create = 1;
+	f->cseq = f->jseq = jr->seq;
+	f->due = time(NULL) + (time_t)(g->opts.upload_delay + 0.999);
+	f->next = g->files;
+	g->files = f;
+	g->nlocal++;
+	g->status_gen++;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	free(jr);
+	own_put(g, id, pid, base, 0, 1);
+	memo_put(g, path, &f->meta, pid);
+	memo_listed(g, path);       /* (empty, and known to be) */
+	scs_log(SCS_LOG_DEBUG, "gdrive: folder %s made offline as %s", path, id);
+	return 0;
 }
 
 /* Make f's changes durable here and queue their upload.  f->lock held. */
@@ -3933,6 +4044,32 @@ static void kernel_changed(struct gd_be *g, const char *path)
  * follows sends its content).  0 once Drive has it, and *v/rev: the
  * version to base that upload on. */
 static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
+			  char rev[SCS_GDRIVE_REV_MAX + 1]);
+
+/* Folder pid exists on Drive: if it was made here and is not there yet,
+ * it is created first (and its own folder before it). */
+static int parent_ready(struct gd_be *g, const char *pid)
+{
+	for (;;) {
+		pthread_mutex_lock(&g->lock);
+		struct gd_file *pf = pend_locked(g, pid);
+		if (pf && pf->creating) {
+			pthread_cond_wait(&g->cond, &g->lock);
+			pthread_mutex_unlock(&g->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (!pf)
+			return 0;
+		uint64_t v;
+		char rev[SCS_GDRIVE_REV_MAX + 1];
+		int r = create_pending(g, pf, &v, rev);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 			  char rev[SCS_GDRIVE_REV_MAX + 1])
 {
 	char pid[SCS_GDRIVE_ID_MAX + 1];
@@ -3945,9 +4082,12 @@ static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 	strcpy(pid, f->meta.parent);
 	char *name = strdup(f->meta.name);
 	uint32_t perm = f->meta.perm;
+	int is_dir = f->meta.is_dir;
 	pthread_mutex_unlock(&g->lock);
 	struct scs_gdrive_meta *m = malloc(sizeof *m);
-	int r = name && m ? post_meta(g, f->id, pid, name, NULL, perm, 0, v) : -ENOMEM;
+	int r = name && m ? parent_ready(g, pid) : -ENOMEM;
+	if (!r)
+		r = post_meta(g, f->id, pid, name, is_dir ? FOLDER_MIME : NULL, perm, 0, v);
 	int fetched = r == 0 && !*v;
 	if (fetched) {
 		/* an earlier attempt made it (its reply was lost): as it is now */
@@ -3987,13 +4127,34 @@ static int upload_one_(struct gd_be *g, struct gd_file *f);
 
 static int delete_pending(struct gd_be *g, struct gd_file *f);
 
+/* A folder made offline: created on Drive (its folder first), then done. */
+static int dir_pending(struct gd_be *g, struct gd_file *f)
+{
+	uint64_t v, seq;
+	char rev[SCS_GDRIVE_REV_MAX + 1];
+	int r = create_pending(g, f, &v, rev);
+	pthread_mutex_lock(&f->lock);
+	seq = f->jseq;
+	pthread_mutex_unlock(&f->lock);
+	if (!r)
+		r = journal_d(g, f->id, seq);
+	if (!r) {
+		pthread_mutex_lock(&g->lock);
+		f->dseq = seq;
+		g->last_sync = time(NULL);
+		g->status_gen++;
+		pthread_mutex_unlock(&g->lock);
+	}
+	return r;
+}
+
 static int upload_one(struct gd_be *g, struct gd_file *f)
 {
 	in_upload = 1;
 	pthread_mutex_lock(&g->lock);
-	int del = f->pend_delete;
+	int del = f->pend_delete, dir = f->meta.is_dir;
 	pthread_mutex_unlock(&g->lock);
-	int r = del ? delete_pending(g, f) : upload_one_(g, f);
+	int r = del ? delete_pending(g, f) : dir ? dir_pending(g, f) : upload_one_(g, f);
 	in_upload = 0;
 	return r;
 }
@@ -4192,7 +4353,7 @@ static void write_status(struct gd_be *g)
 	for (struct gd_file *f = g->files; f; f = f->next)
 		if (f->jseq > f->dseq && f->pend_delete) {
 			st.deletes++;
-		} else if (f->jseq > f->dseq && !f->deleted) {
+		} else if (f->jseq > f->dseq && !f->deleted && !f->meta.is_dir) {
 			st.files++;
 			st.bytes += __atomic_load_n(&f->size, __ATOMIC_RELAXED);
 		}
@@ -4895,6 +5056,28 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		g->files = f;
 		mine_add(g, f->id);   /* a new file among them: still ours to see */
 	}
+	/* Folders made offline (no P: no content) wait to be created. */
+	for (size_t j = 0; j < rp.nn; j++) {
+		const struct scs_gdrive_jrec *nr = &rp.news[j];
+		if (nr->type != 'N' || !S_ISDIR(nr->version))
+			continue;
+		struct gd_file *f = file_new();
+		if (!f || !(f->have = calloc(1, 1))) {
+			if (f)
+				file_free(g, f);
+			break;
+		}
+		strcpy(f->id, nr->id);
+		f->path = nr->path[0] ? strdup(nr->path) : NULL;
+		made_here(&f->meta, nr->id, nr->rev, f->path ? base_name(f->path) : nr->id,
+			  (uint32_t)nr->version & 07777);
+		f->meta.is_dir = f->have_all = 1;
+		f->pend_create = 1;
+		g->nlocal++;
+		f->cseq = f->jseq = nr->seq;
+		f->next = g->files;
+		g->files = f;
+	}
 	/* Deletes made offline wait too (what was queued for those files goes). */
 	for (size_t j = 0; j < rp.nn; j++) {
 		const struct scs_gdrive_jrec *ur = &rp.news[j];
@@ -4985,6 +5168,10 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 				jrec_u(jr, f);
 				jr->type = f->if_marked ? 'C' : 'U';
 				jr->seq = f->jseq;
+				t = 1;
+			} else if (f->meta.is_dir) {
+				jrec_n(g, jr, f);      /* a folder made offline: no content */
+				jr->seq = f->cseq;
 				t = 1;
 			} else if (t == 0) {
 				jrec_n(g, jr, f);
@@ -5126,6 +5313,19 @@ static int create_object(struct gd_be *g, const char *pid, const char *name, con
 	return r == -ENOENT ? 0 : r;   /* not yet visible in listings: ours stands */
 }
 
+/* A new whole object, through the write-back cache. */
+static int put_local(scs_backend *be, const char *path, const void *data, size_t len)
+{
+	scs_obj *o;
+	int r = gd_open(be, path, O_RDWR | O_CREAT | O_EXCL, 0644, &o);
+	if (r < 0)
+		return r;
+	ssize_t w = gd_pwrite(o, data, len, 0);
+	r = w < 0 ? (int)w : (size_t)w != len ? -EIO : 0;
+	int c = gd_obj_close(o);
+	return r ? r : c;
+}
+
 static int put_object(scs_backend *be, const char *path, const void *data, size_t len,
 		      int exclusive, int link)
 {
@@ -5145,7 +5345,19 @@ static int put_object(scs_backend *be, const char *path, const void *data, size_
 			r = upload_multipart(g, m->id, "{\"appProperties\":{\"" PEND_KEY "\":null}}",
 					     0, data, len, NULL);
 	} else if (r == -ENOENT) {
-		r = create_object(g, pid, base, data, len, link, exclusive || link);
+		/* (while Drive is unreachable, or in a folder made so, a new
+		 * object such as a folder's .scsdir is made here as a new file) */
+		int can = g->wb && !link && !exclusive;
+		struct scs_gdrive_meta pm;
+		int here = can && (__atomic_load_n(&g->offline, __ATOMIC_RELAXED) ||
+				   pend_meta_get(g, pid, &pm) == 0);
+		if (!here) {
+			queueable = can;
+			r = create_object(g, pid, base, data, len, link, exclusive || link);
+			queueable = 0;
+		}
+		if (here || (can && offline_now(g, r)))
+			r = put_local(be, path, data, len);
 	}
 	free(m);
 	return r;

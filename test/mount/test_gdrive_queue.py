@@ -105,12 +105,23 @@ def uploads(log):
     return [r for r in log if r["path"].startswith("/upload/")]
 
 
+def dead(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[-1][:1] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 def kill9(v):
     """kill -9 the daemon, then clean up the dead mount."""
     pids = list(v.pids) if v.proc is None else [v.proc.pid]
     assert pids
     for p in pids:
         os.kill(p, signal.SIGKILL)
+    for p in pids:       # (a daemon is not our child: wait until it is gone,
+        # with its cache lock: a thread in fdatasync delays the exit)
+        eventually(lambda: dead(p), timeout=30, what=f"scsfs {p} gone")
     if v.proc is not None:
         v.proc.wait()
         v.proc = None
@@ -371,8 +382,8 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
             f.seek(6)
             f.write(b" and more")
         assert (top / "d" / "off.txt").read_bytes() == b"AFTER! and more"
-        with pytest.raises(OSError):       # folders need Drive
-            (top / "newdir").mkdir()
+        with pytest.raises(OSError):       # moving what Drive has needs it
+            os.rename(top / "ro.bin", top / "ro-moved.bin")
         time.sleep(3)
         assert journal_pending(gv.user), "the queue was dropped while offline"
         emu.control(action="outage", on=False)
@@ -382,7 +393,7 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
         emu.control(action="outage", on=False)
         v.unmount(check=False)
     assert "working offline" in v.log() and "reachable again" in v.log()
-    assert "Drive is unreachable: making folders and links" in v.log()
+    assert "Drive is unreachable: links, and removing, renaming" in v.log()
     fresh_machine_reads(v, {"offline/d/off.txt": b"AFTER! and more", "offline/ro.bin": ro})
 
 
@@ -555,6 +566,59 @@ def test_offline_programs_save_and_it_all_reaches_drive(gv, emu):
             ["before", "offline"]
         assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
         con.close()
+
+
+def test_offline_folders_and_git_commit_survive_kill9(gv, emu):
+    """Folders made offline (with files in them, renamed, removed), and a
+    git commit (new object folders, lock files renamed over the index and
+    the branch), then kill -9: the next mount creates it all on Drive."""
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "offdirs"
+    env = dict(os.environ, GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@x",
+               GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@x", HOME=str(v.mnt.parent))
+    git = lambda *a: subprocess.run(["git", "-C", str(top / "repo"), *a], check=True,  # noqa
+                                    capture_output=True, env=env, timeout=120, text=True)
+    try:
+        (top / "repo").mkdir(parents=True)
+        git("init", "-q", "-b", "main")
+        (top / "repo" / "a.txt").write_text("first\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", "online")
+        go_offline(v, emu, top)
+        (top / "new" / "deep").mkdir(parents=True)
+        (top / "new" / "deep" / "x.txt").write_bytes(b"deep down")
+        (top / "gone").mkdir()
+        os.rmdir(top / "gone")
+        (top / "moved").mkdir()
+        (top / "moved" / "y.txt").write_bytes(b"moved along")
+        os.rename(top / "moved", top / "renamed")
+        (top / "repo" / "a.txt").write_text("first\nsecond\n")
+        (top / "repo" / "b.txt").write_text("new file\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", "offline")
+        time.sleep(1.5)
+        assert sorted(os.listdir(top)) == ["new", "renamed", "repo"]
+        assert (top / "renamed" / "y.txt").read_bytes() == b"moved along"
+        assert git("log", "--format=%s").stdout.split() == ["offline", "online"]
+        before = len(stored(emu))
+        kill9(v)
+    finally:
+        emu.control(action="outage", on=False)
+    assert len(stored(emu)) == before, "Drive changed during the outage"
+    v.mount(args=["-o", "upload_delay=0.2"])
+    try:
+        assert sorted(os.listdir(top)) == ["new", "renamed", "repo"]    # before the uploads
+        eventually(lambda: not journal_pending(gv.user), timeout=90, what="the replayed uploads")
+    finally:
+        v.unmount()
+    no_duplicates(emu)
+    with fresh_machine(v):
+        assert sorted(os.listdir(top)) == ["new", "renamed", "repo"]
+        assert (top / "new" / "deep" / "x.txt").read_bytes() == b"deep down"
+        assert (top / "renamed" / "y.txt").read_bytes() == b"moved along"
+        git("fsck", "--full", "--strict")
+        assert git("log", "--format=%s").stdout.split() == ["offline", "online"]
+        assert git("status", "--porcelain").stdout == ""
 
 
 def test_offline_delete_keeps_a_file_changed_on_drive_meanwhile(gv, emu):
