@@ -175,6 +175,10 @@ struct gd_obj {
 
 static inline struct gd_be *GB(scs_backend *be) { return (struct gd_be *)be; }
 
+/* f was made here while Drive was unreachable and Drive has none of it yet
+ * (g->lock held). */
+static inline int local_only(const struct gd_file *f) { return f->pend_create && !f->deleted; }
+
 static void file_dropped(struct gd_be *g, const char *id);
 static void files_renamed(struct gd_be *g, const char *from, const char *to);
 
@@ -1227,7 +1231,7 @@ static size_t own_in(struct gd_be *g, const char *pid, char (*ids)[SCS_GDRIVE_ID
 	pthread_mutex_lock(&g->lock);
 	/* the files made here first: only this mount can show them */
 	for (struct gd_file *f = g->nlocal ? g->files : NULL; f && n < max; f = f->next)
-		if (f->pend_create && !f->deleted && !strcmp(f->meta.parent, pid))
+		if (local_only(f) && !strcmp(f->meta.parent, pid))
 			strcpy(ids[n++], f->id);
 	size_t nlocal = n;
 	for (struct gd_own *o = g->own ? g->own->newest : NULL; o && n < max; o = o->older) {
@@ -1367,7 +1371,7 @@ static void mines_free(struct gd_be *g)
 static struct gd_file *pend_locked(struct gd_be *g, const char *id)
 {
 	for (struct gd_file *f = g->files; f; f = f->next)
-		if (f->pend_create && !f->deleted && !strcmp(f->id, id))
+		if (local_only(f) && !strcmp(f->id, id))
 			return f;
 	return NULL;
 }
@@ -1407,7 +1411,7 @@ static int pend_find(struct gd_be *g, const char *pid, const char *name,
 		return 0;
 	pthread_mutex_lock(&g->lock);
 	for (struct gd_file *f = g->files; f && !found; f = f->next)
-		if (f->pend_create && !f->deleted && !strcmp(f->meta.parent, pid) &&
+		if (local_only(f) && !strcmp(f->meta.parent, pid) &&
 		    !strcmp(f->meta.name, name)) {
 			strcpy(id, f->id);
 			found = 1;
@@ -2497,6 +2501,21 @@ static int pend_drop(struct gd_be *g, const char *id)
 
 static int queue_delete(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path);
 
+/* Delete the entry m (at path, if known): here if it was made offline;
+ * on Drive, or queued (files) if Drive cannot be reached. */
+static int delete_or_queue(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path)
+{
+	if (pend_drop(g, m->id))
+		return 0;
+	int can = g->wb && !m->is_dir;
+	queueable = can;
+	int r = drop_id(g, m->id);
+	queueable = 0;
+	if (can && offline_now(g, r))
+		r = queue_delete(g, m, path);
+	return r;
+}
+
 static int gd_unlink(scs_backend *be, const char *path)
 {
 	struct gd_be *g = GB(be);
@@ -2506,15 +2525,7 @@ static int gd_unlink(scs_backend *be, const char *path)
 		return r;
 	if (m.is_dir)
 		return -EISDIR;
-	if (pend_drop(g, m.id)) {
-		r = 0;
-	} else {
-		queueable = g->wb;
-		r = drop_id(g, m.id);
-		queueable = 0;
-		if (offline_now(g, r) && g->wb)
-			r = queue_delete(g, &m, path);
-	}
+	r = delete_or_queue(g, &m, path);
 	if (!r)
 		memo_drop(g, path);
 	return r;
@@ -2620,7 +2631,7 @@ static void memo_refill(struct gd_be *g, const char *dir)
 	struct { char *path; struct scs_gdrive_meta m; } *v = NULL;
 	pthread_mutex_lock(&g->lock);
 	for (struct gd_file *f = g->files; f; f = f->next) {
-		if (!f->pend_create || f->deleted || !f->path || !under(f->path, dir))
+		if (!local_only(f) || !f->path || !under(f->path, dir))
 			continue;
 		if (n == cap) {
 			void *nv = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
@@ -2721,15 +2732,8 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 		memo_drop(g, from);
 		memo_drop(g, to);
 	}
-	if (exists && pend_drop(g, dst.id)) {
-		r = 0;
-	} else if (exists) {
-		queueable = g->wb && !dst.is_dir;
-		r = drop_id(g, dst.id);
-		queueable = 0;
-		if (offline_now(g, r) && g->wb && !dst.is_dir)
-			r = queue_delete(g, &dst, NULL);
-	}
+	if (exists)
+		r = delete_or_queue(g, &dst, NULL);
 	if (src.is_dir || exists)
 		dir_cache_move(g, from, src.is_dir ? to : NULL);
 	if (exists && dst.is_dir)
@@ -4074,7 +4078,7 @@ static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 {
 	char pid[SCS_GDRIVE_ID_MAX + 1];
 	pthread_mutex_lock(&g->lock);
-	if (!f->pend_create || f->deleted) {
+	if (!local_only(f)) {
 		pthread_mutex_unlock(&g->lock);
 		return 0;
 	}
@@ -4127,17 +4131,10 @@ static int upload_one_(struct gd_be *g, struct gd_file *f);
 
 static int delete_pending(struct gd_be *g, struct gd_file *f);
 
-/* A folder made offline: created on Drive (its folder first), then done. */
-static int dir_pending(struct gd_be *g, struct gd_file *f)
+/* f's queued work up to seq reached Drive: journaled (D), and told. */
+static int job_done(struct gd_be *g, struct gd_file *f, uint64_t seq)
 {
-	uint64_t v, seq;
-	char rev[SCS_GDRIVE_REV_MAX + 1];
-	int r = create_pending(g, f, &v, rev);
-	pthread_mutex_lock(&f->lock);
-	seq = f->jseq;
-	pthread_mutex_unlock(&f->lock);
-	if (!r)
-		r = journal_d(g, f->id, seq);
+	int r = journal_d(g, f->id, seq);
 	if (!r) {
 		pthread_mutex_lock(&g->lock);
 		f->dseq = seq;
@@ -4146,6 +4143,18 @@ static int dir_pending(struct gd_be *g, struct gd_file *f)
 		pthread_mutex_unlock(&g->lock);
 	}
 	return r;
+}
+
+/* A folder made offline: created on Drive (its folder first), then done. */
+static int dir_pending(struct gd_be *g, struct gd_file *f)
+{
+	uint64_t v;
+	char rev[SCS_GDRIVE_REV_MAX + 1];
+	pthread_mutex_lock(&f->lock);
+	uint64_t seq = f->jseq;
+	pthread_mutex_unlock(&f->lock);
+	int r = create_pending(g, f, &v, rev);
+	return r ? r : job_done(g, f, seq);
 }
 
 static int upload_one(struct gd_be *g, struct gd_file *f)
@@ -4776,22 +4785,16 @@ static int delete_pending(struct gd_be *g, struct gd_file *f)
 	}
 	free(cur);
 	free(path);
-	if (r < 0)
+	if (r < 0 || (r = job_done(g, f, seq)) < 0)
 		return r;
-	r = journal_d(g, f->id, seq);
-	if (!r) {
-		pthread_mutex_lock(&f->lock);
-		pthread_mutex_lock(&g->lock);
-		f->dseq = seq;
-		f->pend_delete = 0;
-		g->nlocal--;
-		f->dirty = 0;        /* nothing of it is kept: the cache may let it go */
-		g->last_sync = time(NULL);
-		g->status_gen++;
-		pthread_mutex_unlock(&g->lock);
-		pthread_mutex_unlock(&f->lock);
-	}
-	return r;
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&g->lock);
+	f->pend_delete = 0;
+	g->nlocal--;
+	f->dirty = 0;        /* nothing of it is kept: the cache may let it go */
+	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_unlock(&f->lock);
+	return 0;
 }
 
 /* A rename moved from to to: the paths of cached files follow. */
@@ -4968,6 +4971,28 @@ static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 }
 
 #define JOURNAL_MAX (256u << 20)
+
+/* What f has pending, as the records a fresh journal holds (1 or 2). */
+static size_t pending_records(struct gd_be *g, const struct gd_file *f,
+			      struct scs_gdrive_jrec r[2])
+{
+	if (f->pend_delete) {
+		jrec_u(&r[0], f);
+		r[0].type = f->if_marked ? 'C' : 'U';
+		r[0].seq = f->jseq;
+		return 1;
+	}
+	size_t n = 0;
+	if (f->pend_create) {        /* where to create it (a folder: that is all) */
+		jrec_n(g, &r[n], f);
+		r[n++].seq = f->cseq;
+	}
+	if (!f->meta.is_dir) {
+		jrec_p(g, &r[n], f);
+		r[n++].seq = f->jseq;
+	}
+	return n;
+}
 
 static int cache_setup(struct gd_be *g, scs_err *err)
 {
@@ -5158,31 +5183,16 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	for (struct gd_file *f = g->files; f && !r; f = f->next) {
 		if (!f->jseq)
 			continue;    /* a clean cache taken back */
-		struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
+		struct scs_gdrive_jrec *jr = malloc(2 * sizeof *jr);
 		if (!jr) {
 			r = -ENOMEM;
 			break;
 		}
-		for (int t = !f->pend_create; t < 2 && !r; t++) {
-			if (f->pend_delete) {
-				jrec_u(jr, f);
-				jr->type = f->if_marked ? 'C' : 'U';
-				jr->seq = f->jseq;
-				t = 1;
-			} else if (f->meta.is_dir) {
-				jrec_n(g, jr, f);      /* a folder made offline: no content */
-				jr->seq = f->cseq;
-				t = 1;
-			} else if (t == 0) {
-				jrec_n(g, jr, f);
-				jr->seq = f->cseq;
-			} else {
-				jrec_p(g, jr, f);
-				jr->seq = f->jseq;
-			}
-			int k = scs_gdrive_journal_line(jr, line, SCS_GDRIVE_JLINE_MAX);
-			r = k < 0 ? k : write_all_fd(fd, line, (size_t)k);
-			jl += k > 0 ? (size_t)k : 0;
+		size_t nj = pending_records(g, f, jr);
+		for (size_t k = 0; k < nj && !r; k++) {
+			int n = scs_gdrive_journal_line(&jr[k], line, SCS_GDRIVE_JLINE_MAX);
+			r = n < 0 ? n : write_all_fd(fd, line, (size_t)n);
+			jl += n > 0 ? (size_t)n : 0;
 		}
 		free(jr);
 	}
