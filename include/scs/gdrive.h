@@ -86,23 +86,41 @@ void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t 
  * (uploads up to SEQ are on Drive, now as VERSION/REV) or N (ID is a new
  * file made while Drive was unreachable, not on Drive at all yet: the first
  * upload creates it in the folder whose id is REV, named after PATHHEX's
- * last part, with mode VERSION; a later N of the same ID replaces it, a D
+ * last part, with mode VERSION (with S_IFDIR: a folder; with S_IFLNK: a
+ * symbolic link, its target the content); a later N of the same ID replaces it, a D
  * of a SEQ at least as high ends it) or U (ID, which Drive has, was deleted
  * while Drive was unreachable: it is to be deleted there unless its content
  * changed on Drive since VERSION/REV; what was queued for it before goes),
  * C (ID was made on Drive by this mount, marked as having no content yet:
  * if no P of it follows, its creator died before its first close, and the
- * next mount deletes it there if it still carries that mark), REV and
- * PATHHEX are "-" when empty,
+ * next mount deletes it there if it still carries that mark), R (ID, a
+ * folder Drive has, was removed while Drive was unreachable: it is to be
+ * deleted there once what this mount deleted or moved out of it is gone,
+ * unless others put something in it meanwhile), or M (metadata of ID to
+ * set on Drive, made while Drive was unreachable or while earlier changes
+ * of ID still waited: VERSION holds SCS_GDRIVE_WANT_* flags; with
+ * WANT_MOVE, ID goes into the folder whose id is REV under the last part
+ * of PATHHEX; the line has three more fields before CKSUM: MODE (octal
+ * permission bits), MTIME and ATIME ("SEC.NSEC"), each "-" unless its flag
+ * is set; a later M of the same ID replaces it, a D of a SEQ at least as
+ * high ends it).  REV and PATHHEX are "-" when empty,
  * CKSUM is 8 hex digits of SHA-256 over what precedes it. */
-#define SCS_GDRIVE_JLINE_MAX 9000
+#define SCS_GDRIVE_JLINE_MAX 9200
+#define SCS_GDRIVE_WANT_MOVE  1u     /* parent and name */
+#define SCS_GDRIVE_WANT_MODE  2u
+#define SCS_GDRIVE_WANT_MTIME 4u
+#define SCS_GDRIVE_WANT_ATIME 8u
+#define SCS_GDRIVE_WANT_ALL   15u
 struct scs_gdrive_jrec {
-	char type;                          /* 'P', 'D', 'N', 'U' or 'C' */
+	char type;                          /* 'P', 'D', 'N', 'U', 'C', 'R' or 'M' */
 	uint64_t seq;
 	char id[SCS_GDRIVE_ID_MAX + 1];
 	uint64_t version;
 	char rev[SCS_GDRIVE_REV_MAX + 1];
 	char path[4096];                    /* SCS_PATH_MAX; "" for D */
+	/* M only, each meaningful when its flag is in version: */
+	uint32_t mode;                      /* permission bits (07777) */
+	struct timespec mtime, atime;
 };
 /* A journal line for r into out (cap >= SCS_GDRIVE_JLINE_MAX): its length, or
  * -ENAMETOOLONG / -EINVAL. */
@@ -140,6 +158,8 @@ struct scs_gdrive_status {
 	time_t updated;
 	uint64_t files, bytes;    /* pending uploads */
 	uint64_t deletes;         /* deletes made offline, not done on Drive yet */
+	uint64_t changes;         /* renames, modes, times and folder removals made
+				   * offline (or behind them), not on Drive yet */
 	char error[256];          /* the last error a user should know, or "" */
 	int mounted;              /* a mount holds the cache (set by the reader) */
 };

@@ -69,7 +69,7 @@ struct gd_file {
 	/* write-back (g->wb): */
 	char *path;              /* back-end path, for conflict names */
 	uint64_t wseq, jwseq;    /* writes so far; their count at the last P record */
-	uint64_t jseq, dseq;     /* the last P record; uploaded up to this seq */
+	uint64_t jseq, dseq;     /* the last record of a job (P, M, N, U, R); done up to this seq */
 	time_t due;              /* upload from then on */
 	int inflight;            /* an upload of it is running (g->lock) */
 	int tried;               /* attempted while draining at unmount */
@@ -77,7 +77,15 @@ struct gd_file {
 	int dropping;            /* this mount is deleting it on Drive now (g->lock) */
 	int failures;
 	uint64_t used;           /* LRU clock */
-	char *pend_meta;         /* times set while offline: sent with the upload */
+	uint64_t pseq;           /* the last P record: content to upload */
+	/* Metadata this mount set that Drive does not have yet (g->lock; the
+	 * values are in meta): SCS_GDRIVE_WANT_* flags, journaled in the M
+	 * record mseq.  Made while Drive was unreachable, or behind other such
+	 * changes of the entry; times set on a file whose content waits go
+	 * with its upload (an upload gives Drive a new modifiedTime). */
+	unsigned want;
+	uint64_t mseq;
+	int nocontent;           /* made to hold want or a folder's removal: no cache state */
 	/* Made while Drive was unreachable (g->lock): not on Drive at all yet;
 	 * its first upload creates it in folder meta.parent as meta.name with
 	 * meta.perm.  cseq: its last N record (0: none yet, it was not closed). */
@@ -89,6 +97,10 @@ struct gd_file {
 	 * longer version/rev (someone changed it since: theirs stays). */
 	int pend_delete;
 	int if_marked;           /* (pend_delete) only if Drive still has it marked empty */
+	/* (pend_delete of a folder, meta.is_dir) it is deleted once what this
+	 * mount deleted or moved out of it is gone from it on Drive, unless
+	 * others put something there meanwhile (then it stays). */
+
 	/* read-ahead (f->lock): a read near where the last one ended doubles
 	 * the window fetched, from two blocks up to FETCH_MAX */
 	uint64_t ra_next, ra_win;
@@ -127,6 +139,7 @@ struct gd_be {
 	size_t nids;
 	int ids_filling;               /* an uploader thread fills the pool at mount */
 	unsigned nlocal;               /* files with pend_create or pend_delete (lock) */
+	unsigned nwant;                /* files with want (lock) */
 	struct gd_file *files;
 	int opening;                   /* in scs_backend_gdrive_open: no log lines */
 	int auth_logged;
@@ -178,9 +191,49 @@ static inline struct gd_be *GB(scs_backend *be) { return (struct gd_be *)be; }
 /* f was made here while Drive was unreachable and Drive has none of it yet
  * (g->lock held). */
 static inline int local_only(const struct gd_file *f) { return f->pend_create && !f->deleted; }
+/* f, which Drive has, is to move to meta.parent as meta.name (g->lock held). */
+static inline int moving(const struct gd_file *f)
+{
+	return (f->want & SCS_GDRIVE_WANT_MOVE) && !f->deleted;
+}
+
+/* The fields of src that flags (SCS_GDRIVE_WANT_*) name, into dst. */
+static void meta_take(struct scs_gdrive_meta *dst, const struct scs_gdrive_meta *src,
+		      unsigned flags)
+{
+	if (flags & SCS_GDRIVE_WANT_MOVE) {
+		strcpy(dst->parent, src->parent);
+		strcpy(dst->name, src->name);
+	}
+	if (flags & SCS_GDRIVE_WANT_MODE) {
+		dst->perm = src->perm & 07777;
+		dst->has_perm = 1;
+	}
+	if (flags & SCS_GDRIVE_WANT_MTIME)
+		dst->mtime = src->mtime;
+	if (flags & SCS_GDRIVE_WANT_ATIME)
+		dst->atime = src->atime;
+}
+
+/* f->want gains or loses flags (g->lock held). */
+static void want_add_locked(struct gd_be *g, struct gd_file *f, unsigned flags)
+{
+	if (!f->want && flags)
+		g->nwant++;
+	f->want |= flags;
+}
+
+static void want_clear_locked(struct gd_be *g, struct gd_file *f, unsigned flags)
+{
+	unsigned w = f->want & ~flags;
+	if (f->want && !w)
+		g->nwant--;
+	f->want = w;
+}
 
 static void file_dropped(struct gd_be *g, const char *id);
 static void files_renamed(struct gd_be *g, const char *from, const char *to);
+static void notify(struct gd_be *g, const char *path, int what);
 
 /* ---- JSON parsers (bounded; fuzzed) ---- */
 
@@ -545,8 +598,8 @@ static int status_errno(const char *what, long st, const char *reason, const cha
 static _Thread_local int in_upload;   /* this thread runs a queued upload */
 static _Thread_local int queueable;   /* this request's failure offline is queued */
 
-/* A change of names or attributes failed for want of Drive: say so (once
- * a minute), as such changes are not queued. */
+/* A change failed for want of Drive: say so (once a minute), as it is
+ * one of the few that are not queued. */
 static void offline_refusal(struct gd_be *g, const char *method)
 {
 	static time_t last;
@@ -555,9 +608,9 @@ static void offline_refusal(struct gd_be *g, const char *method)
 		return;
 	if (__atomic_exchange_n(&last, now, __ATOMIC_RELAXED) + 60 > now)
 		return;
-	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: links, and removing, renaming or "
-		"changing attributes of what is already on Drive need it (new files and folders, "
-		"writes and deletes of files are queued offline); try again when it is back");
+	scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable: swapping two names (RENAME_EXCHANGE), "
+		"replacing a small object in place and changes to the group's keyring need it "
+		"(everything else is queued offline); try again when it is back");
 }
 
 /* The last error, for `scsctl status` (g->lock held for set_error_locked). */
@@ -1229,9 +1282,9 @@ static size_t own_in(struct gd_be *g, const char *pid, char (*ids)[SCS_GDRIVE_ID
 {
 	size_t n = 0;
 	pthread_mutex_lock(&g->lock);
-	/* the files made here first: only this mount can show them */
-	for (struct gd_file *f = g->nlocal ? g->files : NULL; f && n < max; f = f->next)
-		if (local_only(f) && !strcmp(f->meta.parent, pid))
+	/* the files made (or moved) here first: only this mount can show them */
+	for (struct gd_file *f = g->nlocal || g->nwant ? g->files : NULL; f && n < max; f = f->next)
+		if ((local_only(f) || moving(f)) && !strcmp(f->meta.parent, pid))
 			strcpy(ids[n++], f->id);
 	size_t nlocal = n;
 	for (struct gd_own *o = g->own ? g->own->newest : NULL; o && n < max; o = o->older) {
@@ -1376,17 +1429,65 @@ static struct gd_file *pend_locked(struct gd_be *g, const char *id)
 	return NULL;
 }
 
-/* id was deleted offline and Drive may still list it (g->lock not held). */
-static int deleting(struct gd_be *g, const char *id)
+/* Whether anything of this mount waits that listings must account for:
+ * entries made, deleted, moved or changed here that Drive does not have. */
+static int shadowing(struct gd_be *g)
 {
-	if (!__atomic_load_n(&g->nlocal, __ATOMIC_RELAXED))
+	return __atomic_load_n(&g->nlocal, __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&g->nwant, __ATOMIC_RELAXED);
+}
+
+/* A listing of folder pid that shows m is older news than what this mount
+ * did offline: m was deleted here, or moved elsewhere (or renamed), and
+ * its delete or move waits for Drive (g->lock not held). */
+static int elsewhere(struct gd_be *g, const char *pid, const struct scs_gdrive_meta *m)
+{
+	if (!shadowing(g))
 		return 0;
 	int d = 0;
 	pthread_mutex_lock(&g->lock);
-	for (struct gd_file *f = g->files; f && !d; f = f->next)
-		d = f->pend_delete && !strcmp(f->id, id);
+	for (struct gd_file *f = g->files; f; f = f->next)
+		if (!strcmp(f->id, m->id)) {
+			d = f->pend_delete || ((f->want & SCS_GDRIVE_WANT_MOVE) &&
+					       (strcmp(f->meta.parent, pid) ||
+						strcmp(f->meta.name, m->name)));
+			break;
+		}
 	pthread_mutex_unlock(&g->lock);
 	return d;
+}
+
+/* m as this mount shows it: what waits to be set on Drive of m->id (its
+ * new place and name, mode, times) applied. */
+static void overlay(struct gd_be *g, struct scs_gdrive_meta *m)
+{
+	if (!__atomic_load_n(&g->nwant, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f; f = f->next) {
+		if (strcmp(f->id, m->id))
+			continue;
+		meta_take(m, &f->meta, f->want);
+		break;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Something of id waits for Drive (metadata, or its removal): changes
+ * made now go behind it, not straight to Drive. */
+static int waiting(struct gd_be *g, const char *id)
+{
+	if (!shadowing(g))
+		return 0;
+	int w = 0;
+	pthread_mutex_lock(&g->lock);
+	for (struct gd_file *f = g->files; f && !w; f = f->next)
+		w = !strcmp(f->id, id) &&
+		    (f->pend_delete || (f->want & (SCS_GDRIVE_WANT_MOVE | SCS_GDRIVE_WANT_MODE)) ||
+		     (f->want && !f->dirty && f->pseq <= f->dseq));   /* (else times that go
+									   * with the content) */
+	pthread_mutex_unlock(&g->lock);
+	return w;
 }
 
 /* Its metadata if id is such a file: 0, else -ENOENT. */
@@ -1402,16 +1503,17 @@ static int pend_meta_get(struct gd_be *g, const char *id, struct scs_gdrive_meta
 	return f ? 0 : -ENOENT;
 }
 
-/* The one named name in folder pid, if any: 1 and id. */
+/* The one named name in folder pid, if any: 1 and id (made here, or
+ * moved or renamed here, and Drive does not know yet). */
 static int pend_find(struct gd_be *g, const char *pid, const char *name,
 		     char id[SCS_GDRIVE_ID_MAX + 1])
 {
 	int found = 0;
-	if (!__atomic_load_n(&g->nlocal, __ATOMIC_RELAXED))
+	if (!shadowing(g))
 		return 0;
 	pthread_mutex_lock(&g->lock);
 	for (struct gd_file *f = g->files; f && !found; f = f->next)
-		if (local_only(f) && !strcmp(f->meta.parent, pid) &&
+		if ((local_only(f) || moving(f)) && !strcmp(f->meta.parent, pid) &&
 		    !strcmp(f->meta.name, name)) {
 			strcpy(id, f->id);
 			found = 1;
@@ -1499,12 +1601,15 @@ static int ent_path_locked(struct gd_be *g, const char *pid, const char *name, i
 	return snprintf(out + l, cap - l, "%s%s%s", l ? "/" : "", name, suf) < (int)(cap - l);
 }
 
-/* The size of an open object, if there is one (local writes not yet uploaded). */
-static void apply_open_size(struct gd_be *g, const char *id, uint64_t *size)
+/* The size of object m as this mount knows it: the cache's while it is
+ * open or has local writes not uploaded yet, or holds a version newer than
+ * m (a listing made before our upload landed). */
+static void apply_open_size(struct gd_be *g, const struct scs_gdrive_meta *m, uint64_t *size)
 {
 	pthread_mutex_lock(&g->lock);
 	for (struct gd_file *f = g->files; f; f = f->next)
-		if (!strcmp(f->id, id) && (f->refs > 0 || f->dirty)) {
+		if (!strcmp(f->id, m->id) && !f->nocontent &&
+		    (f->refs > 0 || f->dirty || f->version > m->version)) {
 			*size = __atomic_load_n(&f->size, __ATOMIC_RELAXED);
 			break;
 		}
@@ -1526,7 +1631,7 @@ static void to_attr(struct gd_be *g, const struct scs_gdrive_meta *m, struct scs
 		a->size = 4096;
 	} else {
 		if (!m->is_link)
-			apply_open_size(g, m->id, &a->size);
+			apply_open_size(g, m, &a->size);
 		a->mode = m->is_link ? (S_IFLNK | 0777) : (S_IFREG | (m->has_perm ? m->perm : 0644));
 		a->nlink = 1;
 	}
@@ -1557,7 +1662,7 @@ static int find_cb(void *arg, const struct scs_gdrive_meta *m)
 	/* Drive compares names case-insensitively: check exactly; among
 	 * duplicates the smallest id wins, on every machine alike. */
 	if (strcmp(m->name, c->name) || not_yet(c->g, m) || own_hidden(c->g, c->pid, m) ||
-	    deleting(c->g, m->id))
+	    elsewhere(c->g, c->pid, m))
 		return 0;
 	if (c->tag) {
 		if (!c->min_id[0] || strcmp(m->id, c->min_id) < 0)
@@ -1686,6 +1791,7 @@ static int own_check(struct gd_be *g, const char *id, const char *pid, struct sc
 	int r = get_meta_fields(g, id, ",parents,trashed", m);
 	if (r < 0)
 		return r;
+	overlay(g, m);       /* (moved here by this mount, Drive does not know yet) */
 	return (m->trashed || m->foreign || !m->name[0] || strcmp(m->parent, pid)) ? -ENOENT : 0;
 }
 
@@ -1896,6 +2002,44 @@ static void memo_drop(struct gd_be *g, const char *path)
 	pthread_mutex_unlock(&mm->lock);
 }
 
+/* A rename made while Drive is unreachable (or queued behind one): what
+ * was seen at from and below it is now at to (what was at to goes), and
+ * the entry itself is m, in folder pid. */
+static void memo_move(struct gd_be *g, const char *from, const char *to,
+		      const struct scs_gdrive_meta *m, const char *pid)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return;
+	memo_drop(g, to);
+	size_t fl = strlen(from);
+	struct memo_ent *moved = NULL;
+	pthread_mutex_lock(&mm->lock);
+	for (unsigned h = 0; h < MEMO_BUCKETS; h++)
+		for (struct memo_ent **pp = &mm->b[h], *e; (e = *pp);) {
+			char *np;
+			if (under(e->path, from) &&
+			    asprintf(&np, "%s%s", to, e->path + fl) >= 0) {
+				*pp = e->next;
+				free(e->path);
+				e->path = np;
+				e->next = moved;
+				moved = e;
+				continue;
+			}
+			pp = &e->next;
+		}
+	while (moved) {
+		struct memo_ent *e = moved;
+		moved = e->next;
+		unsigned h = memo_hash(e->path);
+		e->next = mm->b[h];
+		mm->b[h] = e;
+	}
+	pthread_mutex_unlock(&mm->lock);
+	memo_put(g, to, m, pid);
+}
+
 static void memo_listed(struct gd_be *g, const char *dir)
 {
 	struct gd_memo *mm = g->memo;
@@ -2067,6 +2211,8 @@ static int resolve(struct gd_be *g, const char *path, struct scs_gdrive_meta *m,
 		r = memo_get(g, path, m, pid);
 	if (!r && m->is_dir)
 		dir_cache_put(g, path, m->id);
+	if (!r)
+		overlay(g, m);      /* a mode or times set here that Drive does not have yet */
 	return r;
 }
 
@@ -2111,7 +2257,7 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 	 * still marked there ends no record; list_own then asks Drive by id) */
 	if (not_yet(c->g, m))
 		return 0;
-	if (c->pid && (own_hidden(c->g, c->pid, m) || deleting(c->g, m->id)))
+	if (c->pid && (own_hidden(c->g, c->pid, m) || elsewhere(c->g, c->pid, m)))
 		return 0;
 	if (c->n == c->cap) {
 		size_t nc = c->cap ? 2 * c->cap : 64;
@@ -2121,15 +2267,26 @@ static int list_cb(void *arg, const struct scs_gdrive_meta *m)
 		c->v = nv;
 		c->cap = nc;
 	}
+	struct scs_gdrive_meta *om = NULL;
+	if (__atomic_load_n(&c->g->nwant, __ATOMIC_RELAXED)) {
+		if (!(om = malloc(sizeof *om)))
+			return -ENOMEM;
+		*om = *m;           /* a mode or times set here that Drive does not have yet */
+		overlay(c->g, om);
+		m = om;
+	}
 	struct list_item *it = &c->v[c->n];
-	if (!(it->name = strdup(m->name)))
+	if (!(it->name = strdup(m->name))) {
+		free(om);
 		return -ENOMEM;
+	}
 	strcpy(it->id, m->id);
 	it->version = m->version;
 	it->is_dir = m->is_dir;
 	to_attr(c->g, m, &it->a);
 	it->m = *m;
 	c->n++;
+	free(om);
 	return 0;
 }
 
@@ -2315,7 +2472,7 @@ static int post_meta(struct gd_be *g, const char *id, const char *pid, const cha
 static int create_meta(struct gd_be *g, const char *pid, const char *name, const char *mime,
 		       uint32_t perm, int link, char id_out[SCS_GDRIVE_ID_MAX + 1], int *queued)
 {
-	int can_queue = queued && (!mime || !strcmp(mime, FOLDER_MIME)) && !link && g->wb;
+	int can_queue = queued && (!mime || !strcmp(mime, FOLDER_MIME)) && g->wb;
 	if (queued)
 		*queued = 0;
 	queueable = can_queue;
@@ -2327,9 +2484,11 @@ static int create_meta(struct gd_be *g, const char *pid, const char *name, const
 		mine_add(g, id_out);   /* before Drive has it: this mount always sees it */
 	uint64_t v;
 	struct scs_gdrive_meta pm;
-	int in_local = can_queue && pend_meta_get(g, pid, &pm) == 0;
+	/* in a folder Drive does not have yet: made here too; and a link: only
+	 * ever created on Drive with its target (link_pending) */
+	int in_local = can_queue && (link || pend_meta_get(g, pid, &pm) == 0);
 	if (in_local) {
-		r = -EIO;       /* in a folder Drive does not have yet: made here too */
+		r = -EIO;
 	} else {
 		queueable = can_queue;
 		r = post_meta(g, id_out, pid, name, mime, perm, link, &v);
@@ -2428,6 +2587,56 @@ static int dir_empty(struct gd_be *g, const char *id)
 }
 
 static int pend_drop(struct gd_be *g, const char *id);
+static int queue_rmdir(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path);
+
+/* Folder id (at path) holds nothing, as far as this mount can tell while
+ * Drive is unreachable: it was listed in full, nothing of what was seen in
+ * it is left, and nothing was made or moved into it here.  0, -ENOTEMPTY,
+ * or -EIO (never listed: nobody can tell). */
+static int known_empty(struct gd_be *g, const char *path, const char *id)
+{
+	char one[1][SCS_GDRIVE_ID_MAX + 1];
+	if (own_in(g, id, one, 1))
+		return -ENOTEMPTY;
+	struct gd_memo *mm = g->memo;
+	if (!mm)
+		return -EIO;
+	int r = 0;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *d = memo_find(mm, path);
+	if (!d || !d->listed || strcmp(d->m.id, id))
+		r = -EIO;
+	for (unsigned h = 0; h < MEMO_BUCKETS && !r; h++)
+		for (struct memo_ent *e = mm->b[h]; e && !r; e = e->next)
+			if (e != d && under(e->path, path))
+				r = -ENOTEMPTY;
+	pthread_mutex_unlock(&mm->lock);
+	if (r == -EIO)
+		scs_log(SCS_LOG_ERR, "gdrive: Drive is unreachable and this mount never listed the "
+			"folder %s: whether it is empty cannot be told; remove it when Drive is back",
+			path);
+	return r;
+}
+
+/* Folder m (at path) holds nothing: asked of Drive, or while it is
+ * unreachable, of what this mount saw (*offline then set). */
+static int folder_empty(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
+			int *offline)
+{
+	struct scs_gdrive_meta pm;
+	char cid[1][SCS_GDRIVE_ID_MAX + 1];
+	*offline = 0;
+	if (pend_meta_get(g, m->id, &pm) == 0)   /* made offline: all it holds is here */
+		return own_in(g, m->id, cid, 1) ? -ENOTEMPTY : 0;
+	queueable = g->wb;
+	int r = dir_empty(g, m->id);
+	queueable = 0;
+	if (g->wb && offline_now(g, r)) {
+		*offline = 1;
+		r = known_empty(g, path, m->id);
+	}
+	return r;
+}
 
 static int gd_rmdir(scs_backend *be, const char *path)
 {
@@ -2440,13 +2649,11 @@ static int gd_rmdir(scs_backend *be, const char *path)
 		return r;
 	if (!m.is_dir)
 		return -ENOTDIR;
-	struct scs_gdrive_meta pm;
-	char cid[1][SCS_GDRIVE_ID_MAX + 1];
-	if (pend_meta_get(g, m.id, &pm) == 0)   /* made offline: all it holds is here */
-		r = own_in(g, m.id, cid, 1) ? -ENOTEMPTY : 0;
-	else
-		r = dir_empty(g, m.id);
-	if (!r)
+	int offline;
+	r = folder_empty(g, &m, path, &offline);
+	if (!r && offline && !pend_drop(g, m.id))
+		r = queue_rmdir(g, &m, path);     /* removed on Drive when it is back */
+	else if (!r)
 		r = pend_drop(g, m.id) ? 0 : delete_id(g, m.id);
 	if (!r) {
 		dir_cache_move(g, path, NULL);
@@ -2501,18 +2708,18 @@ static int pend_drop(struct gd_be *g, const char *id)
 
 static int queue_delete(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path);
 
-/* Delete the entry m (at path, if known): here if it was made offline;
- * on Drive, or queued (files) if Drive cannot be reached. */
+/* Delete the entry m (at path, if known; a folder: known to be empty):
+ * here if it was made offline; on Drive, or queued if Drive cannot be
+ * reached. */
 static int delete_or_queue(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path)
 {
 	if (pend_drop(g, m->id))
 		return 0;
-	int can = g->wb && !m->is_dir;
-	queueable = can;
+	queueable = g->wb;
 	int r = drop_id(g, m->id);
 	queueable = 0;
-	if (can && offline_now(g, r))
-		r = queue_delete(g, m, path);
+	if (g->wb && offline_now(g, r))
+		r = m->is_dir ? queue_rmdir(g, m, path) : queue_delete(g, m, path);
 	return r;
 }
 
@@ -2654,6 +2861,43 @@ static void memo_refill(struct gd_be *g, const char *dir)
 	free(v);
 }
 
+/* (with the write-back queue, below) */
+static int want_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
+		    unsigned flags, const struct scs_gdrive_meta *v, int dirty_only);
+
+/* Move the entry src at from to `to`, in folder dpid (from spid): on
+ * Drive now; queued (M) while Drive is unreachable, while its new folder
+ * is made here and not on Drive yet, or behind a change of it that waits. */
+static int move_or_queue(struct gd_be *g, const struct scs_gdrive_meta *src, const char *from,
+			 const char *to, const char *spid, const char *dpid)
+{
+	struct scs_gdrive_meta *v = malloc(sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	int r = 0, queue = g->wb && (waiting(g, src->id) || pend_meta_get(g, dpid, v) == 0);
+	if (!queue) {
+		queueable = g->wb;
+		r = move_id(g, src, base_name(to), spid, dpid);
+		queueable = 0;
+		queue = g->wb && offline_now(g, r);
+		if (!queue && !r) {
+			memo_drop(g, from);
+			memo_drop(g, to);
+		}
+	}
+	if (queue) {
+		char nb[SCS_GDRIVE_NAME_MAX + 1];
+		*v = *src;
+		snprintf(v->name, sizeof v->name, "%s", new_name(to, nb, sizeof nb));
+		strcpy(v->parent, dpid);
+		r = want_set(g, src, to, SCS_GDRIVE_WANT_MOVE, v, 0);
+		if (!r)
+			memo_move(g, from, to, v, dpid);
+	}
+	free(v);
+	return r;
+}
+
 static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned flags)
 {
 	struct gd_be *g = GB(be);
@@ -2673,11 +2917,13 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 	if (r < 0 && r != -ENOENT)
 		return r;
 	if (flags & 2u) {
-		if (exists && (pend_meta_get(g, src.id, &src) == 0 || pend_meta_get(g, dst.id, &dst) == 0))
-			return -EBUSY;     /* made offline: not on Drive to be exchanged yet */
+		if (exists && (pend_meta_get(g, src.id, &src) == 0 || pend_meta_get(g, dst.id, &dst) == 0 ||
+			       waiting(g, src.id) || waiting(g, dst.id)))
+			return -EBUSY;     /* made or changed offline: not on Drive to be exchanged yet */
 		return exists ? exchange(g, from, &src, spid, to, &dst, dpid) : -ENOENT;
 	}
 	if (exists) {
+		int offline;
 		if (flags & 1u)
 			return -EEXIST;
 		if (!strcmp(dst.id, src.id))
@@ -2686,11 +2932,8 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 			return -EISDIR;
 		if (!dst.is_dir && src.is_dir)
 			return -ENOTDIR;
-		if (dst.is_dir && (r = dir_empty(g, dst.id)) < 0)
+		if (dst.is_dir && (r = folder_empty(g, &dst, to, &offline)) < 0)
 			return r;
-		if (dst.is_dir && __atomic_load_n(&g->offline, __ATOMIC_RELAXED) &&
-		    pend_meta_get(g, dst.id, &dst) < 0)
-			return -EIO;    /* a folder Drive has cannot be removed offline */
 	}
 	if (exists && !src.is_dir && !dst.is_dir && pend_meta_get(g, dst.id, &dst) < 0 &&
 	    pend_replace(g, src.id, &dst, to, &r)) {
@@ -2723,22 +2966,67 @@ static int gd_rename(scs_backend *be, const char *from, const char *to, unsigned
 			memo_refill(g, to);
 		}
 	} else {
-		r = move_id(g, &src, base_name(to), spid, dpid);
+		r = move_or_queue(g, &src, from, to, spid, dpid);
 	}
 	if (r < 0)
 		return r;
-	if (!pf) {
+	if (!pf)
 		files_renamed(g, from, to);
-		memo_drop(g, from);
-		memo_drop(g, to);
-	}
 	if (exists)
-		r = delete_or_queue(g, &dst, NULL);
+		r = delete_or_queue(g, &dst, to);
 	if (src.is_dir || exists)
 		dir_cache_move(g, from, src.is_dir ? to : NULL);
 	if (exists && dst.is_dir)
 		dir_cache_put(g, to, src.id);
 	return r;
+}
+
+/* The Drive metadata that sets flags' fields of v (but its place and
+ * name): modifiedTime (milliseconds) and the private properties t (the
+ * mtime to the nanosecond), a (atime, which Drive does not keep for us)
+ * and m (mode). */
+static json_t *meta_json(unsigned flags, const struct scs_gdrive_meta *v)
+{
+	json_t *body = json_object(), *ap = json_object();
+	char s[96];
+	if (flags & SCS_GDRIVE_WANT_MTIME) {
+		drive_time(v->mtime, s);
+		json_object_set_new(body, "modifiedTime", json_string(s));
+		snprintf(s, sizeof s, "%lld.%09ld", (long long)v->mtime.tv_sec, v->mtime.tv_nsec);
+		json_object_set_new(ap, "t", json_string(s));
+	}
+	if (flags & SCS_GDRIVE_WANT_ATIME) {
+		snprintf(s, sizeof s, "%lld.%09ld", (long long)v->atime.tv_sec, v->atime.tv_nsec);
+		json_object_set_new(ap, "a", json_string(s));
+	}
+	if (flags & SCS_GDRIVE_WANT_MODE) {
+		snprintf(s, sizeof s, "%o", v->perm & 07777);
+		json_object_set_new(ap, "m", json_string(s));
+	}
+	json_object_set_new(body, "appProperties", ap);
+	return body;
+}
+
+/* Set flags' fields of v (mode, times) on the entry m at path: on Drive
+ * now, or queued (M) while Drive is unreachable or behind a change of m
+ * that waits.  Times given to a file whose content waits to upload go with
+ * that upload too (it gives Drive a new modifiedTime: rsync sets times
+ * after close). */
+static int meta_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
+		    unsigned flags, const struct scs_gdrive_meta *v)
+{
+	if (!g->wb || !waiting(g, m->id)) {
+		queueable = g->wb;
+		int r = patch_meta(g, m->id, meta_json(flags, v), NULL);
+		queueable = 0;
+		if (!(g->wb && offline_now(g, r))) {
+			if (!r && g->wb && (flags & (SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME)))
+				r = want_set(g, m, path, flags & (SCS_GDRIVE_WANT_MTIME |
+								  SCS_GDRIVE_WANT_ATIME), v, 1);
+			return r;
+		}
+	}
+	return want_set(g, m, path, flags, v, 0);
 }
 
 static int gd_chmod(scs_backend *be, const char *path, uint32_t mode)
@@ -2754,9 +3042,10 @@ static int gd_chmod(scs_backend *be, const char *path, uint32_t mode)
 		pf->meta.perm = mode & 07777;      /* made offline: created with it */
 		return pend_changed(GB(be), pf, NULL, path);
 	}
-	char pm[8];
-	snprintf(pm, sizeof pm, "%o", mode & 07777);
-	return patch_meta(GB(be), m.id, json_pack("{s:{s:s}}", "appProperties", "m", pm), NULL);
+	struct scs_gdrive_meta v = m;
+	v.perm = mode & 07777;
+	v.has_perm = 1;
+	return meta_set(GB(be), &m, path, SCS_GDRIVE_WANT_MODE, &v);
 }
 
 static int gd_chown(scs_backend *be, const char *path, uint32_t uid, uint32_t gid)
@@ -2770,78 +3059,40 @@ static int gd_chown(scs_backend *be, const char *path, uint32_t uid, uint32_t gi
 	return 0;
 }
 
-/* Offline: the times of a file whose upload waits go with that upload. */
-static int times_later(struct gd_be *g, const char *id, const char *js)
-{
-	int r = -EIO;
-	pthread_mutex_lock(&g->lock);
-	for (struct gd_file *f = g->files; f; f = f->next)
-		if (!strcmp(f->id, id) && f->dirty && !f->deleted) {
-			char *c = strdup(js);
-			if (c) {
-				free(f->pend_meta);
-				f->pend_meta = c;
-				r = 0;
-			}
-			break;
-		}
-	pthread_mutex_unlock(&g->lock);
-	return r;
-}
-
 /* mtime is Drive's modifiedTime (ms precision); atime, which Drive does
- * not keep for us, goes into the private property "a". */
+ * not keep for us, goes into the private property "a" (meta_json). */
 static int gd_utimens(scs_backend *be, const char *path, const struct timespec ts[2])
 {
 	if (ts[0].tv_nsec == UTIME_OMIT && ts[1].tv_nsec == UTIME_OMIT)
 		return 0;
-	struct scs_gdrive_meta m;
+	struct scs_gdrive_meta m, v;
 	int r = resolve(GB(be), path, &m, NULL);
 	if (r < 0)
 		return r;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	json_t *body = json_object(), *ap = json_object();
-	char ns[2][48];
+	unsigned flags = 0;
+	v = m;
 	if (ts[1].tv_nsec != UTIME_OMIT) {
-		struct timespec t = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
-		char s[96];
-		drive_time(t, s);
-		json_object_set_new(body, "modifiedTime", json_string(s));
-		snprintf(ns[1], sizeof ns[1], "%lld.%09ld", (long long)t.tv_sec, t.tv_nsec);
-		json_object_set_new(ap, "t", json_string(ns[1]));
+		v.mtime = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
+		flags |= SCS_GDRIVE_WANT_MTIME;
 	}
 	if (ts[0].tv_nsec != UTIME_OMIT) {
-		struct timespec t = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
-		snprintf(ns[0], sizeof ns[0], "%lld.%09ld", (long long)t.tv_sec, t.tv_nsec);
-		json_object_set_new(ap, "a", json_string(ns[0]));
+		v.atime = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
+		flags |= SCS_GDRIVE_WANT_ATIME;
 	}
-	json_object_set_new(body, "appProperties", ap);
-	char *js = json_dumps(body, JSON_COMPACT);
 	struct gd_file *pf = pend_hold(GB(be), m.id);
 	if (pf) {
 		/* made offline: its times go with the upload that creates it (a
 		 * folder's are those of its creation) */
-		if (ts[1].tv_nsec != UTIME_OMIT)
-			pf->meta.mtime = ts[1].tv_nsec == UTIME_NOW ? now : ts[1];
-		if (ts[0].tv_nsec != UTIME_OMIT)
-			pf->meta.atime = ts[0].tv_nsec == UTIME_NOW ? now : ts[0];
+		pf->meta.mtime = v.mtime;
+		pf->meta.atime = v.atime;
 		r = pend_changed(GB(be), pf, NULL, path);
-		json_decref(body);
 		if (r == 0 && !m.is_dir)
-			r = js ? times_later(GB(be), m.id, js) : -ENOMEM;
-		free(js);
+			r = want_set(GB(be), &m, path, flags, &v, 1);
 		return r;
 	}
-	r = patch_meta(GB(be), m.id, body, NULL);
-	if (offline_now(GB(be), r) && js)
-		r = times_later(GB(be), m.id, js);
-	else if (r == 0 && js)
-		/* an upload still queued would give Drive a new modifiedTime:
-		 * it carries these times too (rsync sets them after close) */
-		(void)times_later(GB(be), m.id, js);
-	free(js);
-	return r;
+	return meta_set(GB(be), &m, path, flags, &v);
 }
 
 static int gd_statfs(scs_backend *be, struct statvfs *st)
@@ -2901,15 +3152,19 @@ static int download_mem(struct gd_be *g, const char *id, size_t max, uint8_t **d
 	return *data ? 0 : -ENOMEM;
 }
 
-/* download_mem, remembered for offline use (small objects: names, links). */
+static int local_content(struct gd_be *g, const char *id, size_t max, uint8_t **data,
+			 size_t *len, int clean);
+
+/* download_mem, remembered for offline use (small objects: names, links);
+ * offline, what was seen or what the cache holds of it whole. */
 static int download_memo(struct gd_be *g, const char *path, const struct scs_gdrive_meta *m,
 			 size_t max, uint8_t **data, size_t *len)
 {
 	int r = download_mem(g, m->id, max, data, len);
 	if (!r)
 		memo_put_data(g, path, m, *data, *len);
-	else if (offline_now(g, r))
-		r = memo_get_data(g, path, max, data, len);
+	else if (offline_now(g, r) && (r = memo_get_data(g, path, max, data, len)) == -EIO)
+		r = local_content(g, m->id, max, data, len, 1) == 0 ? 0 : -EIO;
 	return r;
 }
 
@@ -3124,7 +3379,6 @@ static void file_free(struct gd_be *g, struct gd_file *f)
 		unlinkat(g->obj_dfd, f->id, 0);
 	free(f->have);
 	free(f->path);
-	free(f->pend_meta);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -3161,7 +3415,41 @@ static struct gd_file *file_new(void)
 
 static int busy(const struct gd_file *f)
 {
-	return f->refs > 0 || f->dirty || f->inflight || f->pend_create || f->pend_delete;
+	return f->refs > 0 || f->dirty || f->inflight || f->pend_create || f->pend_delete ||
+	       f->want || f->jseq > f->dseq;
+}
+
+/* m, as Drive has it now, into f->meta, but for what this mount set that
+ * Drive does not have yet (want).  g->lock held. */
+static void meta_from_drive(struct gd_file *f, const struct scs_gdrive_meta *m)
+{
+	struct scs_gdrive_meta old = f->meta;
+	f->meta = *m;
+	meta_take(&f->meta, &old, f->want);
+}
+
+/* f only held what waited for the entry (nocontent): its cache state
+ * starts now, for Drive's version m.  g->lock held. */
+static int file_content_init(struct gd_be *g, struct gd_file *f, const struct scs_gdrive_meta *m)
+{
+	int fd = cache_fd(g, m->id);
+	if (fd < 0)
+		return fd;
+	uint8_t *have = calloc(m->size ? (size_t)((m->size + BLK - 1) / BLK + 7) / 8 : 1, 1);
+	if (!have) {
+		close(fd);
+		return -ENOMEM;
+	}
+	f->fd = fd;
+	free(f->have);
+	f->have = have;
+	f->size = f->remote_size = m->size;
+	f->version = m->version;
+	strcpy(f->rev, m->rev);
+	f->nblocks = (size_t)((m->size + BLK - 1) / BLK);
+	f->have_all = m->size == 0;
+	f->nocontent = 0;
+	return 0;
 }
 
 /* Set up (or reuse) the cache of object m.  Called with g->lock held. */
@@ -3181,8 +3469,13 @@ static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, const char
 			file_free(g, f);
 			break;
 		}
+		if (f->nocontent) {
+			int r = file_content_init(g, f, m);
+			if (r < 0)
+				return r;
+		}
 		if (!f->refs && !f->inflight)
-			f->meta = *m;     /* names, modes, times; the size is ours */
+			meta_from_drive(f, m);   /* names, modes, times; the size is ours */
 		f->refs++;
 		f->used = ++g->clock;
 		if (path && (!f->path || strcmp(f->path, path))) {
@@ -3297,6 +3590,13 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 			f->meta = *m;
 		pthread_mutex_unlock(&g->lock);
 		return -1;
+	}
+	if (f && f->nocontent) {
+		/* nothing of its content here (only changes of it that wait) */
+		if (m)
+			f->version = m->version > f->version ? m->version : f->version;
+		pthread_mutex_unlock(&g->lock);
+		return 0;
 	}
 	if (f && !busy(f)) {
 		had = !m || f->version != m->version;
@@ -3416,9 +3716,10 @@ static uint64_t journal_made(struct gd_be *g, const char *id);
 
 /* The metadata of a new file made here while Drive is unreachable. */
 static void made_here(struct scs_gdrive_meta *m, const char *id, const char *pid,
-		      const char *base, uint32_t perm)
+		      const char *base, uint32_t perm, int link)
 {
 	memset(m, 0, sizeof *m);
+	m->is_link = link;
 	strcpy(m->id, id);
 	snprintf(m->name, sizeof m->name, "%s", base);
 	strcpy(m->parent, pid);
@@ -3428,7 +3729,10 @@ static void made_here(struct scs_gdrive_meta *m, const char *id, const char *pid
 	m->atime = m->mtime;
 }
 
-static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
+/* gd_open; link: a new entry is a symbolic link (made offline: its
+ * target is the content written). */
+static int open_obj(scs_backend *be, const char *path, int flags, uint32_t mode, int link,
+		    scs_obj **out)
 {
 	struct gd_be *g = GB(be);
 	*out = NULL;
@@ -3444,9 +3748,11 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	else if (r == -ENOENT && (flags & O_CREAT)) {
 		const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 		char id[SCS_GDRIVE_ID_MAX + 1];
-		r = create_meta(g, pid, base, NULL, mode ? mode : 0644, 0, id, &queued);
+		r = create_meta(g, pid, base, NULL, mode ? mode : 0644, link, id, &queued);
 		if (!r && queued)
-			made_here(m, id, pid, base, mode ? mode : 0644);
+			made_here(m, id, pid, base, mode ? mode : 0644, link);
+		else if (!r && link)
+			r = -EIO;       /* (never: a link is always made here first) */
 		else if (!r) {
 			made = journal_made(g, id);
 			r = get_meta(g, id, m);
@@ -3503,6 +3809,11 @@ static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, 
 	o->o.be = be;
 	*out = &o->o;
 	return 0;
+}
+
+static int gd_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
+{
+	return open_obj(be, path, flags, mode, 0, out);
 }
 
 static ssize_t gd_pread(scs_obj *so, void *buf, size_t n, uint64_t off)
@@ -3783,14 +4094,18 @@ static uint64_t journal_made(struct gd_be *g, const char *id)
 	return g->wb && journal_write(g, &c, 1, 0) == 0 ? c.seq : 0;
 }
 
-/* A D record: what was queued for id up to seq is done (or dropped). */
-static int journal_d(struct gd_be *g, const char *id, uint64_t seq)
+/* A D record: what was queued for f up to seq is done (or dropped).
+ * f->lock held. */
+static int journal_d(struct gd_be *g, const struct gd_file *f, uint64_t seq)
 {
 	struct scs_gdrive_jrec d;
 	memset(&d, 0, sizeof d);
 	d.type = 'D';
 	d.seq = seq;
-	strcpy(d.id, id);
+	strcpy(d.id, f->id);
+	/* what Drive has of its content (a later P of it is based on that) */
+	d.version = f->version;
+	strcpy(d.rev, f->rev);
 	return journal_append(g, &d, 1);
 }
 
@@ -3814,7 +4129,8 @@ static void jrec_n(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_f
 	jrec_p(g, r, f);
 	r->type = 'N';
 	pthread_mutex_lock(&g->lock);
-	r->version = (f->meta.is_dir ? S_IFDIR : 0) | (f->meta.perm & 07777);
+	r->version = (f->meta.is_dir ? S_IFDIR : f->meta.is_link ? S_IFLNK : 0) |
+		     (f->meta.perm & 07777);
 	strcpy(r->rev, f->meta.parent);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -3846,7 +4162,7 @@ static int dir_made_here(struct gd_be *g, const char *path, const char *id, cons
 	int r = f && jr && (f->have = calloc(1, 1)) && (f->path = strdup(path)) ? 0 : -ENOMEM;
 	if (!r) {
 		strcpy(f->id, id);
-		made_here(&f->meta, id, pid, base, perm);
+		made_here(&f->meta, id, pid, base, perm, 0);
 		f->meta.is_dir = 1;
 		f->have_all = 1;
 		jrec_n(g, jr, f);
@@ -3880,7 +4196,7 @@ static int dir_made_here(struct gd_be *g, const char *path, const char *id, cons
 /* Make f's changes durable here and queue their upload.  f->lock held. */
 static int journal_locked(struct gd_be *g, struct gd_file *f)
 {
-	if (!f->dirty || (f->jseq && f->wseq == f->jwseq) ||
+	if (!f->dirty || (f->pseq && f->wseq == f->jwseq) ||
 	    __atomic_load_n(&f->deleted, __ATOMIC_RELAXED))   /* unlinked: nothing to keep */
 		return 0;
 	if (ftruncate(f->fd, (off_t)f->size) < 0 || fdatasync(f->fd) < 0) {
@@ -3889,7 +4205,7 @@ static int journal_locked(struct gd_be *g, struct gd_file *f)
 			g->cache_dir, strerror(-r));
 		return r;
 	}
-	if (!f->jseq)
+	if (!f->pseq)
 		(void)fsync(g->obj_dfd);   /* the cache file's name, once */
 	/* a file made offline: where to create it, then what goes in it */
 	pthread_mutex_lock(&g->lock);
@@ -3907,7 +4223,7 @@ static int journal_locked(struct gd_be *g, struct gd_file *f)
 		pthread_mutex_lock(&g->lock);
 		if (nrec == 2)
 			f->cseq = rs->seq;
-		f->jseq = r->seq;
+		f->jseq = f->pseq = r->seq;
 		f->jwseq = w;
 		f->due = time(NULL) + (time_t)(g->opts.upload_delay + 0.999);
 		f->failures = 0;
@@ -4127,14 +4443,19 @@ static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 }
 
 /* Upload what f's journal records ask for.  f->inflight is ours. */
-static int upload_one_(struct gd_be *g, struct gd_file *f);
+static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq);
 
 static int delete_pending(struct gd_be *g, struct gd_file *f);
+static int meta_apply(struct gd_be *g, struct gd_file *f);
+static int link_pending(struct gd_be *g, struct gd_file *f, uint64_t seq);
+static int under_removal_locked(struct gd_be *g, const struct gd_file *f);
 
 /* f's queued work up to seq reached Drive: journaled (D), and told. */
 static int job_done(struct gd_be *g, struct gd_file *f, uint64_t seq)
 {
-	int r = journal_d(g, f->id, seq);
+	pthread_mutex_lock(&f->lock);
+	int r = journal_d(g, f, seq);
+	pthread_mutex_unlock(&f->lock);
 	if (!r) {
 		pthread_mutex_lock(&g->lock);
 		f->dseq = seq;
@@ -4145,33 +4466,46 @@ static int job_done(struct gd_be *g, struct gd_file *f, uint64_t seq)
 	return r;
 }
 
-/* A folder made offline: created on Drive (its folder first), then done. */
-static int dir_pending(struct gd_be *g, struct gd_file *f)
-{
-	uint64_t v;
-	char rev[SCS_GDRIVE_REV_MAX + 1];
-	pthread_mutex_lock(&f->lock);
-	uint64_t seq = f->jseq;
-	pthread_mutex_unlock(&f->lock);
-	int r = create_pending(g, f, &v, rev);
-	return r ? r : job_done(g, f, seq);
-}
-
+/* Everything queued for f up to now: a delete (file or folder); else a
+ * folder or link made offline created on Drive (its folder first), what
+ * waits of its metadata set, its content uploaded (which carries its
+ * times); then done up to the seq read first (what comes meanwhile is
+ * done next time). */
 static int upload_one(struct gd_be *g, struct gd_file *f)
 {
 	in_upload = 1;
 	pthread_mutex_lock(&g->lock);
 	int del = f->pend_delete, dir = f->meta.is_dir;
+	int link = local_only(f) && f->meta.is_link;
+	uint64_t seq = f->jseq;
+	int content = !dir && !f->nocontent && f->pseq > f->dseq;
+	int later = del && under_removal_locked(g, f);
 	pthread_mutex_unlock(&g->lock);
-	int r = del ? delete_pending(g, f) : dir ? dir_pending(g, f) : upload_one_(g, f);
+	int r = 0;
+	if (later) {
+		r = -EAGAIN;      /* the removal of a folder it is in decides first */
+	} else if (del) {
+		r = delete_pending(g, f);
+	} else if (link) {
+		r = link_pending(g, f, seq);
+	} else {
+		uint64_t v;
+		char rev[SCS_GDRIVE_REV_MAX + 1];
+		if (dir)
+			r = create_pending(g, f, &v, rev);
+		if (!r)
+			r = meta_apply(g, f);
+		if (!r)
+			r = content ? upload_one_(g, f, seq) : job_done(g, f, seq);
+	}
 	in_upload = 0;
 	return r;
 }
 
-static int upload_one_(struct gd_be *g, struct gd_file *f)
+static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 {
 	pthread_mutex_lock(&f->lock);
-	uint64_t seq = f->jseq, wseq = f->jwseq, size = f->size, base_v = f->version;
+	uint64_t wseq = f->jwseq, size = f->size, base_v = f->version;
 	char base_rev[SCS_GDRIVE_REV_MAX + 1];
 	pthread_mutex_lock(&g->lock);
 	char *path = f->path ? strdup(f->path) : NULL;
@@ -4182,7 +4516,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		/* unlinked: what was queued for it goes (and is noted as gone) */
 		int r = 0;
 		if (seq > f->dseq) {
-			r = journal_d(g, f->id, seq);
+			r = journal_d(g, f, seq);
 			if (!r) {
 				pthread_mutex_lock(&g->lock);
 				f->dseq = seq;
@@ -4194,9 +4528,14 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		free(path);
 		return r;
 	}
+	/* times set here go with the content (the upload moves modifiedTime) */
 	pthread_mutex_lock(&g->lock);
-	char *pmeta = f->pend_meta ? strdup(f->pend_meta) : NULL;
+	unsigned sent = f->want & (SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME);
+	uint64_t sent_mseq = f->mseq;
+	json_t *tj = sent ? meta_json(sent, &f->meta) : NULL;
 	pthread_mutex_unlock(&g->lock);
+	char *pmeta = tj ? json_dumps(tj, JSON_COMPACT) : NULL;
+	json_decref(tj);
 	int sfd = snapshot(g, f, size);
 	/* The snapshot holds at least what the record stands for; writes
 	 * since are in it too, so it covers wseq if nothing came after. */
@@ -4285,10 +4624,8 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 				memo_put(g, path, m, NULL);
 		}
 		pthread_mutex_lock(&g->lock);
-		if (pmeta && f->pend_meta && !strcmp(pmeta, f->pend_meta)) {
-			free(f->pend_meta);
-			f->pend_meta = NULL;
-		}
+		if (pmeta && f->mseq == sent_mseq)
+			want_clear_locked(g, f, sent);
 		pthread_mutex_unlock(&g->lock);
 		memset(&rec[0], 0, sizeof rec[0]);
 		rec[0].type = 'D';
@@ -4296,17 +4633,17 @@ static int upload_one_(struct gd_be *g, struct gd_file *f)
 		strcpy(rec[0].id, f->id);
 		rec[0].version = f->version;
 		strcpy(rec[0].rev, f->rev);
-		if (f->jseq > seq) {
+		if (f->pseq > seq) {
 			/* newer changes wait: their base is now what we uploaded */
 			jrec_p(g, &rec[1], f);
-			rec[1].seq = f->jseq;
+			rec[1].seq = f->pseq;
 			nrec = 2;
 		}
 		r = journal_append(g, rec, nrec);   /* failing: uploaded again later */
 		if (r == 0) {
 			pthread_mutex_lock(&g->lock);
 			f->dseq = seq;
-			if (f->jseq == seq && all && f->wseq == wseq)
+			if (f->pseq <= seq && all && f->wseq == wseq)
 				f->dirty = 0;   /* (after a conflict copy: dropped once closed) */
 			g->last_sync = time(NULL);
 			g->status_gen++;
@@ -4330,6 +4667,10 @@ static void upload_failed(struct gd_be *g, struct gd_file *f, int r)
 {
 	time_t now = time(NULL), wait;
 	int offline = __atomic_load_n(&g->offline, __ATOMIC_RELAXED);
+	if (r == -EAGAIN) {
+		f->due = now + 1;  /* behind other jobs of this mount (a folder's removal) */
+		return;
+	}
 	if (r == -ENOSPC || r == -EDQUOT) {
 		wait = 600;        /* a full Drive or the daily cap: slowly */
 		set_error_locked(g, r == -ENOSPC ? "Google Drive storage is full; free space in Drive" :
@@ -4359,13 +4700,26 @@ static void write_status(struct gd_be *g)
 	memset(&st, 0, sizeof st);
 	pthread_mutex_lock(&g->lock);
 	unsigned gen = g->status_gen;
-	for (struct gd_file *f = g->files; f; f = f->next)
-		if (f->jseq > f->dseq && f->pend_delete) {
-			st.deletes++;
-		} else if (f->jseq > f->dseq && !f->deleted && !f->meta.is_dir) {
+	for (struct gd_file *f = g->files; f; f = f->next) {
+		if (f->jseq <= f->dseq)
+			continue;
+		if (f->pend_delete) {
+			if (f->meta.is_dir)
+				st.changes++;       /* a folder removed offline */
+			else
+				st.deletes++;
+			continue;
+		}
+		int content = !f->deleted && !f->meta.is_dir && !f->nocontent && f->pseq > f->dseq;
+		if (content) {
 			st.files++;
 			st.bytes += __atomic_load_n(&f->size, __ATOMIC_RELAXED);
 		}
+		/* folders made, renames, modes (times of a file to upload go with it) */
+		if ((local_only(f) && f->meta.is_dir) ||
+		    (f->want & (content ? ~(SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME) : ~0u)))
+			st.changes++;
+	}
 	st.offline = g->offline;
 	st.offline_since = g->offline_since;
 	st.last_sync = g->last_sync;
@@ -4592,7 +4946,7 @@ static void file_dropped(struct gd_be *g, const char *id)
 	pthread_mutex_lock(&f->lock);
 	__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);
 	if (f->jseq > f->dseq) {
-		if (journal_d(g, f->id, f->jseq) == 0) {
+		if (journal_d(g, f, f->jseq) == 0) {
 			pthread_mutex_lock(&g->lock);
 			f->dseq = f->jseq;
 			g->status_gen++;
@@ -4619,7 +4973,7 @@ static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta
 	struct gd_file *tf = pend_hold(g, sid), *xf = NULL;
 	if (!tf)
 		return 0;
-	int r = tf->refs || tf->inflight || !tf->jseq ? 1 : 0;
+	int r = tf->refs || tf->inflight || !tf->pseq ? 1 : 0;
 	if (!r)
 		r = file_get(g, dst, to, &xf);
 	if (!r && (xf->refs > 1 || xf->inflight || xf->pend_create))
@@ -4702,13 +5056,45 @@ static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta
 }
 
 /* A U record of f (f->lock held). */
-static void jrec_u(struct scs_gdrive_jrec *r, const struct gd_file *f)
+static void jrec_u(struct gd_be *g, struct scs_gdrive_jrec *r, const struct gd_file *f)
 {
 	memset(r, 0, sizeof *r);
 	r->type = 'U';
 	strcpy(r->id, f->id);
 	r->version = f->version;
 	strcpy(r->rev, f->rev);
+	pthread_mutex_lock(&g->lock);
+	if (f->path && strlen(f->path) < sizeof r->path)
+		strcpy(r->path, f->path);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* f's delete (U) or removal (R), the record jr (r: journaled if 0), waits
+ * for Drive: this mount no longer shows it.  f->lock held and let go, the
+ * caller's reference dropped. */
+static void delete_queued(struct gd_be *g, struct gd_file *f, struct scs_gdrive_jrec *jr, int r)
+{
+	if (!r) {
+		pthread_mutex_lock(&g->lock);
+		f->pend_delete = 1;
+		g->nlocal++;
+		__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);
+		want_clear_locked(g, f, SCS_GDRIVE_WANT_ALL);   /* (a rename of it: moot now) */
+		f->jseq = jr->seq;
+		f->due = time(NULL);
+		f->failures = 0;
+		ent_del_locked(g, f->id);
+		g->status_gen++;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	free(jr);
+	if (!r) {
+		own_put(g, f->id, NULL, NULL, 0, 0);
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s deleted offline; its delete on Drive waits", f->id);
+	}
+	file_unref(g, f);
 }
 
 /* unlink(2) of m, which Drive has, while Drive is unreachable: the delete
@@ -4731,34 +5117,27 @@ static int queue_delete(struct gd_be *g, const struct scs_gdrive_meta *m, const 
 	} else {
 		f->version = m->version;     /* what is to be deleted */
 		strcpy(f->rev, m->rev);
-		jrec_u(jr, f);
+		jrec_u(g, jr, f);
 		r = journal_append(g, jr, 1);
 	}
-	if (!r) {
-		pthread_mutex_lock(&g->lock);
-		f->pend_delete = 1;
-		g->nlocal++;
-		__atomic_store_n(&f->deleted, 1, __ATOMIC_RELAXED);
-		f->jseq = jr->seq;
-		f->due = time(NULL);
-		f->failures = 0;
-		ent_del_locked(g, m->id);
-		g->status_gen++;
-		pthread_cond_broadcast(&g->cond);
-		pthread_mutex_unlock(&g->lock);
-	}
-	pthread_mutex_unlock(&f->lock);
-	free(jr);
-	if (!r) {
-		own_put(g, m->id, NULL, NULL, 0, 0);
-		scs_log(SCS_LOG_DEBUG, "gdrive: %s deleted offline; its delete on Drive waits",
-			m->id);
-	}
-	file_unref(g, f);
+	delete_queued(g, f, jr, r);
 	return r;
 }
 
-/* The uploader's part of queue_delete (f->inflight is ours). */
+static int rmdir_pending(struct gd_be *g, struct gd_file *f, uint64_t seq, const char *path);
+
+/* The delete of f made offline did not happen (someone else changed or
+ * filled it meanwhile): this mount shows it again. */
+static void delete_kept(struct gd_be *g, struct gd_file *f, const char *path)
+{
+	own_drop(g, f->id);
+	if (path) {
+		memo_drop(g, path);
+		notify(g, path, SCS_BE_CHANGED_ENTRY);
+	}
+}
+
+/* The uploader's part of queue_delete and queue_rmdir (f->inflight is ours). */
 static int delete_pending(struct gd_be *g, struct gd_file *f)
 {
 	pthread_mutex_lock(&f->lock);
@@ -4768,11 +5147,16 @@ static int delete_pending(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&g->lock);
 	char *path = f->path ? strdup(f->path) : NULL;
+	int dir = f->meta.is_dir;
 	pthread_mutex_unlock(&g->lock);
-	struct scs_gdrive_meta *cur = malloc(sizeof *cur);
+	struct scs_gdrive_meta *cur = dir ? NULL : malloc(sizeof *cur);
 	char md5[33];
-	int r = cur ? remote_state(g, f->id, cur, md5) : -ENOMEM;
-	if (r == -ENOENT) {
+	int r = dir ? rmdir_pending(g, f, seq, path) : cur ? remote_state(g, f->id, cur, md5) : -ENOMEM;
+	if (dir) {
+		free(path);
+		if (r < 0)
+			return r;
+	} else if (r == -ENOENT) {
 		r = 0;           /* gone already (an earlier attempt, or someone else) */
 	} else if (r == 0 && (f->if_marked ? cur->pending :
 			      rev[0] || cur->rev[0] ? !strcmp(cur->rev, rev) : cur->version == v)) {
@@ -4782,9 +5166,11 @@ static int delete_pending(struct gd_be *g, struct gd_file *f)
 	} else if (r == 0 && !f->if_marked) {
 		scs_log(SCS_LOG_WARN, "gdrive: %s was changed on Drive by someone else after this "
 			"mount deleted it offline; their version is kept", path ? path : f->id);
+		delete_kept(g, f, path);
 	}
 	free(cur);
-	free(path);
+	if (!dir)
+		free(path);
 	if (r < 0 || (r = job_done(g, f, seq)) < 0)
 		return r;
 	pthread_mutex_lock(&f->lock);
@@ -4795,6 +5181,398 @@ static int delete_pending(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_unlock(&g->lock);
 	pthread_mutex_unlock(&f->lock);
 	return 0;
+}
+
+/* ---- changes of what Drive has, made while it was unreachable ----
+ * A rename or move, a mode or times change that cannot reach Drive now
+ * (or must wait behind such a change of the same entry) is made here: the
+ * entry's gd_file holds what it is to become (meta and want), an M record
+ * journals it, and the uploader sets it on Drive when it is back (the
+ * last writer's rename wins, as on Drive).  Until then this mount shows
+ * the entry as it is to be: at its new place and not at the old one that
+ * Drive's listings still show (elsewhere, pend_find, own_in), with its new
+ * mode and times (overlay).  A folder removed offline (R) is removed on
+ * Drive once what this mount deleted or moved out of it has gone, unless
+ * others put something in it meanwhile. */
+
+/* The gd_file of entry m (at path) to hold what waits for it: the one in
+ * use, or a new one without cache state.  g->lock held; a reference is
+ * taken (file_unref). */
+static struct gd_file *holder_locked(struct gd_be *g, const struct scs_gdrive_meta *m,
+				     const char *path)
+{
+	struct gd_file *f;
+	for (f = g->files; f; f = f->next)
+		if (!strcmp(f->id, m->id)) {
+			f->refs++;
+			return f;
+		}
+	f = file_new();
+	if (!f || !(f->have = calloc(1, 1)) || (path && !(f->path = strdup(path)))) {
+		if (f) {
+			free(f->have);
+			pthread_mutex_destroy(&f->lock);
+			free(f);
+		}
+		return NULL;
+	}
+	strcpy(f->id, m->id);
+	f->meta = *m;
+	f->nocontent = 1;
+	f->version = m->version;
+	strcpy(f->rev, m->rev);
+	f->refs = 1;
+	f->used = ++g->clock;
+	f->next = g->files;
+	g->files = f;
+	return f;
+}
+
+/* An M record of what waits of f (g->lock held). */
+static void jrec_m(struct scs_gdrive_jrec *r, const struct gd_file *f)
+{
+	memset(r, 0, sizeof *r);
+	r->type = 'M';
+	strcpy(r->id, f->id);
+	r->version = f->want;
+	if (f->want & SCS_GDRIVE_WANT_MOVE)
+		strcpy(r->rev, f->meta.parent);
+	if (f->path && strlen(f->path) < sizeof r->path)
+		strcpy(r->path, f->path);
+	r->mode = f->meta.perm & 07777;
+	r->mtime = f->meta.mtime;
+	r->atime = f->meta.atime;
+}
+
+/* flags' fields of v (parent and name, mode, times) are to be set on
+ * Drive for the entry m, which is at path (after the change): kept in its
+ * gd_file, journaled (M) and queued.  dirty_only: only if m is a file
+ * whose content waits to upload (its upload carries the times), else
+ * nothing to do. */
+static int want_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
+		    unsigned flags, const struct scs_gdrive_meta *v, int dirty_only)
+{
+	struct gd_file *f = NULL;
+	pthread_mutex_lock(&g->lock);
+	if (dirty_only) {
+		for (f = g->files; f && strcmp(f->id, m->id); f = f->next)
+			;
+		if (f && (f->deleted || f->nocontent || !(f->dirty || f->pseq > f->dseq)))
+			f = NULL;
+		if (!f) {
+			pthread_mutex_unlock(&g->lock);
+			return 0;
+		}
+		f->refs++;
+	} else {
+		f = holder_locked(g, m, path);
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (!f)
+		return -ENOMEM;
+	struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
+	struct scs_gdrive_meta *old = malloc(sizeof *old);
+	char *np = path ? strdup(path) : NULL;
+	int r = jr && old && (np || !path) ? 0 : -ENOMEM;
+	pthread_mutex_lock(&f->lock);          /* one M of f at a time: the last is the whole */
+	if (!r) {
+		pthread_mutex_lock(&g->lock);
+		*old = f->meta;
+		unsigned had = f->want;
+		if ((flags & SCS_GDRIVE_WANT_MOVE) && np) {
+			free(f->path);
+			f->path = np;
+			np = NULL;
+		}
+		meta_take(&f->meta, v, flags);
+		want_add_locked(g, f, flags);
+		jrec_m(jr, f);
+		pthread_mutex_unlock(&g->lock);
+		r = journal_append(g, jr, 1);
+		pthread_mutex_lock(&g->lock);
+		if (r == 0) {
+			f->mseq = jr->seq;
+			if (jr->seq > f->jseq)
+				f->jseq = jr->seq;
+			if (!f->dirty && f->pseq <= f->dseq)
+				f->due = time(NULL);   /* (else with the content, when it is due) */
+			f->failures = 0;
+			g->status_gen++;
+			pthread_cond_broadcast(&g->cond);
+		} else {
+			/* not kept: nothing changed */
+			want_clear_locked(g, f, f->want & ~had);
+			f->meta = *old;
+		}
+		pthread_mutex_unlock(&g->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	free(jr);
+	free(old);
+	free(np);
+	if (!r && (flags & SCS_GDRIVE_WANT_MOVE))
+		ent_put(g, m->id, v->parent, v->name, 0, 0, 0);
+	if (!r)
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s: metadata change queued (%s)", m->id,
+			dirty_only ? "with its content" : "Drive unreachable or earlier changes wait");
+	file_unref(g, f);
+	return r;
+}
+
+/* rmdir(2) of folder m (known to be empty) while Drive is unreachable:
+ * journaled (R) and queued; this mount no longer shows it. */
+static int queue_rmdir(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gd_file *f = holder_locked(g, m, path);
+	if (f)
+		f->meta.is_dir = 1;
+	pthread_mutex_unlock(&g->lock);
+	struct scs_gdrive_jrec *jr = malloc(sizeof *jr);
+	if (!f || !jr) {
+		free(jr);
+		if (f)
+			file_unref(g, f);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&f->lock);
+	memset(jr, 0, sizeof *jr);
+	jr->type = 'R';
+	strcpy(jr->id, m->id);
+	jr->version = m->version;
+	if (path && strlen(path) < sizeof jr->path)
+		strcpy(jr->path, path);
+	int r = journal_append(g, jr, 1);
+	delete_queued(g, f, jr, r);
+	return r;
+}
+
+/* A delete queued offline (file or folder, f) inside a folder whose
+ * removal was queued too: that removal decides first (g->lock held). */
+static int under_removal_locked(struct gd_be *g, const struct gd_file *f)
+{
+	for (struct gd_file *r = g->files; r && f->path; r = r->next)
+		if (r != f && r->pend_delete && r->meta.is_dir && r->path &&
+		    under(f->path, r->path) && strcmp(f->path, r->path))
+			return 1;
+	return 0;
+}
+
+#define RMDIR_DEPTH 64
+
+struct rmdir_ctx {
+	struct gd_be *g;
+	const char *pid;
+	int moving, theirs;
+	char (*sub)[SCS_GDRIVE_ID_MAX + 1];   /* folders in it whose removal waits too */
+	size_t nsub, capsub;
+};
+
+/* What a folder removed offline holds on Drive: entries this mount
+ * deleted there offline and nobody changed since (fine: they go with it),
+ * entries it moves out (to wait for), and the rest: theirs. */
+static int rmdir_cb(void *arg, const struct scs_gdrive_meta *m)
+{
+	struct rmdir_ctx *c = arg;
+	struct gd_be *g = c->g;
+	if (own_hidden(g, c->pid, m))
+		return 0;          /* deleted or moved away by us already: a listing behind */
+	int kind = 0;          /* 0 theirs, 1 ours to delete, 2 moving out, 3 a folder to look into */
+	pthread_mutex_lock(&g->lock);
+	struct gd_file *x;
+	for (x = g->files; x && strcmp(x->id, m->id); x = x->next)
+		;
+	if (x && x->pend_delete && x->meta.is_dir)
+		kind = 3;
+	else if (x && x->pend_delete)
+		kind = (x->if_marked ? m->pending : x->rev[0] || m->rev[0] ?
+			!strcmp(x->rev, m->rev) : x->version == m->version) ? 1 : 0;
+	else if (x && moving(x) && (strcmp(x->meta.parent, c->pid) || strcmp(x->meta.name, m->name)))
+		kind = 2;
+	pthread_mutex_unlock(&g->lock);
+	if (kind == 0)
+		c->theirs++;
+	else if (kind == 2)
+		c->moving++;
+	else if (kind == 3) {
+		if (c->nsub == c->capsub) {
+			size_t nc = c->capsub ? 2 * c->capsub : 8;
+			void *nv = realloc(c->sub, nc * sizeof *c->sub);
+			if (!nv)
+				return -ENOMEM;
+			c->sub = nv;
+			c->capsub = nc;
+		}
+		strcpy(c->sub[c->nsub++], m->id);
+	}
+	return 0;
+}
+
+static void rmdir_reset(void *arg)
+{
+	struct rmdir_ctx *c = arg;
+	c->moving = c->theirs = 0;
+	c->nsub = 0;
+}
+
+/* Look through folder id and the folders in it removed offline too. */
+static int rmdir_scan(struct gd_be *g, const char *id, int depth, int *moving, int *theirs)
+{
+	char *q;
+	if (depth > RMDIR_DEPTH) {
+		(*theirs)++;       /* (deeper than ever made: keep it) */
+		return 0;
+	}
+	if (asprintf(&q, "'%s' in parents and trashed = false", id) < 0)
+		return -ENOMEM;
+	struct rmdir_ctx c = { .g = g, .pid = id };
+	int r = list_query(g, q, 1000, rmdir_cb, rmdir_reset, &c);
+	free(q);
+	*moving += c.moving;
+	*theirs += c.theirs;
+	for (size_t i = 0; !r && i < c.nsub; i++)
+		r = rmdir_scan(g, c.sub[i], depth + 1, moving, theirs);
+	free(c.sub);
+	return r;
+}
+
+/* The uploader's part of queue_rmdir: 0 once done, -EAGAIN while what
+ * this mount moves out of it waits.  Drive removes a folder with all it
+ * holds, so it is removed only if all it holds is what this mount deleted
+ * there offline (those deletes then find it gone).  If it holds anything
+ * else (someone put something in it, or changed what we deleted), it is
+ * kept as it is, with every delete queued below it undone: nothing of
+ * theirs is lost, and the folder stays whole (its .scsdir with it). */
+static int rmdir_pending(struct gd_be *g, struct gd_file *f, uint64_t seq, const char *path)
+{
+	(void)seq;
+	int moving = 0, theirs = 0;
+	int r = rmdir_scan(g, f->id, 0, &moving, &theirs);
+	if (r < 0)
+		return r;
+	if (!theirs && moving)
+		return -EAGAIN;
+	if (!theirs)
+		return delete_id(g, f->id);
+	scs_log(SCS_LOG_WARN, "gdrive: %s: this folder was removed here while Drive was "
+		"unreachable, but someone else changed what was in it meanwhile; it is kept as it "
+		"is on Drive, with what was deleted in it", path ? path : f->id);
+	/* undo the deletes queued below it (its own: the caller's) */
+	for (;;) {
+		struct gd_file *x = NULL;
+		int running = 0;
+		pthread_mutex_lock(&g->lock);
+		for (struct gd_file *y = g->files; y && !x; y = y->next) {
+			if (y == f || !y->pend_delete || !y->path || !path || !under(y->path, path) ||
+			    y->jseq <= y->dseq)
+				continue;
+			if (y->inflight)
+				running = 1;     /* (it finds this removal waiting, and stops) */
+			else
+				x = y;
+		}
+		if (!x) {
+			if (running)
+				pthread_cond_wait(&g->cond, &g->lock);
+			pthread_mutex_unlock(&g->lock);
+			if (running)
+				continue;
+			break;
+		}
+		x->inflight = 1;
+		x->refs++;
+		uint64_t xs = x->jseq;
+		char *xp = strdup(x->path);
+		pthread_mutex_unlock(&g->lock);
+		r = job_done(g, x, xs);
+		pthread_mutex_lock(&g->lock);
+		if (!r) {
+			x->pend_delete = 0;
+			g->nlocal--;
+			x->dirty = 0;
+			x->version = 0;      /* its next use starts afresh from Drive */
+			x->rev[0] = '\0';
+		}
+		x->inflight = 0;
+		x->refs--;
+		pthread_cond_broadcast(&g->cond);
+		pthread_mutex_unlock(&g->lock);
+		if (!r)
+			delete_kept(g, x, xp);
+		free(xp);
+		if (r < 0)
+			return r;
+	}
+	delete_kept(g, f, path);
+	return 0;
+}
+
+/* The uploader's part of want_set: set on Drive what waits of f (its
+ * place and name, its mode; its times too, unless its content waits, whose
+ * upload carries them).  Someone else's delete of it meanwhile wins;
+ * moved into a folder that is gone from Drive meanwhile, it stays where
+ * it is there.  f->inflight is ours. */
+static int meta_apply(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&g->lock);
+	unsigned want = f->deleted ? 0 : f->want;
+	if (f->dirty || f->pseq > f->dseq || local_only(f))
+		want &= ~(SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME);
+	struct scs_gdrive_meta *v = want ? malloc(sizeof *v) : NULL, *cur = NULL;
+	if (v)
+		*v = f->meta;
+	uint64_t mseq = f->mseq;
+	char *path = want && f->path ? strdup(f->path) : NULL;
+	pthread_mutex_unlock(&g->lock);
+	if (!want)
+		return 0;
+	int r = v && (cur = malloc(sizeof *cur)) ? 0 : -ENOMEM;
+	const char *why = NULL;
+	if (!r && (want & SCS_GDRIVE_WANT_MOVE))
+		r = parent_ready(g, v->parent);     /* (its failure: tried again later) */
+	if (!r && (r = get_meta_fields(g, f->id, ",parents,trashed", cur)) == -ENOENT)
+		why = "it was deleted on Drive meanwhile";
+	if (!r && cur->trashed) {
+		why = "it was deleted on Drive meanwhile";
+	} else if (!r) {
+		json_t *body = meta_json(want, v);
+		char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "", ts[96];
+		if (want & SCS_GDRIVE_WANT_MOVE) {
+			json_object_set_new(body, "name", json_string(v->name));
+			if (!(want & SCS_GDRIVE_WANT_MTIME)) {
+				drive_time(cur->mtime, ts);    /* a rename keeps the mtime */
+				json_object_set_new(body, "modifiedTime", json_string(ts));
+			}
+			if (strcmp(cur->parent, v->parent))
+				snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s",
+					 v->parent, cur->parent);
+		}
+		r = patch_meta(g, f->id, body, extra[0] ? extra : NULL);
+		if (r == -ENOENT)
+			why = get_meta_fields(g, f->id, "", cur) == -ENOENT ?
+			      "it was deleted on Drive meanwhile" :
+			      "the folder it was moved to is gone from Drive; it stays where it was";
+	}
+	if (why) {
+		scs_log(SCS_LOG_WARN, "gdrive: %s: a rename or attribute change made here while Drive "
+			"was unreachable is dropped: %s", path ? path : f->id, why);
+		if (path) {
+			memo_drop(g, path);
+			notify(g, path, SCS_BE_CHANGED_ENTRY);
+		}
+		r = 0;
+	}
+	if (!r) {
+		pthread_mutex_lock(&g->lock);
+		if (f->mseq == mseq)
+			want_clear_locked(g, f, want);
+		g->status_gen++;
+		pthread_mutex_unlock(&g->lock);
+	}
+	free(v);
+	free(cur);
+	free(path);
+	return r;
 }
 
 /* A rename moved from to to: the paths of cached files follow. */
@@ -4895,8 +5673,10 @@ struct replay {
 	struct gd_be *g;
 	struct scs_gdrive_jrec *recs;   /* the pending P per id */
 	size_t n, cap;
-	struct scs_gdrive_jrec *news;   /* the last N or U per id not done yet */
+	struct scs_gdrive_jrec *news;   /* the last N, U, C or R per id not done yet */
 	size_t nn, ncap;
+	struct scs_gdrive_jrec *metas;  /* the last M per id not done yet */
+	size_t nm, mcap;
 	uint64_t maxseq;
 };
 
@@ -4923,8 +5703,11 @@ static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 	struct replay *rp = arg;
 	if (r->seq > rp->maxseq)
 		rp->maxseq = r->seq;
-	if (r->type == 'N' || r->type == 'U' || r->type == 'C') {
-		struct scs_gdrive_jrec *s = replay_slot(&rp->news, &rp->nn, &rp->ncap, r->id);
+	if (r->type == 'N' || r->type == 'U' || r->type == 'C' || r->type == 'R' ||
+	    r->type == 'M') {
+		struct scs_gdrive_jrec *s = r->type == 'M' ?
+			replay_slot(&rp->metas, &rp->nm, &rp->mcap, r->id) :
+			replay_slot(&rp->news, &rp->nn, &rp->ncap, r->id);
 		if (!s)
 			return -ENOMEM;
 		*s = *r;
@@ -4936,12 +5719,18 @@ static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 				rp->news[j] = rp->news[--rp->nn];   /* closed: its P stands */
 				break;
 			}
-	if (r->type == 'D')
+	if (r->type == 'D') {
 		for (size_t j = 0; j < rp->nn; j++)
 			if (!strcmp(rp->news[j].id, r->id) && rp->news[j].seq <= r->seq) {
 				rp->news[j] = rp->news[--rp->nn];   /* done since */
 				break;
 			}
+		for (size_t j = 0; j < rp->nm; j++)
+			if (!strcmp(rp->metas[j].id, r->id) && rp->metas[j].seq <= r->seq) {
+				rp->metas[j] = rp->metas[--rp->nm];
+				break;
+			}
+	}
 	size_t i;
 	for (i = 0; i < rp->n; i++)
 		if (!strcmp(rp->recs[i].id, r->id))
@@ -4949,7 +5738,8 @@ static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 	if (r->type == 'D') {
 		if (i < rp->n && rp->recs[i].seq <= r->seq)
 			rp->recs[i] = rp->recs[--rp->n];
-		else if (i < rp->n) {   /* newer changes remain: based on what landed */
+		else if (i < rp->n && (r->version || r->rev[0])) {
+			/* newer changes remain: based on what landed */
 			rp->recs[i].version = r->version;
 			strcpy(rp->recs[i].rev, r->rev);
 		}
@@ -4972,13 +5762,14 @@ static int replay_cb(void *arg, const struct scs_gdrive_jrec *r)
 
 #define JOURNAL_MAX (256u << 20)
 
-/* What f has pending, as the records a fresh journal holds (1 or 2). */
+/* What f has pending, as the records a fresh journal holds (at most 3). */
+#define PENDING_RECORDS 3
 static size_t pending_records(struct gd_be *g, const struct gd_file *f,
-			      struct scs_gdrive_jrec r[2])
+			      struct scs_gdrive_jrec r[PENDING_RECORDS])
 {
 	if (f->pend_delete) {
-		jrec_u(&r[0], f);
-		r[0].type = f->if_marked ? 'C' : 'U';
+		jrec_u(g, &r[0], f);
+		r[0].type = f->meta.is_dir ? 'R' : f->if_marked ? 'C' : 'U';
 		r[0].seq = f->jseq;
 		return 1;
 	}
@@ -4987,9 +5778,13 @@ static size_t pending_records(struct gd_be *g, const struct gd_file *f,
 		jrec_n(g, &r[n], f);
 		r[n++].seq = f->cseq;
 	}
-	if (!f->meta.is_dir) {
+	if (f->pseq > f->dseq && !f->meta.is_dir) {
 		jrec_p(g, &r[n], f);
-		r[n++].seq = f->jseq;
+		r[n++].seq = f->pseq;
+	}
+	if (f->want) {               /* metadata to set (times: with the content) */
+		jrec_m(&r[n], f);
+		r[n++].seq = f->mseq;
 	}
 	return n;
 }
@@ -5027,6 +5822,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	if (r < 0) {
 		free(rp.recs);
 		free(rp.news);
+		free(rp.metas);
 		return scs_err_set(err, r, "cannot replay the upload journal %s: %s", p, strerror(-r));
 	}
 	if (bad)
@@ -5055,7 +5851,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		f->have = calloc(1, 1);
 		f->have_all = 1;
 		f->dirty = 1;
-		f->jseq = jr->seq;
+		f->jseq = f->pseq = jr->seq;
 		f->wseq = f->jwseq = 1;
 		f->path = jr->path[0] ? strdup(jr->path) : NULL;
 		for (size_t j = 0; j < rp.nn; j++) {
@@ -5075,6 +5871,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 				 f->path ? base_name(f->path) : f->id);
 			f->meta.perm = (uint32_t)nr->version & 07777;
 			f->meta.has_perm = 1;
+			f->meta.is_link = S_ISLNK(nr->version);
 			f->meta.mtime = f->meta.atime = st.st_mtim;
 		}
 		f->next = g->files;
@@ -5095,7 +5892,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		strcpy(f->id, nr->id);
 		f->path = nr->path[0] ? strdup(nr->path) : NULL;
 		made_here(&f->meta, nr->id, nr->rev, f->path ? base_name(f->path) : nr->id,
-			  (uint32_t)nr->version & 07777);
+			  (uint32_t)nr->version & 07777, 0);
 		f->meta.is_dir = f->have_all = 1;
 		f->pend_create = 1;
 		g->nlocal++;
@@ -5134,6 +5931,54 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		if (ur->seq > f->jseq)
 			f->jseq = ur->seq;
 	}
+	/* Folders removed offline, and metadata set offline, wait too: each in
+	 * the gd_file of its entry (one without cache state if none). */
+	for (size_t j = 0; j < rp.nn + rp.nm; j++) {
+		const struct scs_gdrive_jrec *jr = j < rp.nn ? &rp.news[j] : &rp.metas[j - rp.nn];
+		if (jr->type != 'R' && jr->type != 'M')
+			continue;
+		struct scs_gdrive_meta *hm = calloc(1, sizeof *hm);
+		struct gd_file *f = NULL;
+		if (hm) {
+			strcpy(hm->id, jr->id);
+			f = holder_locked(g, hm, jr->path[0] ? jr->path : NULL);
+			free(hm);
+		}
+		if (!f)
+			break;
+		f->refs--;
+		if (jr->seq > f->jseq)
+			f->jseq = jr->seq;
+		if (jr->type == 'R') {
+			f->meta.is_dir = 1;
+			g->nlocal += !f->pend_delete;
+			f->pend_delete = f->deleted = 1;
+			want_clear_locked(g, f, SCS_GDRIVE_WANT_ALL);
+			continue;
+		}
+		if (f->pend_delete)
+			continue;       /* deleted since: that is what stands */
+		unsigned w = (unsigned)jr->version;
+		if (!jr->rev[0] || !jr->path[0])
+			w &= ~SCS_GDRIVE_WANT_MOVE;     /* (no place to move to: not ours) */
+		struct scs_gdrive_meta *v = calloc(1, sizeof *v);
+		if (!v)
+			break;
+		if (w & SCS_GDRIVE_WANT_MOVE) {
+			char nb[SCS_GDRIVE_NAME_MAX + 1];
+			strcpy(v->parent, jr->rev);
+			snprintf(v->name, sizeof v->name, "%s", new_name(jr->path, nb, sizeof nb));
+			free(f->path);
+			f->path = strdup(jr->path);
+		}
+		v->perm = jr->mode;
+		v->mtime = jr->mtime;
+		v->atime = jr->atime;
+		meta_take(&f->meta, v, w);
+		free(v);
+		want_add_locked(g, f, w);
+		f->mseq = jr->seq;
+	}
 	DIR *d = fdopendir(dup(g->obj_dfd));
 	if (d) {
 		/* clean caches noted at the last unmount come back (at most
@@ -5151,6 +5996,8 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 					pending = !strcmp(rp.recs[i].id, id);
 				for (size_t i = 0; i < rp.nn && !pending; i++)
 					pending = !strcmp(rp.news[i].id, id);
+				for (size_t i = 0; i < rp.nm && !pending; i++)
+					pending = !strcmp(rp.metas[i].id, id);
 				if (!pending && nmaps < MAX_CLOSED && id_ok(id)) {
 					map_load(g, id);
 					nmaps++;
@@ -5183,7 +6030,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	for (struct gd_file *f = g->files; f && !r; f = f->next) {
 		if (!f->jseq)
 			continue;    /* a clean cache taken back */
-		struct scs_gdrive_jrec *jr = malloc(2 * sizeof *jr);
+		struct scs_gdrive_jrec *jr = malloc(PENDING_RECORDS * sizeof *jr);
 		if (!jr) {
 			r = -ENOMEM;
 			break;
@@ -5199,6 +6046,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	free(line);
 	free(rp.recs);
 	free(rp.news);
+	free(rp.metas);
 	if (!r && fsync(fd) < 0)
 		r = -errno;
 	if (fd >= 0)
@@ -5268,6 +6116,40 @@ static void uploader_stop(struct gd_be *g)
 
 /* ---- whole small objects ---- */
 
+/* The content of id if it is here and not on Drive yet (made here, or
+ * changed and waiting to upload), or with clean, whole in the cache: 0 and
+ * *data, *len; -ENOENT if not. */
+static int local_content(struct gd_be *g, const char *id, size_t max, uint8_t **data,
+			 size_t *len, int clean)
+{
+	struct gd_file *f;
+	pthread_mutex_lock(&g->lock);
+	for (f = g->files; f; f = f->next)
+		if (!strcmp(f->id, id))
+			break;
+	if (f && (f->nocontent || f->fd < 0 || f->deleted ||
+		  !(local_only(f) || f->dirty || f->pseq > f->dseq || (clean && f->have_all))))
+		f = NULL;
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&g->lock);
+	if (!f)
+		return -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	uint64_t size = f->size;
+	*data = NULL;
+	int r = size > max ? -EFBIG : read_head(f->fd, size, data);
+	pthread_mutex_unlock(&f->lock);
+	if (!r) {
+		*len = (size_t)size;
+	} else {
+		free(*data);
+		*data = NULL;
+	}
+	file_unref(g, f);
+	return r;
+}
+
 static int gd_read_file(scs_backend *be, const char *path, size_t max, uint8_t **data, size_t *len)
 {
 	*data = NULL;
@@ -5278,10 +6160,8 @@ static int gd_read_file(scs_backend *be, const char *path, size_t max, uint8_t *
 	int r = resolve(GB(be), path, m, NULL);
 	if (!r && m->is_dir)
 		r = -EISDIR;
-	if (!r && m->size > max)
-		r = -EFBIG;
-	if (!r)
-		r = download_memo(GB(be), path, m, max, data, len);
+	if (!r && (r = local_content(GB(be), m->id, max, data, len, 0)) == -ENOENT)
+		r = m->size > max ? -EFBIG : download_memo(GB(be), path, m, max, data, len);
 	free(m);
 	return r;
 }
@@ -5289,13 +6169,12 @@ static int gd_read_file(scs_backend *be, const char *path, size_t max, uint8_t *
 /* Create name under pid with content, exclusively as far as Drive allows:
  * after creating, the smallest id among equal names wins; a loser deletes
  * its copy and reports EEXIST. */
-static int create_object(struct gd_be *g, const char *pid, const char *name, const void *data,
-			 size_t len, int link, int exclusive)
+/* Create the entry id (pre-generated) as name in folder pid with its
+ * content, in one request (a link: marked so, mode 777); a retry that
+ * finds the id taken was our own earlier attempt. */
+static int object_create(struct gd_be *g, const char *id, const char *pid, const char *name,
+			 const void *data, size_t len, int link, struct scs_gdrive_meta *out)
 {
-	char id[SCS_GDRIVE_ID_MAX + 1];
-	int r = next_id(g, id);
-	if (r < 0)
-		return r;
 	json_t *ap = json_pack("{s:s}", "m", link ? "777" : "644");
 	if (link)
 		json_object_set_new(ap, LINK_KEY, json_string("1"));
@@ -5306,12 +6185,23 @@ static int create_object(struct gd_be *g, const char *pid, const char *name, con
 	if (!meta)
 		return -ENOMEM;
 	ent_put(g, id, pid, name, 0, 0, 0);  /* its version comes with the reply */
-	r = upload_multipart(g, id, meta, 1, data, len, NULL);
+	int r = upload_multipart(g, id, meta, 1, data, len, out);
 	free(meta);
 	if (r < 0)
 		ent_del(g, id);
 	else
 		own_put(g, id, pid, name, 0, 1);
+	return r;
+}
+
+static int create_object(struct gd_be *g, const char *pid, const char *name, const void *data,
+			 size_t len, int link, int exclusive, struct scs_gdrive_meta *out)
+{
+	char id[SCS_GDRIVE_ID_MAX + 1];
+	int r = next_id(g, id);
+	if (r < 0)
+		return r;
+	r = object_create(g, id, pid, name, data, len, link, out);
 	if (r < 0 || !exclusive)
 		return r;
 	struct scs_gdrive_meta w;
@@ -5323,11 +6213,56 @@ static int create_object(struct gd_be *g, const char *pid, const char *name, con
 	return r == -ENOENT ? 0 : r;   /* not yet visible in listings: ours stands */
 }
 
-/* A new whole object, through the write-back cache. */
-static int put_local(scs_backend *be, const char *path, const void *data, size_t len)
+/* A symbolic link made offline: created on Drive with its target in one
+ * request (nobody ever sees it without one), then done. */
+static int link_pending(struct gd_be *g, struct gd_file *f, uint64_t seq)
+{
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	if (!local_only(f)) {
+		pthread_mutex_unlock(&g->lock);
+		return job_done(g, f, seq);
+	}
+	f->creating = 1;
+	strcpy(pid, f->meta.parent);
+	char *name = strdup(f->meta.name);
+	pthread_mutex_unlock(&g->lock);
+	uint8_t *data = NULL;
+	pthread_mutex_lock(&f->lock);
+	uint64_t size = f->size, wseq = f->wseq;
+	int r = name ? read_head(f->fd, size, &data) : -ENOMEM;
+	pthread_mutex_unlock(&f->lock);
+	if (!r)
+		r = parent_ready(g, pid);
+	if (!r)
+		r = object_create(g, f->id, pid, name, data, size, 1, NULL);
+	pthread_mutex_lock(&g->lock);
+	f->creating = 0;
+	if (!r && f->pend_create) {
+		f->pend_create = 0;
+		g->nlocal--;
+	}
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	if (!r)
+		r = job_done(g, f, seq);
+	if (!r) {
+		pthread_mutex_lock(&f->lock);
+		if (f->wseq == wseq)
+			f->dirty = 0;
+		pthread_mutex_unlock(&f->lock);
+		scs_log(SCS_LOG_DEBUG, "gdrive: link %s, made offline, is on Drive now", f->id);
+	}
+	free(name);
+	free(data);
+	return r;
+}
+
+/* A new whole object (link: a symbolic link), through the write-back cache. */
+static int put_local(scs_backend *be, const char *path, const void *data, size_t len, int link)
 {
 	scs_obj *o;
-	int r = gd_open(be, path, O_RDWR | O_CREAT | O_EXCL, 0644, &o);
+	int r = open_obj(be, path, O_RDWR | O_CREAT | O_EXCL, link ? 0777 : 0644, link, &o);
 	if (r < 0)
 		return r;
 	ssize_t w = gd_pwrite(o, data, len, 0);
@@ -5344,7 +6279,7 @@ static int put_object(scs_backend *be, const char *path, const void *data, size_
 	char pid[SCS_GDRIVE_ID_MAX + 1];
 	if (!m)
 		return -ENOMEM;
-	int r = resolve(g, path, m, pid);
+	int r = resolve(g, path, m, pid), sent = 0;
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	if (r == 0) {
 		if (exclusive || link)
@@ -5352,23 +6287,28 @@ static int put_object(scs_backend *be, const char *path, const void *data, size_
 		else if (m->is_dir)
 			r = -EISDIR;
 		else   /* a content upload replaces the whole object atomically */
-			r = upload_multipart(g, m->id, "{\"appProperties\":{\"" PEND_KEY "\":null}}",
-					     0, data, len, NULL);
+			sent = (r = upload_multipart(g, m->id, "{\"appProperties\":{\"" PEND_KEY
+						     "\":null}}", 0, data, len, m)) == 0;
 	} else if (r == -ENOENT) {
 		/* (while Drive is unreachable, or in a folder made so, a new
 		 * object such as a folder's .scsdir is made here as a new file) */
-		int can = g->wb && !link && !exclusive;
+		int can = g->wb && (link || !exclusive);   /* (exclusive: keyring entries) */
 		struct scs_gdrive_meta pm;
 		int here = can && (__atomic_load_n(&g->offline, __ATOMIC_RELAXED) ||
 				   pend_meta_get(g, pid, &pm) == 0);
 		if (!here) {
 			queueable = can;
-			r = create_object(g, pid, base, data, len, link, exclusive || link);
+			r = create_object(g, pid, base, data, len, link, exclusive || link, m);
 			queueable = 0;
 		}
 		if (here || (can && offline_now(g, r)))
-			r = put_local(be, path, data, len);
+			r = put_local(be, path, data, len, link);
+		else
+			sent = r == 0;    /* (made on Drive: m is its metadata) */
 	}
+	if (sent)   /* what this mount wrote is what it reads (a folder's .scsdir,
+		     * a link's target), offline too */
+		memo_put_data(g, path, m, data, len);
 	free(m);
 	return r;
 }
@@ -5402,7 +6342,7 @@ static int gd_readlink(scs_backend *be, const char *path, char *buf, size_t size
 		r = -EINVAL;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	if (!r)
+	if (!r && (r = local_content(GB(be), m->id, size - 1, &data, &len, 0)) == -ENOENT)
 		r = download_memo(GB(be), path, m, size - 1, &data, &len);
 	free(m);
 	if (r == -EFBIG)

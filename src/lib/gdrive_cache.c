@@ -13,6 +13,13 @@
 
 /* ---- journal ---- */
 
+#define JTYPES "PDNUCRM"
+
+static int time_ok(struct timespec t)
+{
+	return t.tv_sec >= 0 && t.tv_nsec >= 0 && t.tv_nsec < 1000000000;
+}
+
 static void cksum(const char *s, size_t n, char out[9])
 {
 	uint8_t h[SCS_SHA256_LEN];
@@ -34,9 +41,12 @@ static int idchars(const char *s, size_t n, const char *extra)
 int scs_gdrive_journal_line(const struct scs_gdrive_jrec *r, char *out, size_t cap)
 {
 	size_t idn = strlen(r->id), rn = strlen(r->rev), pn = strnlen(r->path, sizeof r->path);
-	if (!r->type || !strchr("PDNUC", r->type) || idn < 1 || idn > SCS_GDRIVE_ID_MAX ||
+	if (!r->type || !strchr(JTYPES, r->type) || idn < 1 || idn > SCS_GDRIVE_ID_MAX ||
 	    !idchars(r->id, idn, NULL) || rn > SCS_GDRIVE_REV_MAX || !idchars(r->rev, rn, ".=") ||
 	    pn >= sizeof r->path)
+		return -EINVAL;
+	if (r->type == 'M' && (r->version & ~(uint64_t)SCS_GDRIVE_WANT_ALL ||
+			       !time_ok(r->mtime) || !time_ok(r->atime)))
 		return -EINVAL;
 	if (cap < SCS_GDRIVE_JLINE_MAX)
 		return -ENAMETOOLONG;
@@ -47,6 +57,21 @@ int scs_gdrive_journal_line(const struct scs_gdrive_jrec *r, char *out, size_t c
 		n += (int)(2 * pn);
 	} else {
 		out[n++] = '-';
+	}
+	if (r->type == 'M') {
+		char t[2][48];
+		for (int i = 0; i < 2; i++) {
+			struct timespec ts = i ? r->atime : r->mtime;
+			if (r->version & (i ? SCS_GDRIVE_WANT_ATIME : SCS_GDRIVE_WANT_MTIME))
+				snprintf(t[i], sizeof t[i], "%lld.%ld", (long long)ts.tv_sec, ts.tv_nsec);
+			else
+				strcpy(t[i], "-");
+		}
+		if (r->version & SCS_GDRIVE_WANT_MODE)
+			n += snprintf(out + n, cap - (size_t)n, " %o", (unsigned)(r->mode & 07777));
+		else
+			n += snprintf(out + n, cap - (size_t)n, " -");
+		n += snprintf(out + n, cap - (size_t)n, " %s %s", t[0], t[1]);
 	}
 	char ck[9];
 	cksum(out, (size_t)n, ck);
@@ -97,7 +122,7 @@ static int parse_line(const char *s, size_t len, struct scs_gdrive_jrec *r)
 		return -1;
 	const char *p = s, *e = s + len - 9, *f;
 	size_t n;
-	if (field(&p, e, &f, &n) || n != 1 || !f[0] || !strchr("PDNUC", f[0]))
+	if (field(&p, e, &f, &n) || n != 1 || !f[0] || !strchr(JTYPES, f[0]))
 		return -1;
 	r->type = f[0];
 	if (field(&p, e, &f, &n) || num(f, n, &r->seq))
@@ -118,7 +143,7 @@ static int parse_line(const char *s, size_t len, struct scs_gdrive_jrec *r)
 		memcpy(r->rev, f, n);
 		r->rev[n] = '\0';
 	}
-	if (field(&p, e, &f, &n) || p != e)
+	if (field(&p, e, &f, &n) || (r->type != 'M' && p != e))
 		return -1;
 	if (n == 1 && f[0] == '-') {
 		r->path[0] = '\0';
@@ -129,7 +154,45 @@ static int parse_line(const char *s, size_t len, struct scs_gdrive_jrec *r)
 			return -1;
 		r->path[n / 2] = '\0';
 	}
-	return 0;
+	if (r->type != 'M')
+		return 0;
+	/* M: flags, then MODE MTIME ATIME, each "-" unless its flag is set */
+	if (r->version & ~(uint64_t)SCS_GDRIVE_WANT_ALL)
+		return -1;
+	if (field(&p, e, &f, &n))
+		return -1;
+	if (r->version & SCS_GDRIVE_WANT_MODE) {
+		uint32_t m = 0;
+		if (n < 1 || n > 4)
+			return -1;
+		for (size_t i = 0; i < n; i++) {
+			if (f[i] < '0' || f[i] > '7')
+				return -1;
+			m = m * 8 + (uint32_t)(f[i] - '0');
+		}
+		r->mode = m;
+	} else if (n != 1 || f[0] != '-') {
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct timespec *t = i ? &r->atime : &r->mtime;
+		if (field(&p, e, &f, &n))
+			return -1;
+		if (!(r->version & (i ? SCS_GDRIVE_WANT_ATIME : SCS_GDRIVE_WANT_MTIME))) {
+			if (n != 1 || f[0] != '-')
+				return -1;
+			continue;
+		}
+		const char *dot = memchr(f, '.', n);
+		uint64_t sec, ns;
+		if (!dot || num(f, (size_t)(dot - f), &sec) ||
+		    num(dot + 1, n - (size_t)(dot - f) - 1, &ns) || ns >= 1000000000 ||
+		    sec > (uint64_t)INT64_MAX / 2)
+			return -1;
+		t->tv_sec = (time_t)sec;
+		t->tv_nsec = (long)ns;
+	}
+	return p == e ? 0 : -1;
 }
 
 int scs_gdrive_journal_parse(const void *buf, size_t len,
@@ -248,10 +311,11 @@ int scs_gdrive_status_write(const char *dir, const struct scs_gdrive_status *s)
 			*p = ' ';
 	int n = snprintf(buf, sizeof buf,
 			 "offline %d\noffline_since %lld\nlast_sync %lld\nupdated %lld\n"
-			 "files %llu\nbytes %llu\ndeletes %llu\nerror %s\n", s->offline ? 1 : 0,
+			 "files %llu\nbytes %llu\ndeletes %llu\nchanges %llu\nerror %s\n",
+			 s->offline ? 1 : 0,
 			 (long long)s->offline_since, (long long)s->last_sync, (long long)s->updated,
 			 (unsigned long long)s->files, (unsigned long long)s->bytes,
-			 (unsigned long long)s->deletes, err);
+			 (unsigned long long)s->deletes, (unsigned long long)s->changes, err);
 	return scs_local_write_atomic(path, buf, (size_t)n, 0600);
 }
 
@@ -295,6 +359,8 @@ int scs_gdrive_status_parse(const void *data, size_t len, struct scs_gdrive_stat
 			s->bytes = x;
 		} else if (KEY("deletes")) {
 			s->deletes = x;
+		} else if (KEY("changes")) {
+			s->changes = x;
 		}           /* unknown keys: from a newer scsfs */
 #undef KEY
 		seen++;

@@ -51,21 +51,27 @@ static void gdrive_queue_lines(const char *remote)
 		strftime(since, sizeof since, "%H:%M:%S", &tm);
 	else
 		snprintf(since, sizeof since, "?");
-	char del[64] = "";
+	char del[128] = "";
 	if (st.deletes)
-		snprintf(del, sizeof del, ", %llu delete%s to make", (unsigned long long)st.deletes,
+		snprintf(del, sizeof del, ", %llu delete%s", (unsigned long long)st.deletes,
 			 st.deletes == 1 ? "" : "s");
+	if (st.changes)   /* renames, folders made or removed, modes, times */
+		snprintf(del + strlen(del), sizeof del - strlen(del), "%s %llu other change%s",
+			 st.deletes ? " and" : ",", (unsigned long long)st.changes,
+			 st.changes == 1 ? "" : "s");
+	if (st.deletes || st.changes)
+		snprintf(del + strlen(del), sizeof del - strlen(del), " to make");
 	if (st.offline && mounted)
 		printf("offline since %s: Drive unreachable; %llu file%s (%s) wait%s to upload%s\n",
 		       since, (unsigned long long)st.files, st.files == 1 ? "" : "s", sz,
 		       st.files == 1 ? "s" : "", del);
-	else if (st.files || st.deletes)
+	else if (st.files || st.deletes || st.changes)
 		printf("uploads: %llu file%s (%s) pending%s%s; last sync %s\n",
 		       (unsigned long long)st.files, st.files == 1 ? "" : "s", sz, del,
 		       mounted ? "" : " (upload at the next mount)", when);
 	else
 		printf("uploads: none pending; last sync %s\n", when);
-	if (st.error[0] && (mounted || st.files || st.deletes))
+	if (st.error[0] && (mounted || st.files || st.deletes || st.changes))
 		printf("last error: %s\n", st.error);
 	fflush(stdout);
 }

@@ -16,11 +16,16 @@ static int each(void *arg, const struct scs_gdrive_jrec *r)
 {
 	(void)arg;
 	size_t n = strlen(r->id);
-	if ((r->type != 'P' && r->type != 'D') || n < 1 || n > SCS_GDRIVE_ID_MAX ||
+	if (!r->type || !strchr("PDNUCRM", r->type) || n < 1 || n > SCS_GDRIVE_ID_MAX ||
 	    strspn(r->id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != n)
 		abort();      /* ids name cache files and URLs: never anything else */
 	if (strlen(r->rev) > SCS_GDRIVE_REV_MAX || strnlen(r->path, sizeof r->path) >= sizeof r->path)
 		abort();
+	if (r->type == 'M' && ((r->version & ~(uint64_t)SCS_GDRIVE_WANT_ALL) || r->mode > 07777 ||
+			       r->mtime.tv_nsec < 0 || r->mtime.tv_nsec >= 1000000000 ||
+			       r->atime.tv_nsec < 0 || r->atime.tv_nsec >= 1000000000 ||
+			       r->mtime.tv_sec < 0 || r->atime.tv_sec < 0))
+		abort();      /* only flags, modes and times the writer could have made */
 	static char line[SCS_GDRIVE_JLINE_MAX];
 	int k = scs_gdrive_journal_line(r, line, sizeof line);
 	if (k <= 0)
@@ -34,6 +39,13 @@ static int again(void *arg, const struct scs_gdrive_jrec *r)
 	if (r->type != want->type || r->seq != want->seq || r->version != want->version ||
 	    strcmp(r->id, want->id) || strcmp(r->rev, want->rev) || strcmp(r->path, want->path))
 		abort();      /* a formatted record must read back the same */
+	if (r->type == 'M' &&
+	    (((r->version & SCS_GDRIVE_WANT_MODE) && r->mode != want->mode) ||
+	     ((r->version & SCS_GDRIVE_WANT_MTIME) && (r->mtime.tv_sec != want->mtime.tv_sec ||
+							r->mtime.tv_nsec != want->mtime.tv_nsec)) ||
+	     ((r->version & SCS_GDRIVE_WANT_ATIME) && (r->atime.tv_sec != want->atime.tv_sec ||
+							r->atime.tv_nsec != want->atime.tv_nsec))))
+		abort();
 	return 0;
 }
 

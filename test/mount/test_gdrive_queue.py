@@ -73,12 +73,13 @@ def cache_dir(u):
 
 
 def journal_pending(u):
-    """Ids with a P (an upload) or U record (a delete made offline) and no
-    later D in the journal (by seq)."""
+    """Ids with a P (an upload), U or R record (a delete or folder removal
+    made offline) or M (metadata set offline) and no later D in the
+    journal (by seq)."""
     pend = {}
     for line in (cache_dir(u) / "journal").read_text().splitlines():
         f = line.split(" ")
-        if f[0] in ("P", "U"):
+        if f[0] in ("P", "U", "R", "M"):
             pend[f[2]] = int(f[1])
         elif f[0] == "D" and f[2] in pend and pend[f[2]] <= int(f[1]):
             del pend[f[2]]
@@ -382,8 +383,8 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
             f.seek(6)
             f.write(b" and more")
         assert (top / "d" / "off.txt").read_bytes() == b"AFTER! and more"
-        with pytest.raises(OSError):       # moving what Drive has needs it
-            os.rename(top / "ro.bin", top / "ro-moved.bin")
+        os.rename(top / "ro.bin", top / "ro-moved.bin")   # queued too
+        assert (top / "ro-moved.bin").read_bytes() == ro
         time.sleep(3)
         assert journal_pending(gv.user), "the queue was dropped while offline"
         emu.control(action="outage", on=False)
@@ -393,8 +394,8 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
         emu.control(action="outage", on=False)
         v.unmount(check=False)
     assert "working offline" in v.log() and "reachable again" in v.log()
-    assert "Drive is unreachable: links, and removing, renaming" in v.log()
-    fresh_machine_reads(v, {"offline/d/off.txt": b"AFTER! and more", "offline/ro.bin": ro})
+    fresh_machine_reads(v, {"offline/d/off.txt": b"AFTER! and more",
+                            "offline/ro-moved.bin": ro})
 
 
 def go_offline(v, emu, top):
@@ -621,19 +622,213 @@ def test_offline_folders_and_git_commit_survive_kill9(gv, emu):
         assert git("status", "--porcelain").stdout == ""
 
 
+def make_ns_tree(top):
+    """What Drive has before the outage, for the offline namespace tests."""
+    (top / "d").mkdir(parents=True)
+    (top / "d" / "a.txt").write_bytes(b"alpha")
+    (top / "d" / "b.txt").write_bytes(b"beta")
+    for n in ("x", "y", "notes"):
+        (top / f"{n}.txt").write_bytes(f"{n} from before".encode())
+    (top / "empty").mkdir()
+    (top / "e").mkdir()
+    (top / "e" / "only.txt").write_bytes(b"the only one")
+    (top / "old-link").symlink_to("x.txt")
+
+
+STAMP = 1500000000.25
+
+
+def make_ns_changes(top):
+    """Renames, moves, modes, times, links and folder removals of what
+    Drive has, made while it is unreachable: what a file manager, an
+    editor (Emacs renames the original to its backup, then writes the new
+    file), `mv`, `chmod`, `touch`, `ln -s` and `rm -r` do."""
+    os.rename(top / "x.txt", top / "d" / "x-moved.txt")      # into another folder
+    os.rename(top / "d", top / "d2")                         # a folder, with what it holds
+    os.chmod(top / "d2" / "a.txt", 0o600)
+    os.utime(top / "d2" / "b.txt", (STAMP, STAMP))
+    os.rename(top / "d2" / "b.txt", top / "y.txt")           # over a file Drive has
+    os.rmdir(top / "empty")
+    os.unlink(top / "e" / "only.txt")
+    os.rmdir(top / "e")
+    os.rename(top / "notes.txt", top / "notes.txt~")
+    (top / "notes.txt").write_bytes(b"new notes")
+    os.symlink("d2/a.txt", top / "link")
+    os.rename(top / "old-link", top / "d2" / "moved-link")
+    (top / "d2" / "sub").mkdir()                             # made inside a moved folder
+    (top / "d2" / "sub" / "s.txt").write_bytes(b"made offline")
+
+
+NS_TREE = ["d2", "d2/a.txt", "d2/moved-link", "d2/sub", "d2/sub/s.txt", "d2/x-moved.txt",
+           "link", "notes.txt", "notes.txt~", "y.txt"]
+
+
+def check_ns_tree(top):
+    assert sorted(str(p.relative_to(top)) for p in top.rglob("*")) == NS_TREE
+    want = {"d2/a.txt": b"alpha", "d2/x-moved.txt": b"x from before", "y.txt": b"beta",
+            "notes.txt": b"new notes", "notes.txt~": b"notes from before",
+            "d2/sub/s.txt": b"made offline"}
+    for name, data in want.items():
+        assert (top / name).read_bytes() == data, name
+    assert (top / "d2" / "a.txt").stat().st_mode & 0o777 == 0o600
+    assert (top / "y.txt").stat().st_mtime == STAMP      # b.txt's times moved with it
+    assert os.readlink(top / "link") == "d2/a.txt"
+    assert (top / "link").read_bytes() == b"alpha"
+    assert os.readlink(top / "d2" / "moved-link") == "x.txt"
+
+
+def drive_folders(emu):
+    return {i for i, f in emu.state()["files"].items()
+            if f.get("mimeType") == "application/vnd.google-apps.folder" and not f.get("trashed")}
+
+
+def test_offline_renames_modes_links_and_folder_removals_reach_drive(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "offns"
+    try:
+        make_ns_tree(top)
+        go_offline(v, emu, top)
+        before, folders = len(stored(emu)), drive_folders(emu)
+        emu.clear_log()
+        make_ns_changes(top)
+        time.sleep(1.5)      # past the kernel's entry and attribute caches
+        check_ns_tree(top)
+        assert "other changes to make" in status(gv.user), status(gv.user)
+        time.sleep(2)
+        assert not [r for r in emu.log() if isinstance(r["status"], int) and
+                    r["status"] < 400], "a request got through the outage"
+        assert len(stored(emu)) == before, "Drive changed during the outage"
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the changes when back")
+        check_ns_tree(top)
+        eventually(lambda: "uploads: none pending" in status(gv.user), timeout=10)
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert "Drive is unreachable: links, and removing" not in v.log()
+    no_duplicates(emu)
+    # gone: the two folders (and their .scsdir), e/only.txt, y.txt's old
+    # entry; new: notes.txt, link, sub (and its .scsdir), s.txt
+    assert len(stored(emu)) == before - 6 + 5
+    assert len(folders - drive_folders(emu)) == 2
+    with fresh_machine(v):
+        check_ns_tree(top)
+
+
+def test_offline_renames_and_folder_removals_survive_kill9(gv, emu):
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "offnskill"
+    try:
+        make_ns_tree(top)
+        go_offline(v, emu, top)
+        before = len(stored(emu))
+        make_ns_changes(top)
+        kill9(v)
+    finally:
+        emu.control(action="outage", on=False)
+    assert len(stored(emu)) == before, "Drive changed during the outage"
+    assert journal_pending(gv.user)
+    # the replayed changes wait while this mount starts: it shows them anyway
+    emu.control(action="stall", method="PATCH", path="/drive/v3/files/", ms=6000, count=20)
+    v.mount(args=["-o", "upload_delay=0.2"])
+    try:
+        check_ns_tree(top)
+        eventually(lambda: not journal_pending(gv.user), timeout=90, what="the replayed changes")
+        check_ns_tree(top)
+    finally:
+        v.unmount()
+    no_duplicates(emu)
+    assert len(stored(emu)) == before - 1
+    with fresh_machine(v):
+        check_ns_tree(top)
+
+
+def test_offline_folder_removal_keeps_what_someone_put_in_it(gv, emu):
+    """Drive removes a folder with all it holds: a folder removed offline
+    in which someone else put a file meanwhile is kept as it is on Drive,
+    with what this mount deleted in it (its .scsdir among them): nothing of
+    theirs is lost, and the folder still works."""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2,poll=3600"])
+    top = v.mnt / "offkeep"
+    try:
+        folders = drive_folders(emu)
+        (top / "box").mkdir(parents=True)
+        (top / "box" / "mine.txt").write_bytes(b"mine")
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        assert os.listdir(top) == ["box"] and os.listdir(top / "box") == ["mine.txt"]
+        st = emu.state()["files"]
+        new = drive_folders(emu) - folders
+        box_id = [i for i in new if st[i]["parents"][0] in new][0]
+        # someone else puts a file in it (the mount does not hear of it:
+        # its feed is read once an hour)
+        other = emu.client(emu.token())
+        rep = other.request("POST", "/drive/v3/files", body={"name": "theirs",
+                                                             "parents": [box_id]})
+        assert rep.status == 200, rep
+        theirs = rep.json()["id"]
+        emu.control(action="outage", on=True)
+        eventually(lambda: "offline since" in status(gv.user), timeout=60)
+        os.unlink(top / "box" / "mine.txt")
+        os.rmdir(top / "box")
+        time.sleep(1.5)
+        assert os.listdir(top) == []
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the removal")
+        eventually(lambda: os.listdir(top) == ["box"], timeout=10, what="the folder back")
+        assert os.listdir(top / "box") == ["mine.txt"]      # (theirs is no scsfs object)
+        assert (top / "box" / "mine.txt").read_bytes() == b"mine"
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert "someone else changed what was in it meanwhile; it is kept" in v.log(), v.log()
+    assert box_id in drive_folders(emu)
+    # (theirs is no scsfs object: gone, for the tests after this one)
+    assert other.request("DELETE", f"/drive/v3/files/{theirs}").status == 204
+    other.close()
+
+
+def two_on_drive(v, emu, small, big):
+    """Files small and big ({name: content}, small's content the shorter)
+    written and uploaded, and listed by the mount: small's Drive id."""
+    ids = set(emu.state()["files"])
+    for name, data in {**small, **big}.items():
+        (v.mnt / name).write_bytes(data)
+    eventually(lambda: not journal_pending(v.user), timeout=30)
+    assert {*small, *big} <= set(os.listdir(v.mnt))   # (listed: seen)
+    new = [i for i in emu.state()["files"] if i not in ids]
+    sizes = {i: int(emu.state()["files"][i].get("size") or 0) for i in new}
+    return min(sizes, key=sizes.get)
+
+
+def test_offline_rename_of_a_file_deleted_on_drive_meanwhile_loses_nothing(gv, emu):
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2,poll=3600"])
+    try:
+        gone = two_on_drive(v, emu, {"gone.txt": b"gone"}, {"stays.txt": b"stays"})
+        other = emu.client(emu.token())
+        assert other.request("DELETE", f"/drive/v3/files/{gone}").status == 204
+        other.close()
+        emu.control(action="outage", on=True)
+        eventually(lambda: "offline since" in status(gv.user), timeout=60)
+        os.rename(v.mnt / "gone.txt", v.mnt / "gone-renamed.txt")
+        os.rename(v.mnt / "stays.txt", v.mnt / "stays-renamed.txt")
+        emu.control(action="outage", on=False)
+        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the renames")
+        time.sleep(1.5)
+        names = set(os.listdir(v.mnt))
+        assert "stays-renamed.txt" in names and "gone-renamed.txt" not in names, names
+        assert (v.mnt / "stays-renamed.txt").read_bytes() == b"stays"
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert "it was deleted on Drive meanwhile" in v.log(), v.log()
+
+
 def test_offline_delete_keeps_a_file_changed_on_drive_meanwhile(gv, emu):
     v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2,poll=3600"])
     try:
-        ids = set(emu.state()["files"])
-        (v.mnt / "theirs.txt").write_bytes(b"mine")
-        (v.mnt / "mine.txt").write_bytes(b"mine too")
-        eventually(lambda: not journal_pending(gv.user), timeout=30)
-        assert {"mine.txt", "theirs.txt"} <= set(os.listdir(v.mnt))   # (listed: seen)
-        new = [i for i in emu.state()["files"] if i not in ids]
+        theirs = [two_on_drive(v, emu, {"theirs.txt": b"mine"}, {"mine.txt": b"mine too"})]
         before = len(stored(emu))
-        size = {i: emu.state()["files"][i].get("size") for i in new}
         # (the mount does not hear of it: its feed is read once an hour)
-        theirs = [i for i in new if int(size[i] or 0) == min(int(s or 0) for s in size.values())]
         replace_on_drive(emu, theirs[0])
         emu.control(action="outage", on=True)
         eventually(lambda: "offline since" in status(gv.user), timeout=60)

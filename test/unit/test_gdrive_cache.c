@@ -97,6 +97,58 @@ static void test_journal(void)
 	CHECK_EQ(scs_gdrive_journal_parse(buf, (size_t)n3, collect, &g, &bad), 0);
 	CHECK(g.n == 0 && bad == 1);
 
+	/* M (metadata to set): flags in version, the new folder in rev, then
+	 * mode and times, each only with its flag */
+	c.type = 'M';
+	c.seq = 9;
+	c.version = SCS_GDRIVE_WANT_MOVE | SCS_GDRIVE_WANT_MODE | SCS_GDRIVE_WANT_ATIME;
+	strcpy(c.path, "d/renamed.txt");
+	c.mode = 0750;
+	c.mtime.tv_sec = 5;          /* (no MTIME flag: not written, read back as 0) */
+	c.atime.tv_sec = 1700000000;
+	c.atime.tv_nsec = 123456789;
+	n3 = scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX);
+	CHECK(n3 > 0);
+	g.n = 0;
+	CHECK_EQ(scs_gdrive_journal_parse(buf, (size_t)n3, collect, &g, &bad), 0);
+	CHECK(g.n == 1 && bad == 0 && g.r[0].type == 'M' && g.r[0].version == c.version &&
+	      !strcmp(g.r[0].rev, c.rev) && !strcmp(g.r[0].path, c.path) && g.r[0].mode == 0750 &&
+	      g.r[0].mtime.tv_sec == 0 && g.r[0].atime.tv_sec == 1700000000 &&
+	      g.r[0].atime.tv_nsec == 123456789);
+	/* an M without its three fields, or an unknown flag, is refused */
+	c.version = 64;
+	CHECK_EQ(scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX), -EINVAL);
+	c.version = SCS_GDRIVE_WANT_MTIME;
+	c.mtime.tv_nsec = 1000000000;
+	CHECK_EQ(scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX), -EINVAL);
+	c.type = 'R';             /* R: the plain fields only; a trailing field is refused */
+	n3 = scs_gdrive_journal_line(&c, buf, SCS_GDRIVE_JLINE_MAX);
+	CHECK(n3 > 0);
+	g.n = 0;
+	CHECK_EQ(scs_gdrive_journal_parse(buf, (size_t)n3, collect, &g, &bad), 0);
+	CHECK(g.n == 1 && g.r[0].type == 'R' && !strcmp(g.r[0].path, c.path));
+	{
+		static const char *forged[] = { "R 3 abc 1 - - 644 - -", "M 3 abc 2 - - 644 -",
+						"M 3 abc 2 - - 8 - -", "M 3 abc 4 - - - 1 -",
+						"M 3 abc 1 - - - - -" };
+		/* (the last: a move without the folder to move to is still a
+		 * well-formed line; the back end ignores what it cannot use) */
+		for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+			char line[256];
+			uint8_t h[32];
+			size_t k = strlen(forged[i]);
+			memcpy(line, forged[i], k);
+			scs_sha256(line, k, h);
+			line[k] = ' ';
+			scs_hex_encode(h, 4, line + k + 1);
+			line[k + 9] = '\n';
+			g.n = 0;
+			scs_gdrive_journal_parse(line, k + 10, collect, &g, &bad);
+			CHECK_EQ(g.n, i == 4 ? 1 : 0);
+		}
+	}
+	c.type = 'N';
+
 	/* ids that could name other files are refused when writing */
 	strcpy(a.id, "../x");
 	CHECK_EQ(scs_gdrive_journal_line(&a, buf, SCS_GDRIVE_JLINE_MAX), -EINVAL);
@@ -112,12 +164,13 @@ static void test_status(void)
 	s.files = 3;
 	s.bytes = 1258291;
 	s.deletes = 2;
+	s.changes = 4;
 	strcpy(s.error, "Drive unreachable: no route\nsecond line");
 	char *dir = unit_tmpdir("gdrive_status");
 	CHECK_EQ(scs_gdrive_status_write(dir, &s), 0);
 	CHECK_EQ(scs_gdrive_status_read(dir, &t), 0);
 	CHECK(t.offline == 1 && t.offline_since == s.offline_since && t.last_sync == s.last_sync &&
-	      t.files == 3 && t.bytes == s.bytes && t.deletes == 2);
+	      t.files == 3 && t.bytes == s.bytes && t.deletes == 2 && t.changes == 4);
 	CHECK(!strcmp(t.error, "Drive unreachable: no route second line"));
 	const char *bad[] = { "", "files x\n", "files 3", "nospace\n", "files 99999999999999999999\n" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
