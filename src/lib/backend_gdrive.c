@@ -465,8 +465,8 @@ struct gd_rq {
 	size_t body_len;
 	int body_fd;
 	uint64_t body_off;
-	int out_fd;
-	uint64_t out_off, out_max;
+	void *out_buf;
+	uint64_t out_max;
 	size_t max_resp;
 	int no_auth;               /* resumable session URIs */
 	int once;                  /* no retries, no log lines (the changes poll) */
@@ -479,7 +479,6 @@ static void gd_rq_init(struct gd_rq *q, const char *method, const char *url)
 	q->method = method;
 	q->url = url;
 	q->body_fd = -1;
-	q->out_fd = -1;
 }
 
 static void backoff_sleep(int attempt, int retry_after)
@@ -675,8 +674,7 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		rq.body_len = q->body_len;
 		rq.body_fd = q->body_fd;
 		rq.body_off = q->body_off;
-		rq.out_fd = q->out_fd;
-		rq.out_off = q->out_off;
+		rq.out_buf = q->out_buf;
 		rq.out_max = q->out_max;
 		rq.max_resp = q->max_resp;
 		int r = scs_http_do(&rq, rs, &err);
@@ -3342,7 +3340,22 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 
 #define HAVE(f, b) ((f)->have[(b) / 8] & (1u << ((b) % 8)))
 
-/* Make [off, off+n) of the remote object present in the cache.  f->lock held. */
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+/* Make [off, off+n) of the remote object present in the cache: each GET
+ * into memory, then into the cache file.  f->lock held. */
 static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n)
 {
 	if (f->have_all || off >= f->remote_size)
@@ -3367,13 +3380,16 @@ static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n)
 			 (unsigned long long)(t - 1));
 		struct gd_rq q;
 		struct scs_http_resp rs;
+		uint8_t *buf = malloc(t - s);
+		if (!buf)
+			return -ENOMEM;
 		gd_rq_init(&q, "GET", url);
 		q.extra = range;
-		q.out_fd = f->fd;
-		q.out_off = s;
+		q.out_buf = buf;
 		q.out_max = t - s;
 		int r = gd_do(g, &q, &rs);
 		if (r < 0) {
+			free(buf);
 			if (r == -EINVAL || r == -EFBIG)
 				scs_log(SCS_LOG_ERR, "gdrive: object %s is not the size Drive said; "
 					"it changed underneath", f->id);
@@ -3383,9 +3399,17 @@ static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n)
 		long st = rs.status;
 		scs_http_resp_free(&rs);
 		if ((st != 206 && !(st == 200 && s == 0)) || got != t - s) {
+			free(buf);
 			scs_log(SCS_LOG_ERR, "gdrive: short read of %s (HTTP %ld, %llu of %llu bytes)",
 				f->id, st, (unsigned long long)got, (unsigned long long)(t - s));
 			return -EIO;
+		}
+		r = pwrite_all(f->fd, buf, (size_t)(t - s), s);
+		free(buf);
+		if (r < 0) {
+			scs_log(SCS_LOG_ERR, "gdrive: cannot write to the cache file of %s in %s: %s",
+				f->id, g->cache_dir, strerror(-r));
+			return r;
 		}
 		for (size_t i = b; i <= b2; i++)
 			f->have[i / 8] |= (uint8_t)(1u << (i % 8));
@@ -3570,31 +3594,17 @@ static ssize_t gd_pwrite(scs_obj *so, const void *buf, size_t n, uint64_t off)
 	struct gd_obj *o = (struct gd_obj *)so;
 	struct gd_file *f = o->f;
 	pthread_mutex_lock(&f->lock);
-	ssize_t ret;
 	int r = fetch_all(GB(so->be), f);
-	if (r < 0) {
-		ret = r;
-		goto out;
+	if (!r)
+		r = pwrite_all(f->fd, buf, n, off);
+	if (!r) {
+		f->dirty = 1;
+		f->wseq++;
+		if (off + n > f->size)
+			__atomic_store_n(&f->size, off + n, __ATOMIC_RELAXED);
 	}
-	size_t done = 0;
-	while (done < n) {
-		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			ret = k < 0 ? -errno : -EIO;
-			goto out;
-		}
-		done += (size_t)k;
-	}
-	f->dirty = 1;
-	f->wseq++;
-	if (off + n > f->size)
-		__atomic_store_n(&f->size, off + n, __ATOMIC_RELAXED);
-	ret = (ssize_t)n;
-out:
 	pthread_mutex_unlock(&f->lock);
-	return ret;
+	return r < 0 ? r : (ssize_t)n;
 }
 
 static int gd_ftruncate(scs_obj *so, uint64_t size)
