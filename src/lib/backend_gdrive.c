@@ -40,6 +40,7 @@
 
 #define BLK            (256u << 10)      /* ranged read granularity */
 #define FETCH_MAX      (8u << 20)        /* largest single ranged GET */
+#define RA_NEAR        (2u << 20)        /* a read this near the last one's end continues it */
 #define MULTIPART_MAX  (5u << 20)
 #define CHUNK          (8u << 20)        /* resumable chunk (multiple of 256 KiB) */
 #define MAX_TRIES      10
@@ -3541,14 +3542,19 @@ static ssize_t gd_pread(scs_obj *so, void *buf, size_t n, uint64_t off)
 	}
 	if (n > f->size - off)
 		n = (size_t)(f->size - off);
-	/* Sequential reads fetch ahead in growing requests: with a network
-	 * latency per request, one block per request would bound the rate. */
-	uint64_t d = off > f->ra_next ? off - f->ra_next : f->ra_next - off;
-	if (f->ra_next && d <= 2 * (uint64_t)FETCH_MAX)   /* near the last read: the */
-		f->ra_win = f->ra_win ? (f->ra_win * 2 > FETCH_MAX ? FETCH_MAX : f->ra_win * 2)
-				      : 2 * BLK;          /* kernel's parallel reads come a little out of order */
-	else
+	/* Sequential reads fetch ahead in growing requests, the window
+	 * doubling with each read that goes on past where the last one ended
+	 * (the kernel's parallel reads come a little out of order; a read
+	 * again of what was read, as of the header at each open, is not a
+	 * step forward): with a network latency per request, one block per
+	 * request would bound the rate. */
+	if (f->ra_next && off <= f->ra_next + RA_NEAR && off + n + RA_NEAR >= f->ra_next) {
+		if (off + n > f->ra_next)
+			f->ra_win = f->ra_win ? (f->ra_win * 2 > FETCH_MAX ? FETCH_MAX : f->ra_win * 2)
+					      : 2 * BLK;
+	} else {
 		f->ra_win = 0;
+	}
 	if (off + n > f->ra_next || !f->ra_win)
 		f->ra_next = off + n;
 	int r = fetch(GB(so->be), f, off, n);

@@ -426,9 +426,10 @@ def test_no_token_in_the_daemon_log(gv, gu, emu):
     assert "Bearer" not in log
 
 
-def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
-    v = gv.mount()
-    data = os.urandom(20 * 1024 * 1024)
+def cold_read(v, emu, data, off):
+    """data as a file, read 4 KiB at off by a fresh daemon with an empty
+    cache: the content bytes its ranged GETs transferred."""
+    v.mount()
     write(v.mnt / "twenty.bin", data)
     v.unmount()
     shutil.rmtree(v.user.home / ".cache" / "scsfs")   # the cache outlives a remount
@@ -436,10 +437,10 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
     emu.clear_log()
     fd = os.open(v.mnt / "twenty.bin", os.O_RDONLY)
     try:
-        got = os.pread(fd, 4096, len(data) - 4096)
+        got = os.pread(fd, 4096, off)
     finally:
         os.close(fd)
-    assert got == data[-4096:]
+    assert got == data[off:off + 4096]
     v.unmount()
     gets = media_gets(emu.log())
     assert gets, "no ranged GET"
@@ -448,7 +449,21 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
         m = re.match(r"bytes=(\d+)-(\d+)", r["range"] or "")
         assert m, f"alt=media without a range: {r}"
         total += int(m.group(2)) - int(m.group(1)) + 1
+    return total
+
+
+def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
+    data = os.urandom(20 * 1024 * 1024)
+    total = cold_read(gv, emu, data, len(data) - 4096)
     # the header block and the block holding the end: about 2 x 256 KiB
+    assert total <= 3 * BLK, total
+
+
+def test_read_in_the_middle_of_20mib_fetches_one_block(gv, emu):
+    """A read far from the last one (the header's, at open) is not taken
+    for a sequential one: nothing is fetched ahead of it."""
+    data = os.urandom(20 * 1024 * 1024)
+    total = cold_read(gv, emu, data, 10 * 1024 * 1024)
     assert total <= 3 * BLK, total
 
 
