@@ -100,6 +100,7 @@ struct scs_backend_opts {
 	int sync_upload;           /* fsync and close wait until Drive has it */
 	double upload_delay;       /* seconds after the last close (default 1) */
 	unsigned upload_parallel;  /* transfers at once (default 3) */
+	unsigned download_parallel; /* read-ahead GETs at once (default 8) */
 	uint64_t cache_max;        /* bytes of clean cached data kept (0: no bound) */
 };
 void scs_backend_set_opts(const struct scs_backend_opts *o);

@@ -40,6 +40,11 @@
 
 #define BLK            (256u << 10)      /* ranged read granularity */
 #define FETCH_MAX      (8u << 20)        /* largest single ranged GET */
+#define RA_REQ         (2u << 20)        /* a read-ahead GET (a multiple of BLK) */
+#define RA_MAX         (16u << 20)       /* read-ahead window at most */
+#define RA_NEAR        (2u << 20)        /* a read this near the last one's end continues it */
+#define DL_DEFAULT     8                 /* read-ahead GETs at once (-o download_parallel) */
+#define DL_MAX         16
 #define MULTIPART_MAX  (5u << 20)
 #define CHUNK          (8u << 20)        /* resumable chunk (multiple of 256 KiB) */
 #define MAX_TRIES      10
@@ -49,6 +54,19 @@
 #define FIELDS         "id,name,mimeType,size,modifiedTime,version,headRevisionId,appProperties"
 #define LINK_KEY       "scsfs_link"
 #define PEND_KEY       "p"               /* "1": created, content not uploaded yet */
+
+/* One ranged GET of blocks [b, e] of a cache file: bytes [s, t) of the
+ * object on Drive. */
+struct gd_fetch {
+	struct gd_fetch *next;   /* in f->fetches (f->lock) */
+	struct gd_fetch *qnext;  /* in the download queue (g->dl_lock) */
+	int queued;              /* (g->dl_lock) */
+	int pinned;              /* a read-ahead: f is pinned until it is over */
+	struct gd_file *f;
+	uint64_t gen;            /* f->gen it was made for */
+	size_t b, e;
+	uint64_t s, t;
+};
 
 struct gd_file {
 	struct gd_file *next;
@@ -101,9 +119,20 @@ struct gd_file {
 	 * mount deleted or moved out of it is gone from it on Drive, unless
 	 * others put something there meanwhile (then it stays). */
 
-	/* read-ahead (f->lock): a read near where the last one ended doubles
-	 * the window fetched, from two blocks up to FETCH_MAX */
+	/* read-ahead (f->lock): a read that goes on past where the last one
+	 * ended doubles the window fetched ahead of it, from two blocks up to
+	 * RA_MAX */
 	uint64_t ra_next, ra_win;
+	/* The GETs of its blocks running or queued (f->lock): a block one of
+	 * them covers is in flight, and a read that needs it waits on fetched
+	 * instead of fetching it twice.  gen names the content of the cache
+	 * file: whatever resets it (a new version from Drive) bumps gen, and a
+	 * GET made for an older gen stores nothing. */
+	struct gd_fetch *fetches;
+	uint64_t gen;
+	pthread_cond_t fetched;
+	int pins;                /* (g->lock) read-aheads of it queued or running */
+	int orphan;              /* (g->lock) out of g->files: the last unpin frees it */
 };
 
 struct gd_dir {
@@ -175,6 +204,14 @@ struct gd_be {
 	time_t last_sync;
 	char last_error[256];
 	unsigned status_gen, status_done;
+	/* The download pool: threads running the queued read-ahead GETs.
+	 * dl_lock is taken under f->lock, never the other way round. */
+	pthread_mutex_t dl_lock;
+	pthread_cond_t dl_cv;
+	struct gd_fetch *dl_head, *dl_tail;
+	pthread_t dl_th[DL_MAX];
+	unsigned ndl;
+	int dl_stop;
 	struct gd_memo *memo;          /* what was last seen, for offline use */
 	struct gd_owns *own;           /* our recent namespace changes, under lock */
 	struct gd_mines *mine;         /* our new files not uploaded yet, under lock */
@@ -518,8 +555,8 @@ struct gd_rq {
 	size_t body_len;
 	int body_fd;
 	uint64_t body_off;
-	int out_fd;
-	uint64_t out_off, out_max;
+	void *out_buf;
+	uint64_t out_max;
 	size_t max_resp;
 	int no_auth;               /* resumable session URIs */
 	int once;                  /* no retries, no log lines (the changes poll) */
@@ -532,7 +569,6 @@ static void gd_rq_init(struct gd_rq *q, const char *method, const char *url)
 	q->method = method;
 	q->url = url;
 	q->body_fd = -1;
-	q->out_fd = -1;
 }
 
 static void backoff_sleep(int attempt, int retry_after)
@@ -728,8 +764,7 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		rq.body_len = q->body_len;
 		rq.body_fd = q->body_fd;
 		rq.body_off = q->body_off;
-		rq.out_fd = q->out_fd;
-		rq.out_off = q->out_off;
+		rq.out_buf = q->out_buf;
 		rq.out_max = q->out_max;
 		rq.max_resp = q->max_resp;
 		int r = scs_http_do(&rq, rs, &err);
@@ -3374,11 +3409,13 @@ static void file_free(struct gd_be *g, struct gd_file *f)
 	if (f->fd >= 0)
 		close(f->fd);
 	/* A clean cache file goes; one with changes not on Drive stays for the
-	 * journal replay of the next mount. */
-	if (g->wb && !f->dirty && g->obj_dfd >= 0)
+	 * journal replay of the next mount.  (An orphan's name is its
+	 * successor's already.) */
+	if (g->wb && !f->dirty && !f->orphan && !f->nocontent && g->obj_dfd >= 0)
 		unlinkat(g->obj_dfd, f->id, 0);
 	free(f->have);
 	free(f->path);
+	pthread_cond_destroy(&f->fetched);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -3410,10 +3447,12 @@ static struct gd_file *file_new(void)
 		return NULL;
 	f->fd = -1;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->fetched, NULL);
 	return f;
 }
 
-static int busy(const struct gd_file *f)
+/* Open, with changes to upload, or queued (g->lock). */
+static int in_use(const struct gd_file *f)
 {
 	return f->refs > 0 || f->dirty || f->inflight || f->pend_create || f->pend_delete ||
 	       f->want || f->jseq > f->dseq;
@@ -3452,6 +3491,12 @@ static int file_content_init(struct gd_be *g, struct gd_file *f, const struct sc
 	return 0;
 }
 
+/* Not to be freed now: in use, or a read-ahead of it runs (g->lock). */
+static int busy(const struct gd_file *f)
+{
+	return in_use(f) || f->pins;
+}
+
 /* Set up (or reuse) the cache of object m.  Called with g->lock held. */
 static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
 		    struct gd_file **out)
@@ -3464,9 +3509,12 @@ static int file_get(struct gd_be *g, const struct scs_gdrive_meta *m, const char
 		 * changes the version only */
 		int changed = m->version > f->version &&   /* not older news (offline) */
 			      ((f->rev[0] || m->rev[0]) ? strcmp(f->rev, m->rev) != 0 : 1);
-		if (!busy(f) && changed) {
+		if (!in_use(f) && changed) {
 			*pp = f->next;    /* changed on Drive since: start afresh */
-			file_free(g, f);
+			if (f->pins)
+				f->orphan = 1;   /* (its read-aheads end in its own file) */
+			else
+				file_free(g, f);
 			break;
 		}
 		if (f->nocontent) {
@@ -3619,6 +3667,9 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 		size_t nb = (size_t)((m->size + BLK - 1) / BLK);
 		uint8_t *have = calloc(nb ? (nb + 7) / 8 : 1, 1);
 		if (have && ftruncate(f->fd, 0) == 0) {
+			f->gen++;        /* GETs still in flight store nothing now */
+			pthread_cond_broadcast(&f->fetched);
+			f->ra_next = f->ra_win = 0;
 			free(f->have);
 			f->have = have;
 			f->nblocks = nb;
@@ -3642,55 +3693,305 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 
 #define HAVE(f, b) ((f)->have[(b) / 8] & (1u << ((b) % 8)))
 
-/* Make [off, off+n) of the remote object present in the cache.  f->lock held. */
-static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n)
+/* ---- reads: fetching blocks, read-ahead in the background ----
+ *
+ * A GET runs with f->lock released, into memory; its blocks go into the
+ * cache file (and the bitmap) under f->lock, and only if the cache still
+ * holds the content the GET was made for (f->gen).  While it runs, its
+ * blocks are in flight: nobody fetches them again, a read that needs one
+ * waits for it (f->fetched).  Read-aheads are queued for a pool of
+ * download threads, each with its own connections (http.c); a read that
+ * needs a block whose read-ahead has not started takes it from the queue
+ * and fetches it itself.  A read-ahead is tried once: if it fails, its
+ * blocks are absent again and the read fetches them itself (with
+ * retries), reporting its own error. */
+
+/* The fetch of the current content that covers block i, if any (f->lock). */
+static struct gd_fetch *in_flight(const struct gd_file *f, size_t i)
 {
-	if (f->have_all || off >= f->remote_size)
+	for (struct gd_fetch *r = f->fetches; r; r = r->next)
+		if (r->gen == f->gen && r->b <= i && i <= r->e)
+			return r;
+	return NULL;
+}
+
+/* The first block of [off, off+n) (clipped to the object) not cached:
+ * 1 and *b, *e (the range's last block), or 0 if all are (f->lock). */
+static int missing(const struct gd_file *f, uint64_t off, uint64_t n, size_t *b, size_t *e)
+{
+	if (f->have_all || off >= f->remote_size || !n)
 		return 0;
-	if (off + n > f->remote_size)
-		n = f->remote_size - off;
-	size_t b = (size_t)(off / BLK), e = (size_t)((off + n - 1) / BLK);
-	while (b <= e) {
-		if (HAVE(f, b)) {
-			b++;
-			continue;
+	uint64_t end = n > f->remote_size - off ? f->remote_size : off + n;
+	for (size_t i = (size_t)(off / BLK), last = (size_t)((end - 1) / BLK); i <= last; i++)
+		if (!HAVE(f, i)) {
+			*b = i;
+			*e = last;
+			return 1;
 		}
-		size_t b2 = b;
-		while (b2 + 1 <= e && !HAVE(f, b2 + 1) && (b2 + 1 - b + 1) * BLK <= FETCH_MAX)
-			b2++;
-		uint64_t s = (uint64_t)b * BLK, t = (uint64_t)(b2 + 1) * BLK;
-		if (t > f->remote_size)
-			t = f->remote_size;
+	return 0;
+}
+
+/* A fetch of block b (not cached, not in flight) and those after it up
+ * to e that are alike, at most max bytes: in flight from now (f->lock). */
+static struct gd_fetch *fetch_new(struct gd_file *f, size_t b, size_t e, uint64_t max)
+{
+	struct gd_fetch *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	size_t x = b;
+	while (x + 1 <= e && !HAVE(f, x + 1) && !in_flight(f, x + 1) &&
+	       (uint64_t)(x + 2 - b) * BLK <= max)
+		x++;
+	r->f = f;
+	r->gen = f->gen;
+	r->b = b;
+	r->e = x;
+	r->s = (uint64_t)b * BLK;
+	r->t = (uint64_t)(x + 1) * BLK < f->remote_size ? (uint64_t)(x + 1) * BLK : f->remote_size;
+	r->next = f->fetches;
+	f->fetches = r;
+	return r;
+}
+
+/* r is over: no longer in flight, its waiters woken (f->lock). */
+static void fetch_end(struct gd_fetch *r)
+{
+	struct gd_file *f = r->f;
+	for (struct gd_fetch **pp = &f->fetches; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	pthread_cond_broadcast(&f->fetched);
+	free(r);
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t k = pwrite(fd, (const char *)buf + done, n - done, (off_t)(off + done));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		done += (size_t)k;
+	}
+	return 0;
+}
+
+/* Run fetch r: its ranged GET (f->lock not held), then its blocks into
+ * the cache file if that still holds the content r was made for.
+ * dl_buf: a download thread's buffer (RA_REQ bytes, kept: fresh memory
+ * costs a page fault per page): r is a read-ahead, tried once, failing
+ * quietly; NULL: a read's own.  Returns with f->lock held and r over: 0
+ * (also when the cache was reset meanwhile: nothing stored, the caller
+ * looks again) or a negative errno. */
+static int fetch_run(struct gd_be *g, struct gd_fetch *r, uint8_t *dl_buf)
+{
+	struct gd_file *f = r->f;
+	uint64_t len = r->t - r->s;
+	int background = dl_buf != NULL, stale = 0;
+	if (background) {
+		pthread_mutex_lock(&f->lock);
+		stale = r->gen != f->gen || f->have_all;
+		pthread_mutex_unlock(&f->lock);
+	}
+	uint8_t *buf = stale ? NULL : background ? dl_buf : malloc(len);
+	int rr = buf || stale ? 0 : -ENOMEM;
+	long st = 0;
+	uint64_t got = 0;
+	if (buf) {
 		char url[SCS_URL_MAX + 256], range[80];
 		snprintf(url, sizeof url, "%s/files/%s?alt=media&supportsAllDrives=true", g->ep.api, f->id);
-		snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)s,
-			 (unsigned long long)(t - 1));
+		snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)r->s,
+			 (unsigned long long)(r->t - 1));
 		struct gd_rq q;
 		struct scs_http_resp rs;
 		gd_rq_init(&q, "GET", url);
 		q.extra = range;
-		q.out_fd = f->fd;
-		q.out_off = s;
-		q.out_max = t - s;
-		int r = gd_do(g, &q, &rs);
-		if (r < 0) {
-			if (r == -EINVAL || r == -EFBIG)
-				scs_log(SCS_LOG_ERR, "gdrive: object %s is not the size Drive said; "
-					"it changed underneath", f->id);
-			return r == -ENOENT ? -ESTALE : (r == -EINVAL || r == -EFBIG ? -EIO : r);
+		q.out_buf = buf;
+		q.out_max = len;
+		q.once = background;
+		rr = gd_do(g, &q, &rs);
+		if (!rr) {
+			got = rs.written;
+			st = rs.status;
+			scs_http_resp_free(&rs);
 		}
-		uint64_t got = rs.written;
-		long st = rs.status;
-		scs_http_resp_free(&rs);
-		if ((st != 206 && !(st == 200 && s == 0)) || got != t - s) {
-			scs_log(SCS_LOG_ERR, "gdrive: short read of %s (HTTP %ld, %llu of %llu bytes)",
-				f->id, st, (unsigned long long)got, (unsigned long long)(t - s));
-			return -EIO;
-		}
-		for (size_t i = b; i <= b2; i++)
-			f->have[i / 8] |= (uint8_t)(1u << (i % 8));
-		b = b2 + 1;
 	}
+	pthread_mutex_lock(&f->lock);
+	if (r->gen != f->gen || f->have_all || r->e >= f->nblocks) {
+		rr = 0;                  /* reset meanwhile: not this content's bytes */
+	} else if (rr < 0) {
+		if ((rr == -EINVAL || rr == -EFBIG) && !background)
+			scs_log(SCS_LOG_ERR, "gdrive: object %s is not the size Drive said; "
+				"it changed underneath", f->id);
+		rr = rr == -ENOENT ? -ESTALE : (rr == -EINVAL || rr == -EFBIG ? -EIO : rr);
+	} else if ((st != 206 && !(st == 200 && r->s == 0)) || got != len) {
+		if (!background)
+			scs_log(SCS_LOG_ERR, "gdrive: short read of %s (HTTP %ld, %llu of %llu bytes)",
+				f->id, st, (unsigned long long)got, (unsigned long long)len);
+		rr = -EIO;
+	} else if ((rr = pwrite_all(f->fd, buf, (size_t)len, r->s)) == 0) {
+		for (size_t i = r->b; i <= r->e; i++)
+			f->have[i / 8] |= (uint8_t)(1u << (i % 8));
+	} else if (!background) {
+		scs_log(SCS_LOG_ERR, "gdrive: cannot write to the cache file of %s in %s: %s",
+			f->id, g->cache_dir, strerror(-rr));
+	}
+	if (rr < 0 && background)
+		scs_log(SCS_LOG_DEBUG, "gdrive: read-ahead of %s failed (%s); a read fetches "
+			"it itself", f->id, strerror(-rr));
+	fetch_end(r);
+	if (!background)
+		free(buf);
+	return rr;
+}
+
+/* f is not freed while a read-ahead of it is queued or runs (f->lock). */
+static void pin(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&g->lock);
+	f->pins++;
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* A read-ahead of f is over (f->lock not held, or held with a reference
+ * to f): an orphan goes with its last, the cache may be trimmed. */
+static void unpin(struct gd_be *g, struct gd_file *f)
+{
+	pthread_mutex_lock(&g->lock);
+	if (--f->pins == 0 && f->orphan)
+		file_free(g, f);
+	else if (!f->pins)
+		file_trim(g);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Queue read-ahead r for the download threads; 0 if they are stopping. */
+static int dl_queue(struct gd_be *g, struct gd_fetch *r)
+{
+	pthread_mutex_lock(&g->dl_lock);
+	int ok = !g->dl_stop;
+	if (ok) {
+		r->qnext = NULL;
+		if (g->dl_tail)
+			g->dl_tail->qnext = r;
+		else
+			g->dl_head = r;
+		g->dl_tail = r;
+		r->queued = 1;
+		pthread_cond_signal(&g->dl_cv);
+	}
+	pthread_mutex_unlock(&g->dl_lock);
+	return ok;
+}
+
+/* Take r out of the queue if no download thread has started it: 1 if so. */
+static int dl_unqueue(struct gd_be *g, struct gd_fetch *r)
+{
+	pthread_mutex_lock(&g->dl_lock);
+	int taken = r->queued;
+	if (taken) {
+		struct gd_fetch **pp = &g->dl_head, *prev = NULL;
+		while (*pp != r) {
+			prev = *pp;
+			pp = &(*pp)->qnext;
+		}
+		*pp = r->qnext;
+		if (g->dl_tail == r)
+			g->dl_tail = prev;
+		r->queued = 0;
+	}
+	pthread_mutex_unlock(&g->dl_lock);
+	return taken;
+}
+
+static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n, uint64_t ra,
+		 uint64_t ra_n);
+
+/* Hand the blocks of [off, off+n) that are neither cached nor in flight
+ * to the download threads, in GETs of RA_REQ aligned to it (f->lock).
+ * Without download threads (scsctl), fetch them now, best effort. */
+static void read_ahead(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n)
+{
+	if (f->have_all || off >= f->remote_size || !n ||
+	    __atomic_load_n(&g->offline, __ATOMIC_RELAXED))
+		return;
+	if (!__atomic_load_n(&g->ndl, __ATOMIC_RELAXED)) {
+		(void)fetch(g, f, off, n, 0, 0);
+		return;
+	}
+	uint64_t end = n > f->remote_size - off ? f->remote_size : off + n;
+	const size_t per = RA_REQ / BLK;
+	size_t last = (size_t)((end - 1) / BLK);
+	for (size_t c = (size_t)(off / BLK) / per * per; c <= last; c += per) {
+		size_t ce = c + per - 1 < f->nblocks - 1 ? c + per - 1 : f->nblocks - 1;
+		for (size_t i = c; i <= ce; i++) {
+			if (HAVE(f, i) || in_flight(f, i))
+				continue;
+			struct gd_fetch *r = fetch_new(f, i, ce, RA_REQ);
+			if (!r)
+				return;
+			r->pinned = 1;
+			pin(g, f);
+			if (!dl_queue(g, r)) {
+				fetch_end(r);
+				unpin(g, f);
+				return;
+			}
+			i = r->e;
+		}
+	}
+}
+
+/* Make [off, off+n) of the remote object present in the cache (n is
+ * clipped to the object), and hand [ra, ra+ra_n) to the read-ahead (unless
+ * the content changed meanwhile): to the download threads once this
+ * read's own first GET is claimed, else (fetched here) after it.  Fetches
+ * what it needs that is not in flight (or only queued) itself, and waits
+ * only for the rest.  f->lock held (released while waiting or fetching). */
+static int fetch(struct gd_be *g, struct gd_file *f, uint64_t off, uint64_t n, uint64_t ra,
+		 uint64_t ra_n)
+{
+	uint64_t gen = f->gen;
+	size_t b, e;
+	while (missing(f, off, n, &b, &e)) {
+		if (f->gen != gen)
+			ra_n = 0;
+		struct gd_fetch *r = NULL;
+		for (size_t i = b; i <= e && !r; i++) {
+			if (HAVE(f, i))
+				continue;
+			struct gd_fetch *w = in_flight(f, i);
+			if (!w) {
+				if (!(r = fetch_new(f, i, e, FETCH_MAX)))
+					return -ENOMEM;
+			} else if (w->pinned && dl_unqueue(g, w)) {
+				r = w;          /* not started yet: ours now */
+			} else {
+				i = w->e;       /* running: wait for it (below) */
+			}
+		}
+		if (ra_n && __atomic_load_n(&g->ndl, __ATOMIC_RELAXED)) {
+			read_ahead(g, f, ra, ra_n);
+			ra_n = 0;
+		}
+		if (!r) {
+			pthread_cond_wait(&f->fetched, &f->lock);
+			continue;
+		}
+		int pinned = r->pinned;
+		pthread_mutex_unlock(&f->lock);
+		int rr = fetch_run(g, r, NULL);
+		if (pinned)
+			unpin(g, f);
+		if (rr < 0)
+			return rr;
+	}
+	if (ra_n && f->gen == gen)
+		read_ahead(g, f, ra, ra_n);
 	return 0;
 }
 
@@ -3698,10 +3999,81 @@ static int fetch_all(struct gd_be *g, struct gd_file *f)
 {
 	if (f->have_all)
 		return 0;
-	int r = fetch(g, f, 0, f->remote_size);
+	int r = fetch(g, f, 0, UINT64_MAX, 0, UINT64_MAX);
 	if (!r)
 		f->have_all = 1;
 	return r;
+}
+
+/* A download thread: runs queued read-aheads until the pool stops. */
+static void *downloader(void *arg)
+{
+	struct gd_be *g = arg;
+	uint8_t *buf = malloc(RA_REQ);
+	if (!buf)
+		return NULL;     /* (reads take what is queued themselves) */
+	pthread_mutex_lock(&g->dl_lock);
+	for (;;) {
+		while (!g->dl_head && !g->dl_stop)
+			pthread_cond_wait(&g->dl_cv, &g->dl_lock);
+		if (g->dl_stop)
+			break;
+		struct gd_fetch *r = g->dl_head;
+		g->dl_head = r->qnext;
+		if (!g->dl_head)
+			g->dl_tail = NULL;
+		r->queued = 0;
+		pthread_mutex_unlock(&g->dl_lock);
+		struct gd_file *f = r->f;
+		(void)fetch_run(g, r, buf);
+		pthread_mutex_unlock(&f->lock);
+		unpin(g, f);
+		pthread_mutex_lock(&g->dl_lock);
+	}
+	pthread_mutex_unlock(&g->dl_lock);
+	free(buf);
+	return NULL;
+}
+
+static int pool_start(struct gd_be *g, scs_err *err)
+{
+	unsigned n = g->opts.download_parallel ? g->opts.download_parallel : DL_DEFAULT;
+	if (n > DL_MAX)
+		n = DL_MAX;
+	while (g->ndl < n) {
+		int r = pthread_create(&g->dl_th[g->ndl], NULL, downloader, g);
+		if (r)
+			return scs_err_set(err, -r, "cannot start the download threads: %s",
+					   strerror(r));
+		__atomic_store_n(&g->ndl, g->ndl + 1, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+/* Unmount: queued read-aheads are dropped, running ones end, the
+ * threads go. */
+static void pool_stop(struct gd_be *g)
+{
+	pthread_mutex_lock(&g->dl_lock);
+	g->dl_stop = 1;
+	struct gd_fetch *q = g->dl_head;
+	g->dl_head = g->dl_tail = NULL;
+	for (struct gd_fetch *r = q; r; r = r->qnext)
+		r->queued = 0;
+	pthread_cond_broadcast(&g->dl_cv);
+	pthread_mutex_unlock(&g->dl_lock);
+	while (q) {
+		struct gd_fetch *r = q;
+		struct gd_file *f = r->f;
+		q = r->qnext;
+		pthread_mutex_lock(&f->lock);
+		fetch_end(r);
+		pthread_mutex_unlock(&f->lock);
+		unpin(g, f);
+	}
+	for (unsigned i = 0; i < g->ndl; i++)
+		pthread_join(g->dl_th[i], NULL);
+	__atomic_store_n(&g->ndl, 0, __ATOMIC_RELAXED);
 }
 
 static void file_unref(struct gd_be *g, struct gd_file *f)
@@ -3828,32 +4200,33 @@ static ssize_t gd_pread(scs_obj *so, void *buf, size_t n, uint64_t off)
 	}
 	if (n > f->size - off)
 		n = (size_t)(f->size - off);
-	/* Sequential reads fetch ahead in growing requests: with a network
-	 * latency per request, one block per request would bound the rate. */
-	uint64_t d = off > f->ra_next ? off - f->ra_next : f->ra_next - off;
-	if (f->ra_next && d <= 2 * (uint64_t)FETCH_MAX)   /* near the last read: the */
-		f->ra_win = f->ra_win ? (f->ra_win * 2 > FETCH_MAX ? FETCH_MAX : f->ra_win * 2)
-				      : 2 * BLK;          /* kernel's parallel reads come a little out of order */
-	else
+	/* Sequential reads fetch ahead in the background, in a window that
+	 * doubles with each read that goes on past where the last one ended
+	 * (the kernel's parallel reads come a little out of order; a read
+	 * again of what was read, as of the header at each open, is not a
+	 * step forward): with a network latency per request, fetching only
+	 * what each read needs would bound the rate. */
+	if (f->ra_next && off <= f->ra_next + RA_NEAR && off + n + RA_NEAR >= f->ra_next) {
+		if (off + n > f->ra_next)
+			f->ra_win = f->ra_win ? (f->ra_win * 2 > RA_MAX ? RA_MAX : f->ra_win * 2)
+					      : 2 * BLK;
+	} else {
 		f->ra_win = 0;
+	}
 	if (off + n > f->ra_next || !f->ra_win)
 		f->ra_next = off + n;
-	int r = fetch(GB(so->be), f, off, n);
+	int r = fetch(GB(so->be), f, off, n, off + n, f->ra_win);
 	if (r < 0) {
 		ret = r;
 		goto out;
 	}
-	if (f->ra_win && !f->have_all) {
-		/* ahead: from the first block not cached within the window, a
-		 * whole window in one request (not one block per read) */
-		size_t b = (size_t)(off / BLK), e = (size_t)((off + f->ra_win - 1) / BLK);
-		if (e >= f->nblocks)
-			e = f->nblocks ? f->nblocks - 1 : 0;
-		while (b <= e && b < f->nblocks && HAVE(f, b))
-			b++;
-		if (b <= e && b < f->nblocks)
-			(void)fetch(GB(so->be), f, (uint64_t)b * BLK, f->ra_win);   /* best effort */
+	/* (the object may have switched to a new version meanwhile) */
+	if (off >= f->size) {
+		ret = 0;
+		goto out;
 	}
+	if (n > f->size - off)
+		n = (size_t)(f->size - off);
 	size_t done = 0;
 	while (done < n) {
 		ssize_t k = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
@@ -3881,31 +4254,17 @@ static ssize_t gd_pwrite(scs_obj *so, const void *buf, size_t n, uint64_t off)
 	struct gd_obj *o = (struct gd_obj *)so;
 	struct gd_file *f = o->f;
 	pthread_mutex_lock(&f->lock);
-	ssize_t ret;
 	int r = fetch_all(GB(so->be), f);
-	if (r < 0) {
-		ret = r;
-		goto out;
+	if (!r)
+		r = pwrite_all(f->fd, buf, n, off);
+	if (!r) {
+		f->dirty = 1;
+		f->wseq++;
+		if (off + n > f->size)
+			__atomic_store_n(&f->size, off + n, __ATOMIC_RELAXED);
 	}
-	size_t done = 0;
-	while (done < n) {
-		ssize_t k = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			ret = k < 0 ? -errno : -EIO;
-			goto out;
-		}
-		done += (size_t)k;
-	}
-	f->dirty = 1;
-	f->wseq++;
-	if (off + n > f->size)
-		__atomic_store_n(&f->size, off + n, __ATOMIC_RELAXED);
-	ret = (ssize_t)n;
-out:
 	pthread_mutex_unlock(&f->lock);
-	return ret;
+	return r < 0 ? r : (ssize_t)n;
 }
 
 static int gd_ftruncate(scs_obj *so, uint64_t size)
@@ -5208,17 +5567,15 @@ static struct gd_file *holder_locked(struct gd_be *g, const struct scs_gdrive_me
 			return f;
 		}
 	f = file_new();
+	if (f)
+		f->nocontent = 1;    /* (no cache file: file_free removes none) */
 	if (!f || !(f->have = calloc(1, 1)) || (path && !(f->path = strdup(path)))) {
-		if (f) {
-			free(f->have);
-			pthread_mutex_destroy(&f->lock);
-			free(f);
-		}
+		if (f)
+			file_free(g, f);
 		return NULL;
 	}
 	strcpy(f->id, m->id);
 	f->meta = *m;
-	f->nocontent = 1;
 	f->version = m->version;
 	strcpy(f->rev, m->rev);
 	f->refs = 1;
@@ -6091,6 +6448,13 @@ static int uploader_start(scs_backend *be, scs_err *err)
 	return 0;
 }
 
+/* scsfs, after its fork: the download pool, then the uploaders. */
+static int gd_start(scs_backend *be, scs_err *err)
+{
+	int r = pool_start(GB(be), err);
+	return r < 0 ? r : uploader_start(be, err);
+}
+
 /* Unmount: one more try for everything queued, then stop. */
 static void uploader_stop(struct gd_be *g)
 {
@@ -6575,6 +6939,7 @@ void scs_gdrive_unwatch(scs_backend *be)
 static void gd_close(scs_backend *be)
 {
 	struct gd_be *g = GB(be);
+	pool_stop(g);
 	scs_gdrive_unwatch(be);
 	uploader_stop(g);
 	while (g->files) {
@@ -6599,6 +6964,8 @@ static void gd_close(scs_backend *be)
 		close(g->lock_fd);
 	pthread_mutex_destroy(&g->jlock);
 	pthread_cond_destroy(&g->cond);
+	pthread_mutex_destroy(&g->dl_lock);
+	pthread_cond_destroy(&g->dl_cv);
 	if (g->memo) {
 		memo_drop(g, "");
 		pthread_mutex_destroy(&g->memo->lock);
@@ -6644,7 +7011,7 @@ static const struct scs_backend_ops gdrive_ops = {
 	.obj_close = gd_obj_close,
 	.obj_flush = gd_obj_flush,
 	.hold = gd_hold,
-	.start = uploader_start,
+	.start = gd_start,
 	.read_file = gd_read_file,
 	.write_file = gd_write_file,
 	.create_file = gd_create_file,
@@ -6662,6 +7029,8 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	pthread_cond_init(&g->wcv, NULL);
 	pthread_mutex_init(&g->jlock, NULL);
 	pthread_cond_init(&g->cond, NULL);
+	pthread_mutex_init(&g->dl_lock, NULL);
+	pthread_cond_init(&g->dl_cv, NULL);
 	g->lock_fd = g->obj_dfd = g->jfd = -1;
 	g->memo = calloc(1, sizeof *g->memo);
 	if (g->memo)

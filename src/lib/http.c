@@ -79,7 +79,6 @@ void scs_http_req_init(struct scs_http_req *rq, const char *method, const char *
 	rq->method = method;
 	rq->url = url;
 	rq->body_fd = -1;
-	rq->out_fd = -1;
 }
 
 void scs_http_resp_free(struct scs_http_resp *resp)
@@ -105,23 +104,12 @@ static size_t write_cb(char *p, size_t sz, size_t nm, void *u)
 	size_t n = sz * nm;
 	long st = 0;
 	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &st);
-	if (c->rq->out_fd >= 0 && st >= 200 && st < 300) {
+	if (c->rq->out_buf && st >= 200 && st < 300) {
 		if (c->resp->written + n > c->rq->out_max) {
 			c->too_big = 1;
 			return 0;
 		}
-		size_t done = 0;
-		while (done < n) {
-			ssize_t w = pwrite(c->rq->out_fd, p + done, n - done,
-					   (off_t)(c->rq->out_off + c->resp->written + done));
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				c->io_err = errno;
-				return 0;
-			}
-			done += (size_t)w;
-		}
+		memcpy((uint8_t *)c->rq->out_buf + c->resp->written, p, n);
 		c->resp->written += n;
 		return n;
 	}

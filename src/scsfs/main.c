@@ -55,6 +55,7 @@ struct opts {
 	int sync_upload;        /* back-end options (gdrive:) */
 	double upload_delay;
 	unsigned upload_parallel;
+	unsigned download_parallel;
 	char *cache_max;
 	char *pos[3];
 	int npos;
@@ -80,6 +81,7 @@ static const struct fuse_opt opt_spec[] = {
 	{ "sync_upload", offsetof(struct opts, sync_upload), 1 },
 	OPT("upload_delay=%lf", upload_delay),
 	OPT("upload_parallel=%u", upload_parallel),
+	OPT("download_parallel=%u", download_parallel),
 	OPT("cache_max=%s", cache_max),
 	FUSE_OPT_KEY("-f", KEY_FG),
 	FUSE_OPT_KEY("--foreground", KEY_FG),
@@ -180,6 +182,7 @@ static void usage(FILE *f)
 "                            in the background)\n"
 "  -o upload_delay=SECS      upload SECS after the last close (default 1)\n"
 "  -o upload_parallel=N      uploads at once (default 3, at most 8)\n"
+"  -o download_parallel=N    read-ahead downloads at once (default 8, at most 16)\n"
 "  -o cache_max=SIZE         bound the cache of unchanged data (e.g. 2G;\n"
 "                            default: no bound); changes not uploaded stay\n"
 "other -o options are passed to FUSE (fsname=, subtype=, ...); see scsfs(1).\n");
@@ -536,11 +539,14 @@ int main(int argc, char *argv[])
 		o.negative_timeout = o.entry_timeout;
 	struct scs_backend_opts bo = { .write_back = 1, .sync_upload = o.sync_upload,
 				       .upload_delay = o.upload_delay,
-				       .upload_parallel = o.upload_parallel };
+				       .upload_parallel = o.upload_parallel,
+				       .download_parallel = o.download_parallel };
 	if (o.upload_delay < 0 || o.upload_delay > 86400)
 		return fail("upload_delay must be between 0 and 86400 seconds");
 	if (o.upload_parallel > 8)
 		return fail("upload_parallel must be between 1 and 8");
+	if (o.download_parallel > 16)
+		return fail("download_parallel must be between 1 and 16");
 	if (o.cache_max && parse_size(o.cache_max, &bo.cache_max) < 0)
 		return fail("cache_max=%s: give a size such as 500M or 2G", o.cache_max);
 	scs_backend_set_opts(&bo);

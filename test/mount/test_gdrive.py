@@ -14,12 +14,13 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from scsmount import SCSCTL, User, Vault, fusermount_u, is_mounted, make_user, one_line
+from scsmount import SCSCTL, User, Vault, eventually, fusermount_u, is_mounted, make_user, one_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "emulator"))
 from emulator_util import Emulator  # noqa: E402
@@ -426,9 +427,10 @@ def test_no_token_in_the_daemon_log(gv, gu, emu):
     assert "Bearer" not in log
 
 
-def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
-    v = gv.mount()
-    data = os.urandom(20 * 1024 * 1024)
+def cold_read(v, emu, data, off):
+    """data as a file, read 4 KiB at off by a fresh daemon with an empty
+    cache: the content bytes its ranged GETs transferred."""
+    v.mount()
     write(v.mnt / "twenty.bin", data)
     v.unmount()
     shutil.rmtree(v.user.home / ".cache" / "scsfs")   # the cache outlives a remount
@@ -436,10 +438,10 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
     emu.clear_log()
     fd = os.open(v.mnt / "twenty.bin", os.O_RDONLY)
     try:
-        got = os.pread(fd, 4096, len(data) - 4096)
+        got = os.pread(fd, 4096, off)
     finally:
         os.close(fd)
-    assert got == data[-4096:]
+    assert got == data[off:off + 4096]
     v.unmount()
     gets = media_gets(emu.log())
     assert gets, "no ranged GET"
@@ -448,8 +450,183 @@ def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
         m = re.match(r"bytes=(\d+)-(\d+)", r["range"] or "")
         assert m, f"alt=media without a range: {r}"
         total += int(m.group(2)) - int(m.group(1)) + 1
+    return total
+
+
+def test_read_at_end_of_20mib_fetches_one_block(gv, emu):
+    data = os.urandom(20 * 1024 * 1024)
+    total = cold_read(gv, emu, data, len(data) - 4096)
     # the header block and the block holding the end: about 2 x 256 KiB
     assert total <= 3 * BLK, total
+
+
+def test_read_in_the_middle_of_20mib_fetches_one_block(gv, emu):
+    """A read far from the last one (the header's, at open) is not taken
+    for a sequential one: nothing is fetched ahead of it."""
+    data = os.urandom(20 * 1024 * 1024)
+    total = cold_read(gv, emu, data, 10 * 1024 * 1024)
+    assert total <= 3 * BLK, total
+
+
+def max_overlap(reqs):
+    """The most requests the emulator was handling at one moment."""
+    ends = sorted((r["time"] + r["duration"], -1) for r in reqs)
+    starts = sorted((r["time"], 1) for r in reqs)
+    most = now = 0
+    for _, step in sorted(starts + ends, key=lambda e: (e[0], e[1])):
+        now += step
+        most = max(most, now)
+    return most
+
+
+def media_ranges(gets):
+    out = []
+    for r in gets:
+        m = re.match(r"bytes=(\d+)-(\d+)", r["range"] or "")
+        assert m, f"alt=media without a range: {r}"
+        out.append((int(m.group(1)), int(m.group(2)) + 1))
+    return sorted(out)
+
+
+def cold_mount(v, args=()):
+    """Mount v with an empty cache (the cache outlives a remount)."""
+    shutil.rmtree(v.user.home / ".cache" / "scsfs")
+    return v.mount(foreground=True, args=args)
+
+
+def test_sequential_read_fetches_ahead_in_parallel(gv, emu):
+    """A cold sequential read of a large file over a network with latency:
+    the read-ahead runs as several ranged GETs at once, each a small part
+    of the file, and no byte is fetched twice."""
+    v = gv.mount()
+    data = os.urandom(48 << 20)
+    write(v.mnt / "seq.bin", data)
+    v.unmount()
+    emu.control(action="set", latency_ms=30)
+    try:
+        cold_mount(v)
+        emu.clear_log()
+        with open(v.mnt / "seq.bin", "rb") as f:
+            got = b"".join(iter(lambda: f.read(1 << 20), b""))
+        v.unmount()
+    finally:
+        emu.control(action="set", latency_ms=0)
+    assert got == data
+    gets = media_gets(emu.log())
+    ranges = media_ranges(gets)
+    assert max(b - a for a, b in ranges) <= 8 << 20, ranges
+    for (a1, b1), (a2, b2) in zip(ranges, ranges[1:]):
+        assert b1 <= a2, f"fetched twice: {a1}-{b1} and {a2}-{b2}"
+    assert max_overlap(gets) >= 3, sorted((r["time"], r["duration"], r["range"]) for r in gets)
+
+
+def ct_size(plain):
+    """The size on Drive of a file of plain bytes (scsfs-format(5))."""
+    return 256 + plain + max(1, -(-plain // 32768)) * 28
+
+
+def drive_has_size(emu, size):
+    files = emu.state()["files"]
+    return any(int(f.get("size", -1)) == size
+               for f in (files.values() if isinstance(files, dict) else files))
+
+
+def stalled_back(emu):
+    return [r for r in emu.log() if r.get("fault") == "stall"]
+
+
+@pytest.fixture
+def held(gv, gu, emu, tmp_path):
+    """swap.bin (896 KiB) on Drive; a writer on another machine (w, not
+    mounted); start(poll) mounts gv cold, opens swap.bin and reads its
+    start, and the read-ahead that sets off (blocks 1-3, up to the end of
+    the object) is held by the emulator for 20 s.  Returns the open fd."""
+    old, new = os.urandom(896 << 10), os.urandom(2 << 20)
+    v = gv.mount()
+    write(v.mnt / "swap.bin", old)
+    v.unmount()
+    shutil.copytree(gu.home, tmp_path / "alice2", ignore=shutil.ignore_patterns(".cache"))
+    other = GUser(tmp_path / "alice2", "alice")
+    other.endpoint = gu.endpoint
+    w = GVault(other, tmp_path / "unused2", tmp_path / "mnt2")
+    files = emu.state()["files"]
+    (fid,) = [f["id"] for f in (files.values() if isinstance(files, dict) else files)
+              if int(f.get("size", -1)) == ct_size(len(old))]
+
+    def start(poll):
+        cold_mount(v, ["-o", f"poll={poll}"])
+        fd = os.open(v.mnt / "swap.bin", os.O_RDONLY)     # reads the header block
+        emu.clear_log()
+        emu.control(action="stall", method="GET", path=f"/drive/v3/files/{fid}", ms=20000)
+        t0 = time.monotonic()
+        assert os.pread(fd, 4096, 0) == old[:4096]
+        assert time.monotonic() - t0 < 10, "the read waited for its read-ahead"
+        eventually(lambda: not emu.state()["faults"], 10, "the read-ahead GET")
+        return fd
+
+    def replace():
+        """The other machine writes the new version; Drive has it."""
+        w.mount(args=["-o", "upload_delay=0.2"])
+        write(w.mnt / "swap.bin", new)
+        eventually(lambda: drive_has_size(emu, ct_size(len(new))), 20, "the new version on Drive")
+
+    def settle():
+        """The held read-ahead came back (with bytes of the old version's
+        ranges cut out of the new one) and was dealt with."""
+        eventually(lambda: stalled_back(emu), 25, "the held read-ahead coming back")
+        time.sleep(1)     # (its reply is sent after the log entry)
+
+    yield types.SimpleNamespace(v=v, emu=emu, old=old, new=new, start=start, replace=replace,
+                                settle=settle)
+    w.cleanup()
+
+
+def test_replaced_while_read_ahead_is_in_flight(held):
+    """Another machine replaces a file while this mount's read-ahead of it
+    is held up on the way: the changes feed switches the open file's cache
+    to the new version at once (the old read-ahead is not waited for), and
+    when the held GET comes back at last it stores nothing: the file reads
+    as the new version whole, never a mix of the two."""
+    v, new = held.v, held.new
+    fd = held.start(poll=1)
+    try:
+        held.replace()
+        # (the file is open: stat gives the size of its cache)
+        eventually(lambda: os.stat(v.mnt / "swap.bin").st_size == len(new), 15,
+                   "the new version in the reading mount")
+        # its end: the header block and the last ones; the blocks the held
+        # read-ahead covers are not fetched again yet
+        with open(v.mnt / "swap.bin", "rb") as f:
+            assert os.pread(f.fileno(), 4096, len(new) - 4096) == new[-4096:]
+        assert not stalled_back(held.emu), \
+            "the new version was readable only once the old read-ahead was back"
+        held.settle()
+        assert (v.mnt / "swap.bin").read_bytes() == new
+    finally:
+        os.close(fd)
+    v.unmount()
+    v.mount()
+    assert (v.mnt / "swap.bin").read_bytes() == new
+    v.unmount()
+
+
+def test_replaced_after_close_while_read_ahead_is_held(held):
+    """The same with the file closed while its read-ahead is held (and no
+    changes feed): opened again, it is the new version at once, in a cache
+    of its own; the old one goes when the held GET is back."""
+    v, new = held.v, held.new
+    os.close(held.start(poll=0))
+    held.replace()
+    eventually(lambda: os.stat(v.mnt / "swap.bin").st_size == len(new), 15,
+               "the new version's size")
+    assert (v.mnt / "swap.bin").read_bytes() == new
+    assert not stalled_back(held.emu), \
+        "the new version was readable only once the old read-ahead was back"
+    held.settle()
+    v.unmount()
+    v.mount()
+    assert (v.mnt / "swap.bin").read_bytes() == new
+    v.unmount()
 
 
 def upload_sessions(log):
