@@ -79,6 +79,12 @@ void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t 
  *   journal   pending uploads, one checksummed line per record (appended,
  *             fdatasync()ed; a torn or damaged line is ignored)
  *   status    what `scsctl status` shows (replaced atomically)
+ *   snapshot  what the mount knew of the folder, for a mount while Drive
+ *             is unreachable (below)
+ *   ids       Drive ids for new files, kept from a clean unmount for the
+ *             next mount (which takes them and removes the file first)
+ *   obj/ID.map  which blocks of Drive's version obj/ID holds (removed,
+ *             durably, before obj/ID changes)
  *
  * Journal lines: "T SEQ ID VERSION REV PATHHEX CKSUM\n" where T is P (ID's
  * cache file up to this point must reach Drive; VERSION/REV: the Drive
@@ -147,6 +153,52 @@ struct scs_gdrive_map {
 int scs_gdrive_map_format(const struct scs_gdrive_map *m, char **out, size_t *len);
 /* Parse (block: the block size the sizes must agree with); 0 or -EBADMSG. */
 int scs_gdrive_map_parse(const void *buf, size_t len, uint64_t block, struct scs_gdrive_map *m);
+
+/* snapshot: what a mount last knew of the folder, written at unmount and
+ * now and then (replaced atomically), so that it can be mounted again while
+ * Drive is unreachable.  It holds what Drive holds (encrypted names, ids,
+ * the small objects read: .scsdir, keyring entries, link targets), never
+ * plaintext.  Lines:
+ *   scsfs-snapshot 1
+ *   root ROOTID            the folder's id
+ *   token TOKEN|-          the changes feed's page token then
+ *   E PATHHEX PID FLAGS ID NAMEHEX SIZE VERSION REV|- MTIME ATIME PERM DATAHEX|-
+ *                          one per path seen (PATHHEX "-": the root); FLAGS:
+ *                          SCS_GDRIVE_SNAP_*; times "SEC.NSEC"; PERM octal
+ *   end SHA256HEX          over every byte before this line
+ * A snapshot that does not check out is not used. */
+#define SCS_GDRIVE_SNAP_DIR     1u
+#define SCS_GDRIVE_SNAP_LINK    2u
+#define SCS_GDRIVE_SNAP_LISTED  4u      /* a folder whose whole listing was seen */
+#define SCS_GDRIVE_SNAP_PERM    8u
+#define SCS_GDRIVE_SNAP_DATA    16u     /* its content (at most SCS_GDRIVE_SNAP_DATA_MAX) */
+#define SCS_GDRIVE_SNAP_ALL     31u
+#define SCS_GDRIVE_SNAP_DATA_MAX (64u << 10)
+#define SCS_GDRIVE_SNAP_MAX     (512u << 20)
+#define SCS_GDRIVE_TOKEN_MAX    1000
+struct scs_gdrive_snap_ent {
+	char path[4096];                 /* back-end path; "" the root */
+	char pid[SCS_GDRIVE_ID_MAX + 1]; /* its folder's id ("" for the root) */
+	unsigned flags;
+	struct scs_gdrive_meta m;        /* id, name, is_dir, is_link, size, version,
+					  * rev, mtime, atime, perm/has_perm */
+	const uint8_t *data;             /* with SCS_GDRIVE_SNAP_DATA (parse: valid during the call) */
+	size_t len;
+};
+struct scs_gdrive_snap {
+	char *buf;                       /* the text being built */
+	size_t len, cap;
+};
+/* Build: begin (root id, feed token or ""), one entry per call, end (the
+ * checksum).  0 or -errno (-EINVAL for what no snapshot can hold). */
+int scs_gdrive_snap_begin(struct scs_gdrive_snap *s, const char *root, const char *token);
+int scs_gdrive_snap_add(struct scs_gdrive_snap *s, const struct scs_gdrive_snap_ent *e);
+int scs_gdrive_snap_end(struct scs_gdrive_snap *s);
+/* Parse (bounded; the checksum first): root[SCS_GDRIVE_ID_MAX + 1],
+ * token[SCS_GDRIVE_TOKEN_MAX + 1], cb per entry (non-zero stops and is
+ * returned).  0 or -EBADMSG. */
+int scs_gdrive_snap_parse(const void *buf, size_t len, char *root, char *token,
+			  int (*cb)(void *arg, const struct scs_gdrive_snap_ent *e), void *arg);
 
 /* The cache directory of REMOTE (out[SCS_PATH_MAX]). */
 int scs_gdrive_cache_dir(const char *remote, char *out, size_t cap);

@@ -104,6 +104,8 @@ struct gd_file {
 	unsigned want;
 	uint64_t mseq;
 	int nocontent;           /* made to hold want or a folder's removal: no cache state */
+	int mapped;              /* (f->lock) obj/ID.map describes the cache file: gone
+				  * before the file changes (map_forget) */
 	/* Made while Drive was unreachable (g->lock): not on Drive at all yet;
 	 * its first upload creates it in folder meta.parent as meta.name with
 	 * meta.perm.  cseq: its last N record (0: none yet, it was not closed). */
@@ -213,6 +215,9 @@ struct gd_be {
 	unsigned ndl;
 	int dl_stop;
 	struct gd_memo *memo;          /* what was last seen, for offline use */
+	unsigned snap_gen;             /* memo->gen when the snapshot was written */
+	time_t snap_due;               /* (lock) the next look at whether one is due */
+	int snapping;                  /* (lock) an uploader thread writes it now */
 	struct gd_owns *own;           /* our recent namespace changes, under lock */
 	struct gd_mines *mine;         /* our new files not uploaded yet, under lock */
 };
@@ -918,6 +923,54 @@ static int ids_fetch(struct gd_be *g)
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/* The ids left at a clean unmount are kept in cache_dir/ids for the next
+ * mount (one that starts while Drive is unreachable has no other way to
+ * make new files).  That mount takes them and removes the file before it
+ * uses any, so an id is never handed out twice: after a crash the ids in
+ * use are simply lost. */
+static void ids_save(struct gd_be *g)
+{
+	char path[SCS_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/ids", g->cache_dir);
+	pthread_mutex_lock(&g->lock);
+	size_t n = g->nids;
+	char *buf = malloc(n * (SCS_GDRIVE_ID_MAX + 1) + 1), *p = buf;
+	for (size_t i = 0; buf && i < n; i++)
+		p += sprintf(p, "%s\n", g->ids[i]);
+	pthread_mutex_unlock(&g->lock);
+	if (buf && n)
+		(void)scs_local_write_atomic(path, buf, (size_t)(p - buf), 0600);
+	free(buf);
+}
+
+static void ids_take(struct gd_be *g)
+{
+	char path[SCS_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/ids", g->cache_dir);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (scs_local_read(path, IDS_MAX * (SCS_GDRIVE_ID_MAX + 1) + 1, &data, &len) < 0)
+		return;
+	/* gone for good before any is used */
+	int dfd = open(g->cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int gone = unlink(path) == 0 && dfd >= 0 && fsync(dfd) == 0;
+	if (dfd >= 0)
+		close(dfd);
+	for (size_t i = 0; gone && i < len && g->nids < IDS_MAX;) {
+		const char *nl = memchr(data + i, '\n', len - i);
+		size_t n = nl ? (size_t)((const uint8_t *)nl - (data + i)) : len - i;
+		char id[SCS_GDRIVE_ID_MAX + 1];
+		if (n >= 1 && n <= SCS_GDRIVE_ID_MAX) {
+			memcpy(id, data + i, n);
+			id[n] = '\0';
+			if (id_ok(id))
+				strcpy(g->ids[g->nids++], id);
+		}
+		i += n + 1;
+	}
+	free(data);
 }
 
 static int next_id(struct gd_be *g, char out[SCS_GDRIVE_ID_MAX + 1])
@@ -1933,6 +1986,7 @@ struct memo_ent {
 struct gd_memo {
 	pthread_mutex_t lock;
 	struct memo_ent *b[MEMO_BUCKETS];
+	unsigned gen;                 /* changes so far (a snapshot is due when it moved) */
 };
 
 static unsigned memo_hash(const char *p)
@@ -1983,6 +2037,7 @@ static void memo_put(struct gd_be *g, const char *path, const struct scs_gdrive_
 		e->m = *m;
 		if (pid)
 			snprintf(e->pid, sizeof e->pid, "%s", pid);
+		mm->gen++;
 	}
 	pthread_mutex_unlock(&mm->lock);
 }
@@ -2030,6 +2085,7 @@ static void memo_drop(struct gd_be *g, const char *path)
 				free(e->path);
 				free(e->data);
 				free(e);
+				mm->gen++;
 				continue;
 			}
 			pp = &e->next;
@@ -2070,6 +2126,7 @@ static void memo_move(struct gd_be *g, const char *from, const char *to,
 		unsigned h = memo_hash(e->path);
 		e->next = mm->b[h];
 		mm->b[h] = e;
+		mm->gen++;
 	}
 	pthread_mutex_unlock(&mm->lock);
 	memo_put(g, to, m, pid);
@@ -2082,8 +2139,10 @@ static void memo_listed(struct gd_be *g, const char *dir)
 		return;
 	pthread_mutex_lock(&mm->lock);
 	struct memo_ent *e = memo_find(mm, dir);
-	if (e)
+	if (e && !e->listed) {
 		e->listed = 1;
+		mm->gen++;
+	}
 	pthread_mutex_unlock(&mm->lock);
 }
 
@@ -2107,6 +2166,7 @@ static void memo_put_data(struct gd_be *g, const char *path, const struct scs_gd
 		e->data_version = m->version;
 		e->has_data = 1;
 		copy = NULL;
+		mm->gen++;
 	}
 	pthread_mutex_unlock(&mm->lock);
 	free(copy);
@@ -2178,6 +2238,172 @@ static int memo_list(struct gd_be *g, const char *dir,
 		r = cb(arg, &ms[i]);
 	free(ms);
 	return r;
+}
+
+/* ---- the snapshot of the memo, for a mount while Drive is unreachable ----
+ * Written (cache_dir/snapshot, atomically) at unmount and, when the memo
+ * changed, every SNAP_EVERY seconds; read by a mount that cannot reach
+ * Drive.  The feed's token is read before the memo: what the memo holds is
+ * at least as new as the token says (changes read again are harmless). */
+#define SNAP_EVERY 300
+
+static int memo_save(struct gd_be *g)
+{
+	struct gd_memo *mm = g->memo;
+	if (!mm || !g->root_id[0] || !strcmp(g->root_id, "root"))
+		return 0;
+	char token[sizeof g->token], path[SCS_PATH_MAX + 16];
+	pthread_mutex_lock(&g->lock);
+	strcpy(token, g->token);
+	pthread_mutex_unlock(&g->lock);
+	struct scs_gdrive_snap sn;
+	struct scs_gdrive_snap_ent *x = malloc(sizeof *x);
+	int r = x ? scs_gdrive_snap_begin(&sn, g->root_id, strlen(token) <= SCS_GDRIVE_TOKEN_MAX ?
+					  token : "") : -ENOMEM;
+	pthread_mutex_lock(&mm->lock);
+	unsigned gen = mm->gen;
+	for (unsigned h = 0; h < MEMO_BUCKETS && !r; h++)
+		for (struct memo_ent *e = mm->b[h]; e && !r; e = e->next) {
+			if (strlen(e->path) >= sizeof x->path || !e->m.id[0])
+				continue;
+			memset(x, 0, sizeof *x);
+			strcpy(x->path, e->path);
+			strcpy(x->pid, e->pid);
+			x->m = e->m;
+			x->flags = (e->m.is_dir ? SCS_GDRIVE_SNAP_DIR : 0) |
+				   (e->m.is_link ? SCS_GDRIVE_SNAP_LINK : 0) |
+				   (e->listed ? SCS_GDRIVE_SNAP_LISTED : 0) |
+				   (e->m.has_perm ? SCS_GDRIVE_SNAP_PERM : 0);
+			if (e->has_data && e->data_version == e->m.version &&
+			    e->len <= SCS_GDRIVE_SNAP_DATA_MAX) {
+				x->flags |= SCS_GDRIVE_SNAP_DATA;
+				x->data = e->data;
+				x->len = e->len;
+			}
+			r = scs_gdrive_snap_add(&sn, x);
+			if (r == -EINVAL)
+				r = 0;       /* (nothing a snapshot can hold: left out) */
+		}
+	pthread_mutex_unlock(&mm->lock);
+	free(x);
+	if (!r)
+		r = scs_gdrive_snap_end(&sn);
+	snprintf(path, sizeof path, "%s/snapshot", g->cache_dir);
+	if (!r)
+		r = scs_local_write_atomic(path, sn.buf, sn.len, 0600);
+	free(sn.buf);
+	if (!r)
+		g->snap_gen = gen;
+	else
+		scs_log(SCS_LOG_WARN, "gdrive: cannot save what this mount knows of the folder in "
+			"%s (%s): it cannot be mounted while Drive is unreachable", path, strerror(-r));
+	return r;
+}
+
+static void dir_cache_put(struct gd_be *g, const char *path, const char *id);
+
+static int snap_load_cb(void *arg, const struct scs_gdrive_snap_ent *x)
+{
+	struct gd_be *g = arg;
+	struct gd_memo *mm = g->memo;
+	pthread_mutex_lock(&mm->lock);
+	struct memo_ent *e = memo_slot(mm, x->path);
+	uint8_t *copy = (x->flags & SCS_GDRIVE_SNAP_DATA) ? malloc(x->len ? x->len : 1) : NULL;
+	if (e) {
+		e->m = x->m;
+		strcpy(e->pid, x->pid);
+		e->listed = (x->flags & SCS_GDRIVE_SNAP_LISTED) != 0;
+		if (copy) {
+			memcpy(copy, x->data, x->len);
+			free(e->data);
+			e->data = copy;
+			e->len = x->len;
+			e->data_version = x->m.version;
+			e->has_data = 1;
+			copy = NULL;
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	free(copy);
+	if (!e)
+		return -ENOMEM;
+	if (x->m.is_dir)
+		dir_cache_put(g, x->path, x->m.id);
+	if (x->pid[0] && x->m.name[0])
+		ent_put(g, x->m.id, x->pid, x->m.name, 0, x->m.version, 1);
+	return 0;
+}
+
+/* The path the memo has id at, if any (out[SCS_PATH_MAX]): 1. */
+static int memo_path_of(struct gd_be *g, const char *id, char *out)
+{
+	struct gd_memo *mm = g->memo;
+	int found = 0;
+	pthread_mutex_lock(&mm->lock);
+	for (unsigned h = 0; h < MEMO_BUCKETS && !found; h++)
+		for (struct memo_ent *e = mm->b[h]; e && !found; e = e->next)
+			if (!strcmp(e->m.id, id) && strlen(e->path) < SCS_PATH_MAX) {
+				strcpy(out, e->path);
+				found = 1;
+			}
+	pthread_mutex_unlock(&mm->lock);
+	return found;
+}
+
+/* After a snapshot is taken back: what the journal says this mount did
+ * since (made, moved, removed) goes into the memo, which may be older. */
+static void memo_reconcile(struct gd_be *g)
+{
+	char *old = malloc(SCS_PATH_MAX);
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	for (struct gd_file *f = g->files; f && old && m; f = f->next) {
+		if (!f->path)
+			continue;
+		*m = f->meta;
+		strcpy(m->id, f->id);
+		int here = memo_path_of(g, f->id, old);
+		if (f->pend_delete) {
+			if (here)
+				memo_drop(g, old);
+		} else if (local_only(f)) {
+			memo_put(g, f->path, m, m->parent);
+			if (m->is_dir)
+				memo_listed(g, f->path);
+		} else if (moving(f) && here && strcmp(old, f->path)) {
+			overlay(g, m);
+			memo_move(g, old, f->path, m, m->parent);
+		}
+	}
+	free(old);
+	free(m);
+}
+
+/* Drive cannot be reached to open the folder: take what this machine saw
+ * last (the snapshot), if it has one.  0 (g->root_id set) or -errno. */
+static int memo_load(struct gd_be *g, time_t *when)
+{
+	char path[SCS_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/snapshot", g->cache_dir);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	struct stat st;
+	int r = g->memo ? scs_local_read(path, SCS_GDRIVE_SNAP_MAX + 65536, &data, &len) : -ENOENT;
+	char root[SCS_GDRIVE_ID_MAX + 1], token[SCS_GDRIVE_TOKEN_MAX + 1];
+	if (!r)
+		r = scs_gdrive_snap_parse(data, len, root, token, snap_load_cb, g);
+	free(data);
+	if (r == -EBADMSG)
+		scs_log(SCS_LOG_ERR, "gdrive: %s is damaged; it is not used", path);
+	if (r < 0) {
+		memo_drop(g, "");
+		return r;
+	}
+	strcpy(g->root_id, root);
+	if (sizeof g->token > strlen(token))
+		strcpy(g->token, token);
+	*when = stat(path, &st) == 0 ? st.st_mtime : 0;
+	g->snap_gen = g->memo->gen;
+	return 0;
 }
 
 /* r means Drive cannot be used now (unreachable, or the sign-in is gone):
@@ -3420,9 +3646,27 @@ static void file_free(struct gd_be *g, struct gd_file *f)
 	free(f);
 }
 
+/* obj/ID.map (a clean cache the last unmount described) goes, durably,
+ * before obj/ID changes: a map is only ever right about its file, also
+ * after a crash.  f->lock held. */
+static void map_forget(struct gd_be *g, struct gd_file *f)
+{
+	if (!f->mapped)
+		return;
+	char name[SCS_GDRIVE_ID_MAX + 8];
+	snprintf(name, sizeof name, "%s.map", f->id);
+	if (unlinkat(g->obj_dfd, name, 0) == 0)
+		(void)fsync(g->obj_dfd);
+	f->mapped = 0;
+}
+
 static int cache_fd(struct gd_be *g, const char *id)
 {
 	if (g->wb) {
+		char map[SCS_GDRIVE_ID_MAX + 8];
+		snprintf(map, sizeof map, "%s.map", id);
+		if (unlinkat(g->obj_dfd, map, 0) == 0)   /* (of a file that goes now) */
+			(void)fsync(g->obj_dfd);
 		/* obj/ID: a fresh one (a leftover of an earlier mount is stale) */
 		unlinkat(g->obj_dfd, id, 0);
 		int fd = openat(g->obj_dfd, id, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -3666,6 +3910,8 @@ static int file_remote_changed(struct gd_be *g, const char *id, const struct scs
 	if (m && !f->dirty && !writers && !inflight && f->version != m->version) {
 		size_t nb = (size_t)((m->size + BLK - 1) / BLK);
 		uint8_t *have = calloc(nb ? (nb + 7) / 8 : 1, 1);
+		if (have)
+			map_forget(g, f);
 		if (have && ftruncate(f->fd, 0) == 0) {
 			f->gen++;        /* GETs still in flight store nothing now */
 			pthread_cond_broadcast(&f->fetched);
@@ -4155,6 +4401,7 @@ static int open_obj(scs_backend *be, const char *path, int flags, uint32_t mode,
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
 		struct gd_file *f = o->f;
 		pthread_mutex_lock(&f->lock);
+		map_forget(g, f);
 		if (ftruncate(f->fd, 0) < 0) {
 			r = -errno;
 		} else {
@@ -4255,6 +4502,7 @@ static ssize_t gd_pwrite(scs_obj *so, const void *buf, size_t n, uint64_t off)
 	struct gd_file *f = o->f;
 	pthread_mutex_lock(&f->lock);
 	int r = fetch_all(GB(so->be), f);
+	map_forget(GB(so->be), f);
 	if (!r)
 		r = pwrite_all(f->fd, buf, n, off);
 	if (!r) {
@@ -4273,6 +4521,7 @@ static int gd_ftruncate(scs_obj *so, uint64_t size)
 	struct gd_file *f = o->f;
 	pthread_mutex_lock(&f->lock);
 	int r = fetch_all(GB(so->be), f);
+	map_forget(GB(so->be), f);
 	if (!r && ftruncate(f->fd, (off_t)size) < 0)
 		r = -errno;
 	if (!r) {
@@ -5166,6 +5415,16 @@ static void *uploader(void *arg)
 			write_status(g);
 			pthread_mutex_lock(&g->lock);
 		}
+		if (now >= g->snap_due && !g->snapping && !g->stopping) {
+			/* what this mount knows, for a mount while Drive is unreachable */
+			g->snap_due = now + SNAP_EVERY;
+			g->snapping = 1;
+			pthread_mutex_unlock(&g->lock);
+			if (__atomic_load_n(&g->memo->gen, __ATOMIC_RELAXED) != g->snap_gen)
+				(void)memo_save(g);
+			pthread_mutex_lock(&g->lock);
+			g->snapping = 0;
+		}
 		struct gd_file *f = pick(g, now, &next_due);
 		if (!f) {
 			if (g->stopping)
@@ -5353,6 +5612,7 @@ static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta
 	(void)unlinkat(g->obj_dfd, swap, 0);
 	pthread_mutex_lock(&xf->lock);
 	pthread_mutex_lock(&tf->lock);
+	map_forget(g, xf);
 	int fd = -1;
 	if (linkat(g->obj_dfd, sid, g->obj_dfd, swap, 0) < 0 ||
 	    renameat(g->obj_dfd, swap, g->obj_dfd, dst->id) < 0 || fsync(g->obj_dfd) < 0 ||
@@ -5999,9 +6259,9 @@ static void map_load(struct gd_be *g, const char *id)
 	size_t len = 0;
 	struct scs_gdrive_map m;
 	int r = scs_local_read(path, SCS_GDRIVE_MAP_MAX, &data, &len);
-	unlinkat(g->obj_dfd, name, 0);
 	if (r < 0 || scs_gdrive_map_parse(data, len, BLK, &m) < 0) {
 		free(data);
+		unlinkat(g->obj_dfd, name, 0);
 		return;
 	}
 	free(data);
@@ -6019,6 +6279,7 @@ static void map_load(struct gd_be *g, const char *id)
 	strcpy(f->rev, m.rev);
 	f->have = m.have;
 	f->nblocks = m.nblocks;
+	f->mapped = 1;      /* (kept: right until the cache file changes, map_forget) */
 	f->used = ++g->clock;
 	f->next = g->files;
 	g->files = f;
@@ -6288,8 +6549,51 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		if (ur->seq > f->jseq)
 			f->jseq = ur->seq;
 	}
+	DIR *d = fdopendir(dup(g->obj_dfd));
+	if (d) {
+		/* clean caches noted at the last unmount come back (at most
+		 * MAX_CLOSED); every other file goes */
+		struct dirent *de;
+		size_t nmaps = 0;
+		while ((de = readdir(d))) {
+			size_t n = strlen(de->d_name);
+			char id[SCS_GDRIVE_ID_MAX + 1];
+			if (n > 4 && n - 4 <= SCS_GDRIVE_ID_MAX && !strcmp(de->d_name + n - 4, ".map")) {
+				memcpy(id, de->d_name, n - 4);
+				id[n - 4] = '\0';
+				int pending = 0;
+				for (size_t i = 0; i < rp.n && !pending; i++)
+					pending = !strcmp(rp.recs[i].id, id);
+				for (size_t i = 0; i < rp.nn && !pending; i++)
+					pending = !strcmp(rp.news[i].id, id);
+				if (!pending && nmaps < MAX_CLOSED && id_ok(id)) {
+					map_load(g, id);
+					nmaps++;
+				}
+			}
+		}
+		rewinddir(d);
+		while ((de = readdir(d))) {
+			if (!strncmp(de->d_name, ".swap-", 6))
+				unlinkat(g->obj_dfd, de->d_name, 0);   /* a crash in pend_replace */
+			if (de->d_name[0] == '.')
+				continue;
+			int keep = 0;
+			size_t dn = strlen(de->d_name);
+			for (struct gd_file *f = g->files; f && !keep; f = f->next) {
+				size_t in = strlen(f->id);
+				keep = !strcmp(f->id, de->d_name) ||
+				       (f->mapped && dn == in + 4 && !strncmp(f->id, de->d_name, in) &&
+					!strcmp(de->d_name + in, ".map"));
+			}
+			if (!keep)
+				unlinkat(g->obj_dfd, de->d_name, 0);
+		}
+		closedir(d);
+	}
 	/* Folders removed offline, and metadata set offline, wait too: each in
-	 * the gd_file of its entry (one without cache state if none). */
+	 * the gd_file of its entry (a clean cache taken back above, or one
+	 * without cache state). */
 	for (size_t j = 0; j < rp.nn + rp.nm; j++) {
 		const struct scs_gdrive_jrec *jr = j < rp.nn ? &rp.news[j] : &rp.metas[j - rp.nn];
 		if (jr->type != 'R' && jr->type != 'M')
@@ -6335,45 +6639,6 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		free(v);
 		want_add_locked(g, f, w);
 		f->mseq = jr->seq;
-	}
-	DIR *d = fdopendir(dup(g->obj_dfd));
-	if (d) {
-		/* clean caches noted at the last unmount come back (at most
-		 * MAX_CLOSED); every other file goes */
-		struct dirent *de;
-		size_t nmaps = 0;
-		while ((de = readdir(d))) {
-			size_t n = strlen(de->d_name);
-			char id[SCS_GDRIVE_ID_MAX + 1];
-			if (n > 4 && n - 4 <= SCS_GDRIVE_ID_MAX && !strcmp(de->d_name + n - 4, ".map")) {
-				memcpy(id, de->d_name, n - 4);
-				id[n - 4] = '\0';
-				int pending = 0;
-				for (size_t i = 0; i < rp.n && !pending; i++)
-					pending = !strcmp(rp.recs[i].id, id);
-				for (size_t i = 0; i < rp.nn && !pending; i++)
-					pending = !strcmp(rp.news[i].id, id);
-				for (size_t i = 0; i < rp.nm && !pending; i++)
-					pending = !strcmp(rp.metas[i].id, id);
-				if (!pending && nmaps < MAX_CLOSED && id_ok(id)) {
-					map_load(g, id);
-					nmaps++;
-				}
-			}
-		}
-		rewinddir(d);
-		while ((de = readdir(d))) {
-			if (!strncmp(de->d_name, ".swap-", 6))
-				unlinkat(g->obj_dfd, de->d_name, 0);   /* a crash in pend_replace */
-			if (de->d_name[0] == '.')
-				continue;
-			int keep = 0;
-			for (struct gd_file *f = g->files; f && !keep; f = f->next)
-				keep = !strcmp(f->id, de->d_name);
-			if (!keep)
-				unlinkat(g->obj_dfd, de->d_name, 0);
-		}
-		closedir(d);
 	}
 	/* A fresh journal holding only what is pending. */
 	char tmp[SCS_PATH_MAX + 32];
@@ -6427,6 +6692,7 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 	if (npend)
 		scs_log(SCS_LOG_INFO, "gdrive: %zu file%s from the last session wait%s to upload",
 			npend, npend == 1 ? "" : "s", npend == 1 ? "s" : "");
+	ids_take(g);
 	g->status_gen++;
 	return 0;
 }
@@ -6436,6 +6702,7 @@ static int uploader_start(scs_backend *be, scs_err *err)
 	struct gd_be *g = GB(be);
 	if (!g->wb || g->nworkers)
 		return 0;
+	g->snap_due = time(NULL) + SNAP_EVERY;
 	unsigned n = g->opts.upload_parallel ? g->opts.upload_parallel : 3;
 	if (n > sizeof g->workers / sizeof g->workers[0])
 		n = sizeof g->workers / sizeof g->workers[0];
@@ -6819,6 +7086,14 @@ static int start_token(struct gd_be *g, char *out, size_t cap)
 	return r;
 }
 
+/* The feed's position moves on (read by the snapshot under g->lock). */
+static void token_set(struct gd_be *g, const char *t)
+{
+	pthread_mutex_lock(&g->lock);
+	snprintf(g->token, sizeof g->token, "%s", t);
+	pthread_mutex_unlock(&g->lock);
+}
+
 /* Read the feed from g->token to its end.  0, or -EIO (try later). */
 static int poll_changes(struct gd_be *g)
 {
@@ -6828,6 +7103,17 @@ static int poll_changes(struct gd_be *g)
 	if (!url)
 		return -ENOMEM;
 	int r;
+	if (!g->token[0]) {
+		/* mounted while Drive was unreachable, with no token to read from:
+		 * start now, and let the core forget what it cached meanwhile */
+		free(url);
+		r = start_token(g, news, sizeof news);
+		if (!r) {
+			token_set(g, news);
+			notify(g, NULL, SCS_BE_CHANGED_CONTENT | SCS_BE_CHANGED_ENTRY);
+		}
+		return r;
+	}
 	for (;;) {
 		char *et = scs_http_escape(g->token);
 		if (!et) {
@@ -6849,7 +7135,7 @@ static int poll_changes(struct gd_be *g)
 			scs_log(SCS_LOG_WARN, "gdrive: the changes feed restarted; dropping cached data");
 			r = start_token(g, news, sizeof news);
 			if (!r) {
-				strcpy(g->token, news);
+				token_set(g, news);
 				notify(g, NULL, SCS_BE_CHANGED_CONTENT | SCS_BE_CHANGED_ENTRY);
 			}
 			break;
@@ -6864,11 +7150,11 @@ static int poll_changes(struct gd_be *g)
 			break;
 		}
 		if (next[0]) {
-			strcpy(g->token, next);
+			token_set(g, next);
 			continue;
 		}
 		if (news[0])
-			strcpy(g->token, news);
+			token_set(g, news);
 		break;
 	}
 	free(url);
@@ -6909,10 +7195,18 @@ int scs_gdrive_watch(scs_backend *be, unsigned seconds, scs_err *err)
 	struct gd_be *g = GB(be);
 	if (!seconds || g->watching)
 		return 0;
-	int r = start_token(g, g->token, sizeof g->token);
-	if (r < 0)
+	/* (mounted offline: from the snapshot's token, or the first time Drive
+	 * answers; poll_changes) */
+	char tok[sizeof g->token];
+	int r = g->token[0] ? 0 : start_token(g, tok, sizeof tok);
+	if (r < 0 && !offline_now(g, r))
 		return scs_err_set(err, r, "cannot start the Google Drive changes feed (%s); other "
 				   "members' changes show up only after a remount", strerror(-r));
+	if (!g->token[0] && !r) {
+		pthread_mutex_lock(&g->lock);
+		strcpy(g->token, tok);
+		pthread_mutex_unlock(&g->lock);
+	}
 	g->every = seconds;
 	g->wstop = 0;
 	if (pthread_create(&g->watch_th, NULL, watch_main, g) != 0)
@@ -6942,6 +7236,10 @@ static void gd_close(scs_backend *be)
 	pool_stop(g);
 	scs_gdrive_unwatch(be);
 	uploader_stop(g);
+	if (g->wb && !g->opening) {
+		(void)memo_save(g);   /* (also when nothing changed: its time says when) */
+		ids_save(g);
+	}
 	while (g->files) {
 		struct gd_file *f = g->files;
 		g->files = f->next;
@@ -7122,6 +7420,24 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	*out = &g->be;
 	return 0;
 open_fail:
+	if (g->wb && offline_now(g, r)) {
+		/* Drive unreachable: what this machine saw of it last, if anything */
+		time_t when;
+		if (memo_load(g, &when) == 0) {
+			memo_reconcile(g);
+			char ts[64] = "?";
+			struct tm tm;
+			if (when && localtime_r(&when, &tm))
+				strftime(ts, sizeof ts, "%Y-%m-%d %H:%M", &tm);
+			scs_log(SCS_LOG_WARN, "gdrive: Drive is unreachable; mounted from what this machine "
+				"last saw of %s (%s): what it cached reads and writes as usual, and changes "
+				"upload when Drive is back", remote, ts);
+			set_error(g, "Drive unreachable at mount");
+			g->opening = 0;
+			*out = &g->be;
+			return 0;
+		}
+	}
 	if (r == -ENOENT)
 		r = scs_err_set(err, -ENOENT, "folder %s does not exist in Google Drive; check the "
 				"path (scsctl init creates it)", remote);
@@ -7131,8 +7447,9 @@ open_fail:
 		r = scs_err_set(err, -EACCES, "Google Drive refused access to %s; sign in again "
 				"with `scsctl auth gdrive`", remote);
 	else
-		r = scs_err_set(err, r, "cannot reach Google Drive for %s (%s); check the "
-				"network and try again", remote, strerror(-r));
+		r = scs_err_set(err, r, "cannot reach Google Drive for %s (%s)%s; check the "
+				"network and try again", remote, strerror(-r), g->wb ?
+				" and this machine never mounted it before" : "");
 fail:
 	free(g->be.remote);
 	g->be.remote = NULL;

@@ -7,6 +7,8 @@
 #include "scs/crypto.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +286,256 @@ int scs_gdrive_map_parse(const void *buf, size_t len, uint64_t block, struct scs
 	}
 	m->nblocks = (size_t)nb;
 	return 0;
+}
+
+/* ---- snapshot ---- */
+
+static int snap_grow(struct scs_gdrive_snap *s, size_t more)
+{
+	if (s->len + more + 1 <= s->cap)
+		return 0;
+	size_t nc = s->cap ? s->cap : 65536;
+	while (nc < s->len + more + 1)
+		nc *= 2;
+	if (nc > SCS_GDRIVE_SNAP_MAX + 65536)
+		return -EFBIG;
+	char *nb = realloc(s->buf, nc);
+	if (!nb)
+		return -ENOMEM;
+	s->buf = nb;
+	s->cap = nc;
+	return 0;
+}
+
+static int snap_printf(struct scs_gdrive_snap *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int snap_printf(struct scs_gdrive_snap *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	int r = n < 0 ? -EINVAL : snap_grow(s, (size_t)n);
+	if (r < 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(s->buf + s->len, s->cap - s->len, fmt, ap);
+	va_end(ap);
+	s->len += (size_t)n;
+	return 0;
+}
+
+static int snap_hex(struct scs_gdrive_snap *s, const void *p, size_t n)
+{
+	if (!n)
+		return snap_printf(s, " -");
+	int r = snap_grow(s, 2 * n + 1);
+	if (r < 0)
+		return r;
+	s->buf[s->len++] = ' ';
+	scs_hex_encode(p, n, s->buf + s->len);
+	s->len += 2 * n;
+	return 0;
+}
+
+static int token_ok(const char *t, size_t n)
+{
+	if (n < 1 || n > SCS_GDRIVE_TOKEN_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (t[i] < 0x21 || t[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int scs_gdrive_snap_begin(struct scs_gdrive_snap *s, const char *root, const char *token)
+{
+	size_t rn = strlen(root), tn = strlen(token);
+	memset(s, 0, sizeof *s);
+	if (rn < 1 || rn > SCS_GDRIVE_ID_MAX || !idchars(root, rn, NULL) ||
+	    (tn && !token_ok(token, tn)))
+		return -EINVAL;
+	return snap_printf(s, "scsfs-snapshot 1\nroot %s\ntoken %s\n", root, tn ? token : "-");
+}
+
+int scs_gdrive_snap_add(struct scs_gdrive_snap *s, const struct scs_gdrive_snap_ent *e)
+{
+	const struct scs_gdrive_meta *m = &e->m;
+	size_t pn = strnlen(e->path, sizeof e->path), pidn = strlen(e->pid), idn = strlen(m->id);
+	size_t nn = strlen(m->name), rn = strlen(m->rev);
+	if (pn >= sizeof e->path || pidn > SCS_GDRIVE_ID_MAX || !idchars(e->pid, pidn, NULL) ||
+	    idn < 1 || idn > SCS_GDRIVE_ID_MAX || !idchars(m->id, idn, NULL) ||
+	    nn > SCS_GDRIVE_NAME_MAX || rn > SCS_GDRIVE_REV_MAX || !idchars(m->rev, rn, ".=") ||
+	    (e->flags & ~SCS_GDRIVE_SNAP_ALL) || !time_ok(m->mtime) || !time_ok(m->atime) ||
+	    ((e->flags & SCS_GDRIVE_SNAP_DATA) && e->len > SCS_GDRIVE_SNAP_DATA_MAX))
+		return -EINVAL;
+	int r = snap_printf(s, "E");
+	if (!r)
+		r = snap_hex(s, e->path, pn);
+	if (!r)
+		r = snap_printf(s, " %s %u %s", pidn ? e->pid : "-", e->flags, m->id);
+	if (!r)
+		r = snap_hex(s, m->name, nn);
+	if (!r)
+		r = snap_printf(s, " %llu %llu %s %lld.%ld %lld.%ld %o",
+				(unsigned long long)m->size, (unsigned long long)m->version,
+				rn ? m->rev : "-", (long long)m->mtime.tv_sec, m->mtime.tv_nsec,
+				(long long)m->atime.tv_sec, m->atime.tv_nsec, m->perm & 07777);
+	if (!r)
+		r = snap_hex(s, e->data, (e->flags & SCS_GDRIVE_SNAP_DATA) ? e->len : 0);
+	if (!r)
+		r = snap_printf(s, "\n");
+	if (!r && s->len > SCS_GDRIVE_SNAP_MAX)
+		r = -EFBIG;
+	return r;
+}
+
+int scs_gdrive_snap_end(struct scs_gdrive_snap *s)
+{
+	uint8_t h[SCS_SHA256_LEN];
+	char hex[2 * SCS_SHA256_LEN + 1];
+	scs_sha256(s->buf, s->len, h);
+	scs_hex_encode(h, sizeof h, hex);
+	return snap_printf(s, "end %s\n", hex);
+}
+
+/* A hex field of at most max bytes into out (NUL-ended); "-" is empty. */
+static int hex_field(const char *f, size_t n, uint8_t *out, size_t max, size_t *len)
+{
+	if (n == 1 && f[0] == '-') {
+		*len = 0;
+		out[0] = 0;
+		return 0;
+	}
+	if (!n || n % 2 || n / 2 > max || scs_hex_decode(f, n, out, max) < 0)
+		return -1;
+	*len = n / 2;
+	out[*len] = 0;
+	return 0;
+}
+
+static int time_field(const char *f, size_t n, struct timespec *t)
+{
+	const char *dot = memchr(f, '.', n);
+	uint64_t sec, ns;
+	if (!dot || num(f, (size_t)(dot - f), &sec) || num(dot + 1, n - (size_t)(dot - f) - 1, &ns) ||
+	    ns >= 1000000000 || sec > (uint64_t)INT64_MAX / 2)
+		return -1;
+	t->tv_sec = (time_t)sec;
+	t->tv_nsec = (long)ns;
+	return 0;
+}
+
+static int snap_entry(const char *p, const char *e, struct scs_gdrive_snap_ent *x, uint8_t *data)
+{
+	const char *f;
+	size_t n, k;
+	uint64_t v;
+	struct scs_gdrive_meta *m = &x->m;
+	memset(x, 0, sizeof *x);
+	if (field(&p, e, &f, &n) || n != 1 || f[0] != 'E')
+		return -1;
+	if (field(&p, e, &f, &n) || hex_field(f, n, (uint8_t *)x->path, sizeof x->path - 1, &k) ||
+	    memchr(x->path, 0, k))
+		return -1;
+	if (field(&p, e, &f, &n) || n > SCS_GDRIVE_ID_MAX || !(n == 1 && f[0] == '-' ? 1 :
+	    idchars(f, n, NULL)))
+		return -1;
+	if (!(n == 1 && f[0] == '-'))
+		memcpy(x->pid, f, n);
+	if (field(&p, e, &f, &n) || num(f, n, &v) || v & ~(uint64_t)SCS_GDRIVE_SNAP_ALL)
+		return -1;
+	x->flags = (unsigned)v;
+	if (field(&p, e, &f, &n) || n < 1 || n > SCS_GDRIVE_ID_MAX || !idchars(f, n, NULL))
+		return -1;
+	memcpy(m->id, f, n);
+	if (field(&p, e, &f, &n) || hex_field(f, n, (uint8_t *)m->name, SCS_GDRIVE_NAME_MAX, &k) ||
+	    memchr(m->name, 0, k))
+		return -1;
+	if (field(&p, e, &f, &n) || num(f, n, &m->size) || field(&p, e, &f, &n) ||
+	    num(f, n, &m->version))
+		return -1;
+	if (field(&p, e, &f, &n) || n > SCS_GDRIVE_REV_MAX ||
+	    !(n == 1 && f[0] == '-' ? 1 : idchars(f, n, ".=")))
+		return -1;
+	if (!(n == 1 && f[0] == '-'))
+		memcpy(m->rev, f, n);
+	if (field(&p, e, &f, &n) || time_field(f, n, &m->mtime) || field(&p, e, &f, &n) ||
+	    time_field(f, n, &m->atime))
+		return -1;
+	if (field(&p, e, &f, &n) || n < 1 || n > 4)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (f[i] < '0' || f[i] > '7')
+			return -1;
+		m->perm = m->perm * 8 + (uint32_t)(f[i] - '0');
+	}
+	if (field(&p, e, &f, &n) || p != e ||
+	    hex_field(f, n, data, SCS_GDRIVE_SNAP_DATA_MAX, &x->len) ||
+	    (!(x->flags & SCS_GDRIVE_SNAP_DATA) && x->len))
+		return -1;
+	m->is_dir = (x->flags & SCS_GDRIVE_SNAP_DIR) != 0;
+	m->is_link = (x->flags & SCS_GDRIVE_SNAP_LINK) != 0 && !m->is_dir;
+	m->has_perm = (x->flags & SCS_GDRIVE_SNAP_PERM) != 0;
+	strcpy(m->parent, x->pid);
+	x->data = data;
+	return 0;
+}
+
+int scs_gdrive_snap_parse(const void *buf, size_t len, char *root, char *token,
+			  int (*cb)(void *arg, const struct scs_gdrive_snap_ent *e), void *arg)
+{
+	const char *s = buf, *end = s + len;
+	static const char head[] = "scsfs-snapshot 1\n";
+	/* the last line: "end" and the checksum of what precedes it */
+	if (len < sizeof head - 1 + 70 || len > SCS_GDRIVE_SNAP_MAX + 65536 || s[len - 1] != '\n' ||
+	    memcmp(s, head, sizeof head - 1))
+		return -EBADMSG;
+	const char *last = end - 1;
+	while (last > s && last[-1] != '\n')
+		last--;
+	uint8_t h[SCS_SHA256_LEN];
+	char hex[2 * SCS_SHA256_LEN + 1];
+	scs_sha256(s, (size_t)(last - s), h);
+	scs_hex_encode(h, sizeof h, hex);
+	if ((size_t)(end - last) != 4 + 2 * SCS_SHA256_LEN + 1 || memcmp(last, "end ", 4) ||
+	    memcmp(last + 4, hex, 2 * SCS_SHA256_LEN))
+		return -EBADMSG;
+	const char *p = s + sizeof head - 1, *f;
+	size_t n;
+	int r = 0;
+	for (int i = 0; i < 2; i++) {         /* root, token */
+		const char *nl = memchr(p, '\n', (size_t)(last - p));
+		const char *want = i ? "token" : "root";
+		if (!nl || field(&p, nl, &f, &n) || n != strlen(want) || memcmp(f, want, n) ||
+		    field(&p, nl, &f, &n) || p != nl)
+			return -EBADMSG;
+		if (!i && (n > SCS_GDRIVE_ID_MAX || !idchars(f, n, NULL)))
+			return -EBADMSG;
+		if (i && !(n == 1 && f[0] == '-') && !token_ok(f, n))
+			return -EBADMSG;
+		char *out = i ? token : root;
+		if (i && n == 1 && f[0] == '-')
+			n = 0;
+		memcpy(out, f, n);
+		out[n] = '\0';
+		p = nl + 1;
+	}
+	struct scs_gdrive_snap_ent *x = malloc(sizeof *x);
+	uint8_t *data = malloc(SCS_GDRIVE_SNAP_DATA_MAX + 1);
+	if (!x || !data)
+		r = -ENOMEM;
+	while (!r && p < last) {
+		const char *nl = memchr(p, '\n', (size_t)(last - p));
+		if (!nl || snap_entry(p, nl, x, data) < 0)
+			r = -EBADMSG;
+		else
+			r = cb(arg, x);
+		p = nl ? nl + 1 : last;
+	}
+	free(x);
+	free(data);
+	return r;
 }
 
 /* ---- cache directory ---- */

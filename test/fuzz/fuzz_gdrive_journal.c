@@ -1,10 +1,12 @@
 /* fuzz_gdrive_journal.c - the parsers of the gdrive: write-back cache's own
  * files on arbitrary bytes: the upload journal (a crash can leave any torn
- * or damaged tail), the block maps of clean cache files and the status
- * file.  Every record handed out must be
+ * or damaged tail), the block maps of clean cache files, the snapshot of
+ * what a mount knew and the status file.  Every record handed out must be
  * one the writer could have made: usable ids and revisions, a path without
  * NUL, and it must format back to a line that parses to the same record. */
 #include "scs/gdrive.h"
+#include "scs/b64.h"
+#include "scs/crypto.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,8 +62,65 @@ static int roundtrip(void *arg, const struct scs_gdrive_jrec *r)
 	return 0;
 }
 
+/* snapshot entries: only what the writer could have made, and they make a
+ * snapshot again that reads back to as many entries */
+static int snap_each(void *arg, const struct scs_gdrive_snap_ent *e)
+{
+	struct scs_gdrive_snap *out = arg;
+	size_t n = strlen(e->m.id);
+	if (n < 1 || n > SCS_GDRIVE_ID_MAX || strnlen(e->path, sizeof e->path) >= sizeof e->path ||
+	    strlen(e->m.name) > SCS_GDRIVE_NAME_MAX || (e->flags & ~SCS_GDRIVE_SNAP_ALL) ||
+	    e->len > SCS_GDRIVE_SNAP_DATA_MAX || (e->len && !(e->flags & SCS_GDRIVE_SNAP_DATA)) ||
+	    e->m.perm > 07777 || e->m.mtime.tv_nsec >= 1000000000 || e->m.atime.tv_nsec >= 1000000000)
+		abort();
+	if (scs_gdrive_snap_add(out, e) < 0)
+		abort();
+	return 0;
+}
+
+static int snap_count(void *arg, const struct scs_gdrive_snap_ent *e)
+{
+	(void)e;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static void snapshot(const uint8_t *data, size_t size)
+{
+	char root[SCS_GDRIVE_ID_MAX + 1], token[SCS_GDRIVE_TOKEN_MAX + 1];
+	struct scs_gdrive_snap again = { 0 };
+	size_t n1 = 0, n2 = 0;
+	if (scs_gdrive_snap_parse(data, size, root, token, snap_count, &n1) != 0)
+		return;
+	if (scs_gdrive_snap_begin(&again, root, token) < 0 ||
+	    scs_gdrive_snap_parse(data, size, root, token, snap_each, &again) != 0 ||
+	    scs_gdrive_snap_end(&again) < 0 ||
+	    scs_gdrive_snap_parse(again.buf, again.len, root, token, snap_count, &n2) != 0 ||
+	    n1 != n2)
+		abort();
+	free(again.buf);
+}
+
+/* The bytes as a snapshot's body with the right checksum after them, so
+ * that the entries' parser sees them (not only the checksum refusing). */
+static void snapshot_body(const uint8_t *data, size_t size)
+{
+	uint8_t *b = malloc(size + 80), h[SCS_SHA256_LEN];
+	if (!b)
+		return;
+	memcpy(b, data, size);
+	scs_sha256(data, size, h);
+	memcpy(b + size, "end ", 4);
+	scs_hex_encode(h, sizeof h, (char *)b + size + 4);
+	b[size + 4 + 2 * sizeof h] = '\n';
+	snapshot(b, size + 5 + 2 * sizeof h);
+	free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	snapshot(data, size);
+	snapshot_body(data, size);
 	size_t bad = 0;
 	scs_gdrive_journal_parse(data, size, each, NULL, &bad);
 	if (bad > size + 1)

@@ -387,8 +387,7 @@ def test_offline_reads_writes_queue_and_upload_when_back(gv, emu):
         assert (top / "ro-moved.bin").read_bytes() == ro
         time.sleep(3)
         assert journal_pending(gv.user), "the queue was dropped while offline"
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="upload when back")
+        drive_back(v, emu, 60, "upload when back")
         eventually(lambda: "uploads: none pending; last sync" in status(gv.user), timeout=10)
     finally:
         emu.control(action="outage", on=False)
@@ -406,6 +405,12 @@ def go_offline(v, emu, top):
     emu.control(action="outage", on=True)
     eventually(lambda: "offline since" in status(v.user), timeout=60,
                what="status saying offline")
+
+
+def drive_back(v, emu, timeout=60, what="the changes when Drive is back"):
+    """End the outage; wait until everything queued reached Drive."""
+    emu.control(action="outage", on=False)
+    eventually(lambda: not journal_pending(v.user), timeout=timeout, what=what)
 
 
 def make_offline_changes(top, big):
@@ -471,8 +476,7 @@ def test_offline_new_files_queue_and_upload_when_back(gv, emu):
         time.sleep(2)
         assert not [r for r in emu.log() if isinstance(r["status"], int) and
                     r["status"] < 400], "a request got through the outage"
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="upload when back")
+        drive_back(v, emu, 60, "upload when back")
         check_offline_changes(top, big)
     finally:
         emu.control(action="outage", on=False)
@@ -551,8 +555,7 @@ def test_offline_programs_save_and_it_all_reaches_drive(gv, emu):
         time.sleep(1.5)
         assert sorted(os.listdir(top)) == ["conf.ini", "data.bin", "db.sqlite", "notes.txt"]
         assert (top / "notes.txt").read_bytes() == b"line one\nline two\n"
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="upload when back")
+        drive_back(v, emu, 60, "upload when back")
     finally:
         emu.control(action="outage", on=False)
         v.unmount(check=False)
@@ -698,8 +701,7 @@ def test_offline_renames_modes_links_and_folder_removals_reach_drive(gv, emu):
         assert not [r for r in emu.log() if isinstance(r["status"], int) and
                     r["status"] < 400], "a request got through the outage"
         assert len(stored(emu)) == before, "Drive changed during the outage"
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the changes when back")
+        drive_back(v, emu, 60, "the changes when back")
         check_ns_tree(top)
         eventually(lambda: "uploads: none pending" in status(gv.user), timeout=10)
     finally:
@@ -772,8 +774,7 @@ def test_offline_folder_removal_keeps_what_someone_put_in_it(gv, emu):
         os.rmdir(top / "box")
         time.sleep(1.5)
         assert os.listdir(top) == []
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the removal")
+        drive_back(v, emu, 60, "the removal")
         eventually(lambda: os.listdir(top) == ["box"], timeout=10, what="the folder back")
         assert os.listdir(top / "box") == ["mine.txt"]      # (theirs is no scsfs object)
         assert (top / "box" / "mine.txt").read_bytes() == b"mine"
@@ -811,8 +812,7 @@ def test_offline_rename_of_a_file_deleted_on_drive_meanwhile_loses_nothing(gv, e
         eventually(lambda: "offline since" in status(gv.user), timeout=60)
         os.rename(v.mnt / "gone.txt", v.mnt / "gone-renamed.txt")
         os.rename(v.mnt / "stays.txt", v.mnt / "stays-renamed.txt")
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the renames")
+        drive_back(v, emu, 60, "the renames")
         time.sleep(1.5)
         names = set(os.listdir(v.mnt))
         assert "stays-renamed.txt" in names and "gone-renamed.txt" not in names, names
@@ -821,6 +821,93 @@ def test_offline_rename_of_a_file_deleted_on_drive_meanwhile_loses_nothing(gv, e
         emu.control(action="outage", on=False)
         v.unmount(check=False)
     assert "it was deleted on Drive meanwhile" in v.log(), v.log()
+
+
+def test_mount_while_offline_from_what_this_machine_saw(gv, emu):
+    """A machine that mounted the folder before can mount it again while
+    Drive is unreachable (a laptop started on a plane): from the snapshot
+    its last mount left, what it cached reads, and changes queue and reach
+    Drive when it is back."""
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "plane2"
+    data = rnd(300000, 11)
+    (top / "d").mkdir(parents=True)
+    (top / "d" / "a.txt").write_bytes(b"alpha")
+    (top / "big.bin").write_bytes(data)
+    os.symlink("d/a.txt", top / "link")
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    seen = sorted(str(p.relative_to(top)) for p in top.rglob("*"))
+    assert (top / "big.bin").read_bytes() == data
+    v.unmount()
+    emu.control(action="outage", on=True)
+    try:
+        v.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+        assert "mounted from what this machine last saw" in v.log(), v.log()
+        assert sorted(str(p.relative_to(top)) for p in top.rglob("*")) == seen
+        assert (top / "d" / "a.txt").read_bytes() == b"alpha"
+        assert (top / "big.bin").read_bytes() == data
+        assert os.readlink(top / "link") == "d/a.txt"
+        (top / "d" / "new.txt").write_bytes(b"written on the plane")
+        os.rename(top / "d" / "a.txt", top / "d" / "a-renamed.txt")
+        (top / "e").mkdir()
+        (top / "e" / "f.txt").write_bytes(b"in a new folder")
+        assert "offline since" in status(gv.user), status(gv.user)
+        drive_back(v, emu, 90, "the uploads when back")
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    no_duplicates(emu)
+    fresh_machine_reads(v, {"plane2/d/new.txt": b"written on the plane",
+                            "plane2/d/a-renamed.txt": b"alpha",
+                            "plane2/e/f.txt": b"in a new folder", "plane2/big.bin": data})
+
+
+def test_offline_mount_killed_then_mounted_offline_again(gv, emu):
+    """kill -9 of a mount made while Drive is unreachable, then a mount
+    again, still offline: what the journal holds (new files, a rename, a
+    folder) shows over the older snapshot, and reaches Drive once it is
+    back."""
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "plane3"
+    (top / "d").mkdir(parents=True)
+    (top / "d" / "a.txt").write_bytes(b"alpha")
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    assert sorted(os.listdir(top)) == ["d"] and os.listdir(top / "d") == ["a.txt"]
+    v.unmount()
+    emu.control(action="outage", on=True)
+    try:
+        v.mount(args=["-o", "upload_delay=0.2"])
+        (top / "d" / "new.txt").write_bytes(b"written offline")
+        os.rename(top / "d" / "a.txt", top / "a-moved.txt")
+        (top / "e").mkdir()
+        (top / "e" / "f.txt").write_bytes(b"in a new folder")
+        kill9(v)
+        v.mount(args=["-o", "upload_delay=0.2"])
+        assert sorted(os.listdir(top)) == ["a-moved.txt", "d", "e"]
+        assert os.listdir(top / "d") == ["new.txt"]
+        assert (top / "a-moved.txt").read_bytes() == b"alpha"
+        assert (top / "e" / "f.txt").read_bytes() == b"in a new folder"
+        drive_back(v, emu, 90, "the uploads when back")
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    no_duplicates(emu)
+    with fresh_machine(v):
+        assert sorted(os.listdir(top)) == ["a-moved.txt", "d", "e"]
+        assert (top / "d" / "new.txt").read_bytes() == b"written offline"
+        assert (top / "a-moved.txt").read_bytes() == b"alpha"
+        assert (top / "e" / "f.txt").read_bytes() == b"in a new folder"
+
+
+def test_mount_while_offline_without_a_snapshot_says_why(gv, emu):
+    emu.control(action="outage", on=True)
+    try:
+        r = gv.user.run([SCSFS, "-f", gv.remote, str(gv.mnt)], timeout=120)
+    finally:
+        emu.control(action="outage", on=False)
+    assert r.returncode != 0
+    assert "cannot reach Google Drive" in r.stderr and "never mounted it before" in r.stderr, \
+        r.stderr
 
 
 def test_offline_delete_keeps_a_file_changed_on_drive_meanwhile(gv, emu):
@@ -837,8 +924,7 @@ def test_offline_delete_keeps_a_file_changed_on_drive_meanwhile(gv, emu):
         time.sleep(1.5)
         assert not {"mine.txt", "theirs.txt"} & set(os.listdir(v.mnt))
         assert len(journal_pending(gv.user)) == 2
-        emu.control(action="outage", on=False)
-        eventually(lambda: not journal_pending(gv.user), timeout=60, what="the deletes")
+        drive_back(v, emu, 60, "the deletes")
     finally:
         emu.control(action="outage", on=False)
         v.unmount(check=False)
@@ -1024,6 +1110,38 @@ def test_clean_cache_survives_a_remount(gv, emu):
     v.mount()
     assert (v.mnt / "kept.bin").read_bytes() == new
     v.unmount()
+
+
+def test_clean_cache_survives_kill9_but_not_a_write_it_never_saw_close(gv, emu):
+    """A clean cache described at unmount stays usable after a crash of a
+    later mount (a laptop that dies offline can read what it had); a cache
+    file that mount began to change without closing it is never taken for
+    Drive's version again."""
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    data = rnd(600000, 33)
+    (v.mnt / "crash.bin").write_bytes(data)
+    eventually(lambda: not journal_pending(gv.user), timeout=30)
+    v.unmount()
+    v.mount()
+    kill9(v)
+    v.mount()
+    emu.clear_log()
+    assert (v.mnt / "crash.bin").read_bytes() == data
+    assert not media_gets(emu.log()), "the clean cache was lost with the crash"
+    f = open(v.mnt / "crash.bin", "r+b", buffering=0)
+    f.seek(300000)
+    f.write(b"never closed, never promised")
+    os.sync()            # (the kernel's write-back sends it to scsfs: no fsync, no close)
+    kill9(v)
+    with contextlib.suppress(OSError):
+        f.close()
+    v.mount()
+    emu.clear_log()
+    try:
+        assert (v.mnt / "crash.bin").read_bytes() == data
+        assert media_gets(emu.log()), "a cache file changed since its map was used as it"
+    finally:
+        v.unmount()
 
 
 def replace_on_drive(emu, fid):

@@ -198,9 +198,78 @@ static void test_map(void)
 	free(line);
 }
 
+static uint8_t snap_data[16];
+
+static int snap_got(void *arg, const struct scs_gdrive_snap_ent *e)
+{
+	struct scs_gdrive_snap_ent *out = arg;
+	int i = out[0].m.id[0] ? 1 : 0;
+	out[i] = *e;
+	if (e->len <= sizeof snap_data) {      /* (e->data: only during the call) */
+		memcpy(snap_data, e->data, e->len);
+		out[i].data = snap_data;
+	}
+	return 0;
+}
+
+static void test_snapshot(void)
+{
+	static struct scs_gdrive_snap_ent a, b, got[2];
+	struct scs_gdrive_snap s;
+	char root[SCS_GDRIVE_ID_MAX + 1], token[SCS_GDRIVE_TOKEN_MAX + 1];
+	strcpy(a.path, "");               /* the root */
+	strcpy(a.m.id, "rootId_-1");
+	a.flags = SCS_GDRIVE_SNAP_DIR | SCS_GDRIVE_SNAP_LISTED;
+	a.m.mtime.tv_sec = 1700000000;
+	strcpy(b.path, "Zm9v/a name with spaces\nand a newline");
+	strcpy(b.pid, "rootId_-1");
+	strcpy(b.m.id, "fileId");
+	strcpy(b.m.name, "a name with spaces\nand a newline");
+	strcpy(b.m.rev, "0Brev.=");
+	b.m.size = 300;
+	b.m.version = 7;
+	b.m.perm = 0640;
+	b.m.atime.tv_nsec = 999999999;
+	b.flags = SCS_GDRIVE_SNAP_PERM | SCS_GDRIVE_SNAP_DATA;
+	b.data = (const uint8_t *)"\0\1binary";
+	b.len = 8;
+	CHECK_EQ(scs_gdrive_snap_begin(&s, "rootId_-1", "tok/123"), 0);
+	CHECK_EQ(scs_gdrive_snap_add(&s, &a), 0);
+	CHECK_EQ(scs_gdrive_snap_add(&s, &b), 0);
+	CHECK_EQ(scs_gdrive_snap_end(&s), 0);
+	memset(got, 0, sizeof got);
+	CHECK_EQ(scs_gdrive_snap_parse(s.buf, s.len, root, token, snap_got, got), 0);
+	CHECK(!strcmp(root, "rootId_-1") && !strcmp(token, "tok/123"));
+	CHECK(!got[0].path[0] && got[0].m.is_dir && got[0].flags == a.flags &&
+	      got[0].m.mtime.tv_sec == 1700000000);
+	CHECK(!strcmp(got[1].path, b.path) && !strcmp(got[1].pid, b.pid) &&
+	      !strcmp(got[1].m.name, b.m.name) && !strcmp(got[1].m.rev, "0Brev.=") &&
+	      got[1].m.size == 300 && got[1].m.version == 7 && got[1].m.perm == 0640 &&
+	      got[1].m.has_perm && got[1].m.atime.tv_nsec == 999999999 && got[1].len == 8 &&
+	      !memcmp(got[1].data, "\0\1binary", 8) && !strcmp(got[1].m.parent, b.pid));
+	/* any byte changed, or the end cut: refused whole */
+	for (size_t i = 0; i < s.len; i += 7) {
+		s.buf[i] ^= 0x20;
+		CHECK_EQ(scs_gdrive_snap_parse(s.buf, s.len, root, token, snap_got, got), -EBADMSG);
+		s.buf[i] ^= 0x20;
+	}
+	CHECK_EQ(scs_gdrive_snap_parse(s.buf, s.len - 1, root, token, snap_got, got), -EBADMSG);
+	free(s.buf);
+	/* what no snapshot can hold is refused when writing */
+	CHECK_EQ(scs_gdrive_snap_begin(&s, "../x", ""), -EINVAL);
+	free(s.buf);
+	CHECK_EQ(scs_gdrive_snap_begin(&s, "r", "has space"), -EINVAL);
+	free(s.buf);
+	CHECK_EQ(scs_gdrive_snap_begin(&s, "r", ""), 0);
+	b.flags = 64;
+	CHECK_EQ(scs_gdrive_snap_add(&s, &b), -EINVAL);
+	free(s.buf);
+}
+
 int main(void)
 {
 	test_journal();
+	test_snapshot();
 	test_status();
 	test_map();
 	return unit_done("gdrive_cache");
