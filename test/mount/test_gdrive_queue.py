@@ -72,14 +72,14 @@ def cache_dir(u):
     return dirs[0]
 
 
-def journal_pending(u):
-    """Ids with a P (an upload), U or R record (a delete or folder removal
-    made offline) or M (metadata set offline) and no later D in the
-    journal (by seq)."""
+def journal_pending(u, kinds="PURM"):
+    """Ids with a record of kinds and no later D in the journal (by seq):
+    P an upload, U or R a delete or folder removal made offline, M
+    metadata set offline."""
     pend = {}
     for line in (cache_dir(u) / "journal").read_text().splitlines():
         f = line.split(" ")
-        if f[0] in ("P", "U", "R", "M"):
+        if f[0] in kinds:
             pend[f[2]] = int(f[1])
         elif f[0] == "D" and f[2] in pend and pend[f[2]] <= int(f[1]):
             del pend[f[2]]
@@ -470,7 +470,8 @@ def test_offline_new_files_queue_and_upload_when_back(gv, emu):
         time.sleep(1.5)      # past the kernel's entry and attribute caches
         check_offline_changes(top, big)
         # five files to upload, two deletes
-        assert len(journal_pending(gv.user)) == 7, "offline changes not journaled"
+        assert len(journal_pending(gv.user, "PU")) == 7, \
+            (cache_dir(gv.user) / "journal").read_text()
         assert "5 files (7.0 MiB) wait to upload, 2 deletes to make" in status(gv.user), \
             status(gv.user)
         time.sleep(2)
@@ -506,7 +507,7 @@ def test_offline_new_files_survive_kill9_and_upload_at_the_next_mount(gv, emu):
         kill9(v)
     finally:
         emu.control(action="outage", on=False)
-    assert len(journal_pending(gv.user)) == 7
+    assert len(journal_pending(gv.user, "PU")) == 7, (cache_dir(gv.user) / "journal").read_text()
     assert len(stored(emu)) == before, "Drive changed during the outage"
     v.mount(args=["-o", "upload_delay=0.2"])
     try:
