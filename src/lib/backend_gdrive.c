@@ -3272,20 +3272,23 @@ static json_t *meta_json(unsigned flags, const struct scs_gdrive_meta *v)
  * now, or queued (M) while Drive is unreachable or behind a change of m
  * that waits.  Times given to a file whose content waits to upload go with
  * that upload too (it gives Drive a new modifiedTime: rsync sets times
- * after close). */
+ * after close); they are noted for it before they are sent: noted after,
+ * an upload that landed and finished while the PATCH was on its way (it
+ * had not carried them) left nothing to send them again, and Drive kept
+ * the upload's time. */
 static int meta_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
 		    unsigned flags, const struct scs_gdrive_meta *v)
 {
+	const unsigned times = SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME;
 	if (!g->wb || !waiting(g, m->id)) {
-		queueable = g->wb;
-		int r = patch_meta(g, m->id, meta_json(flags, v), NULL);
-		queueable = 0;
-		if (!(g->wb && offline_now(g, r))) {
-			if (!r && g->wb && (flags & (SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME)))
-				r = want_set(g, m, path, flags & (SCS_GDRIVE_WANT_MTIME |
-								  SCS_GDRIVE_WANT_ATIME), v, 1);
+		int r = g->wb && (flags & times) ? want_set(g, m, path, flags & times, v, 1) : 0;
+		if (r < 0)
 			return r;
-		}
+		queueable = g->wb;
+		r = patch_meta(g, m->id, meta_json(flags, v), NULL);
+		queueable = 0;
+		if (!(g->wb && offline_now(g, r)))
+			return r;
 	}
 	return want_set(g, m, path, flags, v, 0);
 }

@@ -1046,6 +1046,42 @@ def test_own_delete_during_its_upload_keeps_no_conflict_copy(gv, emu, how):
     no_duplicates(emu)
 
 
+def stamped(v, emu, fid, name):
+    """Drive has STAMP as fid's modifiedTime, and a fresh mount shows it."""
+    assert emu.state()["files"][fid]["modifiedTime"] == "2017-07-14T02:40:00.250Z"
+    v.mount()
+    try:
+        assert (v.mnt / name).stat().st_mtime == STAMP
+    finally:
+        v.unmount()
+
+
+def test_times_set_while_the_upload_runs_are_kept(gv, emu):
+    """Times set right after a close (cp -p, tar x, rsync -t) go to Drive at
+    once, and with the upload, which gives Drive a new modifiedTime.  Here
+    Drive makes the times' PATCH at once but its reply comes after the
+    upload has landed and finished: the times must still be Drive's in the
+    end (CI: test_rekey's file showed the time of its upload, not the one
+    set).  (No writeback cache: the kernel sets no times of its own.)"""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=1,no_writeback_cache"])
+    try:
+        (v.mnt / "stamped.txt").write_bytes(b"times set after the close\n")
+        (fid,) = journal_pending(gv.user)
+        emu.control(action="stall", method="PATCH", path_regex=f"^/drive/v3/files/{fid}$",
+                    ms=4000, reply=True)
+        emu.clear_log()
+        os.utime(v.mnt / "stamped.txt", (STAMP, STAMP))
+        log = emu.log()
+        held = [r for r in log if r.get("fault") == "stall"]
+        ups = [r for r in uploads(log) if r["path"].endswith("/" + fid)]
+        assert held and ups and held[0]["time"] < ups[0]["time"], \
+            f"not staged (the upload ran after the times' reply): {log}"
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the queue drained")
+    finally:
+        v.unmount()
+    stamped(v, emu, fid, "stamped.txt")
+
+
 def test_verify_while_a_file_is_replaced_reports_it_changed_not_damaged(gv, emu):
     """A file removed from Drive between verify's listing and its read (a
     member's edit, a re-key pass) is reported CHANGED, not REPLAYED nor
