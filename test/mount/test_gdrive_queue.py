@@ -1082,6 +1082,45 @@ def test_times_set_while_the_upload_runs_are_kept(gv, emu):
     stamped(v, emu, fid, "stamped.txt")
 
 
+def test_times_set_while_the_last_close_reapplies_older_ones_are_kept(gv, emu):
+    """Times set on an open file are set again once it is sealed, at its
+    last close (the release, which the kernel sends after close returns
+    and which runs beside what comes next).  A utimens made while that
+    release re-applies the older times must win: here the release's PATCH
+    is held while the content uploads and the new times are set (CI: a
+    file given a time right after its close kept the time of its write)."""
+    old = STAMP - 86400
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2,no_writeback_cache"])
+    try:
+        fd = os.open(v.mnt / "reset.txt", os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, b"times set while open, then after the close\n")
+            os.utime(v.mnt / "reset.txt", (old, old))        # pending: re-applied at seals
+            (fid,) = [k for k, m in emu.state()["files"].items()    # (new: marked so)
+                      if m and (m.get("appProperties") or {}).get("p") == "1"]
+            # the close's flush re-applies them at once, its release late
+            emu.clear_log()
+            emu.control(actions=[
+                {"action": "stall", "method": "PATCH", "path_regex": f"^/drive/v3/files/{fid}$",
+                 "ms": 0},
+                {"action": "stall", "method": "PATCH", "path_regex": f"^/drive/v3/files/{fid}$",
+                 "ms": 6000}])
+        finally:
+            os.close(fd)
+        eventually(lambda: not emu.state()["faults"], timeout=30,
+                   what="the release re-applying the older times")
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the content uploaded")
+        assert len([r for r in emu.log() if r.get("fault") == "stall"]) == 1, \
+            "not staged: the release's PATCH was over before the new times were set"
+        os.utime(v.mnt / "reset.txt", (STAMP, STAMP))
+        eventually(lambda: len([r for r in emu.log() if r.get("fault") == "stall"]) == 2,
+                   timeout=30, what="the release's PATCH answered")
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the queue drained")
+    finally:
+        v.unmount()
+    stamped(v, emu, fid, "reset.txt")
+
+
 def test_verify_while_a_file_is_replaced_reports_it_changed_not_damaged(gv, emu):
     """A file removed from Drive between verify's listing and its read (a
     member's edit, a re-key pass) is reported CHANGED, not REPLAYED nor
