@@ -350,7 +350,7 @@ def _queue_drained(v, timeout=150):
             return
         if time.monotonic() > deadline:
             pytest.fail(f"{v.user.name}'s uploads not on Drive within {timeout} s: "
-                        f"{r.stdout + r.stderr!r}\nmount log (end):\n{v.log()[-3000:]}")
+                        f"{r.stdout + r.stderr!r}\n{v.diagnose()}")
         time.sleep(0.2)
 
 

@@ -1121,6 +1121,35 @@ def test_times_set_while_the_last_close_reapplies_older_ones_are_kept(gv, emu):
     stamped(v, emu, fid, "reset.txt")
 
 
+def test_sigusr1_logs_the_queue_and_the_requests_on_their_way(gv, emu):
+    """kill -USR1 makes a mount log what it is doing, for one that seems
+    stuck (the tests' waits for the queue do it when they time out): each
+    queued file with what waits of it and since when, and each request on
+    its way, for how long; the debug log ($SCSFS_DEBUG_LOG) has every
+    request with how long it took."""
+    emu.control(action="stall", method="PATCH", path="/upload/", ms=6000)
+    v = gv.mount(args=["-o", "upload_delay=0.2"])          # daemonized
+    try:
+        (v.mnt / "held.txt").write_bytes(b"its upload is held\n")
+        (fid,) = journal_pending(gv.user)
+        eventually(lambda: not emu.state()["faults"], timeout=30, what="the upload on its way")
+        out = v.diagnose()
+        up = re.search(rf"state: {fid} \([^)]*\): content[^;]*; uploading for \d+ s "
+                       r"\(thread (\d+)\); 0 failures", out)
+        rq = re.search(r"state: a request for [\d.]+ s \(thread (\d+)\): "
+                       rf"PATCH /upload/drive/v3/files/{fid}: try 1, waiting for the reply "
+                       r"for [\d.]+ s$", out, re.M)
+        assert up and rq and up.group(1) == rq.group(1), out
+        assert re.search(r"state: online, 0 network failures in a row; 3 upload threads; "
+                         r"last sync (none|[\d:]+); last error: none", out), out
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the queue drained")
+        assert "state: nothing queued" in v.diagnose()
+    finally:
+        v.unmount()
+    assert re.search(rf"PATCH /upload/drive/v3/files/{fid}: 200 in [6-9]\.\d+ s",
+                     v.debug_log.read_text()), v.debug_log.read_text()[-3000:]
+
+
 def test_verify_while_a_file_is_replaced_reports_it_changed_not_damaged(gv, emu):
     """A file removed from Drive between verify's listing and its read (a
     member's edit, a re-key pass) is reported CHANGED, not REPLAYED nor
