@@ -1410,11 +1410,15 @@ static void own_put(struct gd_be *g, const char *id, const char *pid, const char
 	pthread_mutex_unlock(&g->lock);
 }
 
-static void own_drop(struct gd_be *g, const char *id)
+/* Forget what we did to id, if it still says id is in folder pid (pid
+ * NULL: whatever it says) as name (NULL: any): a lookup or listing that
+ * found the record stale must not drop the one a rename of ours put there
+ * meanwhile. */
+static void own_drop(struct gd_be *g, const char *id, const char *pid, const char *name)
 {
 	pthread_mutex_lock(&g->lock);
 	struct gd_own *o = g->own ? own_by_id(g->own, id) : NULL;
-	if (o)
+	if (o && (!pid || (!strcmp(o->pid, pid) && (!name || (o->name && !strcmp(o->name, name))))))
 		own_unlink(g->own, o);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -2037,7 +2041,7 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 			return r;
 		c.found = r == 0 && !strcmp(m->name, name) && !not_yet(g, m);
 		if (!c.found)
-			own_drop(g, oid);
+			own_drop(g, oid, pid, name);
 	}
 	if (c.found)
 		ent_put(g, m->id, pid, m->name, dup, m->version, 1);
@@ -2686,7 +2690,7 @@ static int list_own(struct gd_be *g, const char *pid, struct list_ctx *c)
 			continue;
 		r = own_check(g, ids[i], pid, m);
 		if (r == -ENOENT) {
-			own_drop(g, ids[i]);
+			own_drop(g, ids[i], pid, NULL);
 			r = 0;
 		} else if (!r) {
 			const char *lp = c->pid;
@@ -2938,7 +2942,7 @@ static int dir_empty(struct gd_be *g, const char *id)
 		if (!r)
 			return -ENOTEMPTY;
 		if (r == -ENOENT) {
-			own_drop(g, oid[0]);
+			own_drop(g, oid[0], id, NULL);
 			r = 0;
 		}
 	}
@@ -5928,7 +5932,7 @@ static int rmdir_pending(struct gd_be *g, struct gd_file *f, uint64_t seq, const
  * filled it meanwhile): this mount shows it again. */
 static void delete_kept(struct gd_be *g, struct gd_file *f, const char *path)
 {
-	own_drop(g, f->id);
+	own_drop(g, f->id, NULL, NULL);
 	if (path) {
 		memo_drop(g, path);
 		notify(g, path, SCS_BE_CHANGED_ENTRY);

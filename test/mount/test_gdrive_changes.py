@@ -575,6 +575,32 @@ def test_new_file_hidden_from_others_until_its_content_is_on_drive(pair):
 
 # ------------------------------------------------- delayed listing visibility
 
+def test_files_renamed_right_after_their_close_are_listed_while_listings_lag(pair, emu):
+    """A file made and renamed at once (an editor's or rsync's save through
+    a temporary name) while Drive's listings still lag: the mount lists it
+    under its new name at once.  The release after the close looks up the
+    old name meanwhile and, finding the entry renamed, forgot what this
+    mount knew of it, the rename too: the file was missing from listings
+    until Drive's caught up (test_delayed_listing_visibility failed so, 2
+    runs in 8 under load).  Many rounds: the release runs beside the rename
+    only now and then."""
+    a, b = pair(a_opts=",upload_delay=3")
+    (a.mnt / "old.txt").write_bytes(b"listed before\n")
+    _queue_drained(a)
+    try:
+        emu.control(action="set", list_delay_ms=30000)
+        missing = []
+        for i in range(60):
+            (a.mnt / f"tmp{i}").write_bytes(b"saved through a temporary name\n")
+            (a.mnt / f"tmp{i}").rename(a.mnt / f"saved{i}.txt")
+            names = os.listdir(a.mnt)
+            if f"saved{i}.txt" not in names or f"tmp{i}" in names:
+                missing.append(i)
+        assert not missing, f"renamed files not listed at once: {missing}"
+    finally:
+        emu.control(action="reset")
+
+
 def test_delayed_listing_visibility(pair, emu):
     """Drive's listings and changes can lag behind a write (files.get by id
     does not).  With the emulator holding new entries out of listings and
