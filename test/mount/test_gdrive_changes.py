@@ -30,7 +30,8 @@ FEED = 15          # seconds allowed for a change to show (poll=1, emulator unde
 def emu(tmp_path_factory):
     e = Emulator.start(tmp_path_factory.mktemp("drive"), python="/usr/bin/python3")
     yield e
-    e.stop()
+    err = e.stop()
+    assert "Traceback" not in err, f"the Drive emulator failed (HTTP 500):\n{err}"
 
 
 @pytest.fixture(scope="module")
