@@ -903,6 +903,7 @@ class Request:
         self.token = None
         self.drop_after = None
         self.drop_after_commit = False
+        self.hold_reply = None     # a "stall" with "reply": seconds to hold the answer
         self._body = None
 
     def arg(self, name, default=None):
@@ -2449,6 +2450,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if req.hold_reply:
+            time.sleep(req.hold_reply)
         entry["status"] = resp.status
         entry["duration"] = time.time() - started
         with emu.log_lock:
@@ -2466,7 +2469,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             req.drop_after_commit = True
             return None
         if kind == "stall":
-            time.sleep(fault["ms"] / 1000.0)   # then handled as usual, at that moment
+            if fault.get("reply"):
+                req.hold_reply = fault["ms"] / 1000.0   # handled now, answered later
+            else:
+                time.sleep(fault["ms"] / 1000.0)   # then handled as usual, at that moment
             return None
         self.body.drain()
         if kind == "daily_limit":

@@ -66,6 +66,12 @@ int scs_gdrive_parse_changes(const void *json, size_t len,
 int scs_gdrive_watch(scs_backend *be, unsigned seconds, scs_err *err);
 void scs_gdrive_unwatch(scs_backend *be);
 
+/* Log (INFO) what be is doing: the requests on their way and for how
+ * long, online or not, the upload queue (each entry: what waits, since
+ * when or when it is due, its failures).  For a mount that seems stuck
+ * (scsfs: kill -USR1).  -ENOTSUP if be is not a gdrive: back end. */
+int scs_gdrive_dump(scs_backend *be);
+
 /* The reason of a Drive error body ({"error":{"errors":[{"reason":..}]}}),
  * or "" if none; message likewise (both truncated to cap). */
 void scs_gdrive_error_reason(const void *json, size_t len, char *reason, size_t rcap,

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +54,8 @@
 #define FOLDER_MIME    "application/vnd.google-apps.folder"
 #define FIELDS         "id,name,mimeType,size,modifiedTime,version,headRevisionId,appProperties"
 #define LINK_KEY       "scsfs_link"
+#define REQ_SLOTS      32                /* requests on their way that a dump shows */
+enum { RQ_TOKEN, RQ_SENT, RQ_BACKOFF };  /* what a request waits for */
 #define PEND_KEY       "p"               /* "1": created, content not uploaded yet */
 
 /* One ranged GET of blocks [b, e] of a cache file: bytes [s, t) of the
@@ -90,6 +93,8 @@ struct gd_file {
 	uint64_t jseq, dseq;     /* the last record of a job (P, M, N, U, R); done up to this seq */
 	time_t due;              /* upload from then on */
 	int inflight;            /* an upload of it is running (g->lock) */
+	time_t up_since;         /* (inflight) since then, */
+	pid_t up_tid;            /* on that thread (scs_gdrive_dump) */
 	int tried;               /* attempted while draining at unmount */
 	int deleted;             /* unlinked: drop what is queued */
 	int dropping;            /* this mount is deleting it on Drive now (g->lock) */
@@ -214,6 +219,17 @@ struct gd_be {
 	pthread_t dl_th[DL_MAX];
 	unsigned ndl;
 	int dl_stop;
+	/* The requests on their way, for scs_gdrive_dump (rlock; a slot per
+	 * request, those beyond REQ_SLOTS are not shown). */
+	pthread_mutex_t rlock;
+	struct gd_req_slot {
+		int used;
+		pid_t tid;
+		int attempt;             /* 0: the first try */
+		int phase;               /* RQ_*, since tp */
+		struct timespec t0, tp;
+		char what[112];          /* method and path, without the query */
+	} reqs[REQ_SLOTS];
 	struct gd_memo *memo;          /* what was last seen, for offline use */
 	unsigned snap_gen;             /* memo->gen when the snapshot was written */
 	time_t snap_due;               /* (lock) the next look at whether one is due */
@@ -719,10 +735,74 @@ static void net_up(struct gd_be *g)
 		scs_log(SCS_LOG_INFO, "gdrive: Drive is reachable again");
 }
 
+/* ---- the requests on their way (scs_gdrive_dump) ---- */
+
+static double since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* q's method and path, without the scheme, host and query (ids only, no
+ * token: the query of a listing may hold a name, encrypted). */
+static void req_what(const struct gd_rq *q, char *out, size_t cap)
+{
+	const char *p = strstr(q->url, "://");
+	p = p ? strchr(p + 3, '/') : NULL;
+	if (!p)
+		p = "/";
+	size_t n = strcspn(p, "?");
+	snprintf(out, cap, "%s %.*s", q->method, (int)n, p);
+}
+
+/* A request from its start to its end (its tries, the backoff between
+ * them, the access token each needs): slot, or -1 if none is free. */
+static int req_begin(struct gd_be *g, const struct gd_rq *q)
+{
+	pthread_mutex_lock(&g->rlock);
+	int i = 0;
+	while (i < REQ_SLOTS && g->reqs[i].used)
+		i++;
+	if (i < REQ_SLOTS) {
+		struct gd_req_slot *s = &g->reqs[i];
+		s->used = 1;
+		s->tid = gettid();
+		s->attempt = 0;
+		s->phase = RQ_TOKEN;
+		clock_gettime(CLOCK_MONOTONIC, &s->t0);
+		s->tp = s->t0;
+		req_what(q, s->what, sizeof s->what);
+	}
+	pthread_mutex_unlock(&g->rlock);
+	return i < REQ_SLOTS ? i : -1;
+}
+
+static void req_phase(struct gd_be *g, int i, int phase, int attempt)
+{
+	if (i < 0)
+		return;
+	pthread_mutex_lock(&g->rlock);
+	g->reqs[i].phase = phase;
+	g->reqs[i].attempt = attempt;
+	clock_gettime(CLOCK_MONOTONIC, &g->reqs[i].tp);
+	pthread_mutex_unlock(&g->rlock);
+}
+
+static void req_end(struct gd_be *g, int i)
+{
+	if (i < 0)
+		return;
+	pthread_mutex_lock(&g->rlock);
+	g->reqs[i].used = 0;
+	pthread_mutex_unlock(&g->rlock);
+}
+
 /* Perform q, retrying transient failures.  On 0, rs holds a reply whose
  * status may still be an error the caller interprets (404, 409, 308...);
  * *final_errno gets its mapping (0 for 2xx/308). */
-static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp *rs, int *final_errno)
+static int gd_call_(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp *rs,
+		    int *final_errno, int slot)
 {
 	time_t start = time(NULL);
 	long stale = -1;
@@ -734,12 +814,14 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		int nh = 0;
 		scs_err err = { 0 };
 		if (!q->no_auth) {
+			req_phase(g, slot, RQ_TOKEN, attempt);
 			int r = scs_oauth_header(g->oauth, auth, sizeof auth, &gen, stale, &err);
 			stale = -1;
 			if (r < 0) {
 				scs_cleanse(auth, sizeof auth);
 				if (r == -EIO && !q->once && !net_down(g, err.msg) && attempt < MAX_TRIES &&
 				    time(NULL) - start < MAX_RETRY_S) {
+					req_phase(g, slot, RQ_BACKOFF, attempt);
 					backoff_sleep(attempt, -1);
 					continue;
 				}
@@ -772,7 +854,14 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		rq.out_buf = q->out_buf;
 		rq.out_max = q->out_max;
 		rq.max_resp = q->max_resp;
+		req_phase(g, slot, RQ_SENT, attempt);
+		struct timespec t0;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int r = scs_http_do(&rq, rs, &err);
+		char what[sizeof g->reqs[0].what];
+		req_what(q, what, sizeof what);
+		scs_log(SCS_LOG_DEBUG, "gdrive: %s: %ld%s in %.3f s%s", what, r < 0 ? 0L : rs->status,
+			r < 0 ? " (no reply)" : "", since(&t0), attempt ? " (a retry)" : "");
 		scs_cleanse(auth, sizeof auth);
 		char reason[64] = "", msg[200] = "";
 		int transient;
@@ -832,8 +921,17 @@ static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp 
 		scs_log(SCS_LOG_DEBUG, "gdrive: %s: %ld %s, retrying", q->method, r ? 0L : rs->status,
 			reason);
 		scs_http_resp_free(rs);
+		req_phase(g, slot, RQ_BACKOFF, attempt);
 		backoff_sleep(attempt, ra);
 	}
+}
+
+static int gd_call(struct gd_be *g, const struct gd_rq *q, struct scs_http_resp *rs, int *final_errno)
+{
+	int slot = req_begin(g, q);
+	int r = gd_call_(g, q, rs, final_errno, slot);
+	req_end(g, slot);
+	return r;
 }
 
 /* gd_call that turns any non-success into the errno (and frees rs). */
@@ -1312,11 +1410,15 @@ static void own_put(struct gd_be *g, const char *id, const char *pid, const char
 	pthread_mutex_unlock(&g->lock);
 }
 
-static void own_drop(struct gd_be *g, const char *id)
+/* Forget what we did to id, if it still says id is in folder pid (pid
+ * NULL: whatever it says) as name (NULL: any): a lookup or listing that
+ * found the record stale must not drop the one a rename of ours put there
+ * meanwhile. */
+static void own_drop(struct gd_be *g, const char *id, const char *pid, const char *name)
 {
 	pthread_mutex_lock(&g->lock);
 	struct gd_own *o = g->own ? own_by_id(g->own, id) : NULL;
-	if (o)
+	if (o && (!pid || (!strcmp(o->pid, pid) && (!name || (o->name && !strcmp(o->name, name))))))
 		own_unlink(g->own, o);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -1939,7 +2041,7 @@ static int lookup(struct gd_be *g, const char *pid, const char *name, struct scs
 			return r;
 		c.found = r == 0 && !strcmp(m->name, name) && !not_yet(g, m);
 		if (!c.found)
-			own_drop(g, oid);
+			own_drop(g, oid, pid, name);
 	}
 	if (c.found)
 		ent_put(g, m->id, pid, m->name, dup, m->version, 1);
@@ -2588,7 +2690,7 @@ static int list_own(struct gd_be *g, const char *pid, struct list_ctx *c)
 			continue;
 		r = own_check(g, ids[i], pid, m);
 		if (r == -ENOENT) {
-			own_drop(g, ids[i]);
+			own_drop(g, ids[i], pid, NULL);
 			r = 0;
 		} else if (!r) {
 			const char *lp = c->pid;
@@ -2840,7 +2942,7 @@ static int dir_empty(struct gd_be *g, const char *id)
 		if (!r)
 			return -ENOTEMPTY;
 		if (r == -ENOENT) {
-			own_drop(g, oid[0]);
+			own_drop(g, oid[0], id, NULL);
 			r = 0;
 		}
 	}
@@ -3272,20 +3374,23 @@ static json_t *meta_json(unsigned flags, const struct scs_gdrive_meta *v)
  * now, or queued (M) while Drive is unreachable or behind a change of m
  * that waits.  Times given to a file whose content waits to upload go with
  * that upload too (it gives Drive a new modifiedTime: rsync sets times
- * after close). */
+ * after close); they are noted for it before they are sent: noted after,
+ * an upload that landed and finished while the PATCH was on its way (it
+ * had not carried them) left nothing to send them again, and Drive kept
+ * the upload's time. */
 static int meta_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char *path,
 		    unsigned flags, const struct scs_gdrive_meta *v)
 {
+	const unsigned times = SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME;
 	if (!g->wb || !waiting(g, m->id)) {
-		queueable = g->wb;
-		int r = patch_meta(g, m->id, meta_json(flags, v), NULL);
-		queueable = 0;
-		if (!(g->wb && offline_now(g, r))) {
-			if (!r && g->wb && (flags & (SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME)))
-				r = want_set(g, m, path, flags & (SCS_GDRIVE_WANT_MTIME |
-								  SCS_GDRIVE_WANT_ATIME), v, 1);
+		int r = g->wb && (flags & times) ? want_set(g, m, path, flags & times, v, 1) : 0;
+		if (r < 0)
 			return r;
-		}
+		queueable = g->wb;
+		r = patch_meta(g, m->id, meta_json(flags, v), NULL);
+		queueable = 0;
+		if (!(g->wb && offline_now(g, r)))
+			return r;
 	}
 	return want_set(g, m, path, flags, v, 0);
 }
@@ -5341,6 +5446,82 @@ static void write_status(struct gd_be *g)
 	}
 }
 
+static void gd_close(scs_backend *be);
+
+static void clock_str(time_t t, char out[16])
+{
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(out, 16, "%H:%M:%S", &tm);
+}
+
+int scs_gdrive_dump(scs_backend *be)
+{
+	if (be->ops->close != gd_close)
+		return -ENOTSUP;
+	struct gd_be *g = GB(be);
+	time_t now = time(NULL);
+	char a[16], b[16];
+	/* what is on its way first: it needs no other lock */
+	int nreq = 0;
+	pthread_mutex_lock(&g->rlock);
+	for (int i = 0; i < REQ_SLOTS; i++) {
+		struct gd_req_slot *r = &g->reqs[i];
+		if (!r->used)
+			continue;
+		nreq++;
+		static const char *const phase[] = { "waiting for an access token",
+						     "waiting for the reply", "waiting to try again" };
+		scs_log(SCS_LOG_INFO, "gdrive: state: a request for %.1f s (thread %d): %s: try %d, "
+			"%s for %.1f s", since(&r->t0), (int)r->tid, r->what, r->attempt + 1,
+			phase[r->phase], since(&r->tp));
+	}
+	pthread_mutex_unlock(&g->rlock);
+	if (!nreq)
+		scs_log(SCS_LOG_INFO, "gdrive: state: no request on its way");
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	if (pthread_mutex_timedlock(&g->lock, &until) != 0) {
+		scs_log(SCS_LOG_WARN, "gdrive: state: the queue's lock has been held for 2 s; "
+			"the queue is not shown");
+		return 0;
+	}
+	clock_str(g->offline_since, a);
+	clock_str(g->last_sync, b);
+	scs_log(SCS_LOG_INFO, "gdrive: state: %s%s, %d network failure%s in a row; %u upload "
+		"thread%s%s; last sync %s; last error: %s", g->offline ? "offline since " : "online",
+		g->offline ? a : "", g->net_fails, g->net_fails == 1 ? "" : "s", g->nworkers,
+		g->nworkers == 1 ? "" : "s", g->stopping ? " (stopping)" : "",
+		g->last_sync ? b : "none", g->last_error[0] ? g->last_error : "none");
+	size_t n = 0;
+	for (struct gd_file *f = g->files; f; f = f->next) {
+		if (f->jseq <= f->dseq && !f->inflight)
+			continue;
+		n++;
+		char when[64];
+		if (f->inflight)
+			snprintf(when, sizeof when, "uploading for %lld s (thread %d)",
+				 (long long)(now - f->up_since), (int)f->up_tid);
+		else if (f->due > now)
+			snprintf(when, sizeof when, "due in %lld s", (long long)(f->due - now));
+		else
+			snprintf(when, sizeof when, "due since %lld s", (long long)(now - f->due));
+		scs_log(SCS_LOG_INFO, "gdrive: state: %s (%s): %s%s%s%s%s%s; %s; %d failure%s; "
+			"records %llu..%llu done up to %llu", f->id, f->path ? f->path : "?",
+			f->pseq > f->dseq && !f->nocontent ? "content" : "",
+			f->want ? " metadata" : "", f->pend_create ? " made here" : "",
+			f->pend_delete ? " delete" : "", f->deleted ? " (deleted)" : "",
+			f->dirty ? " (dirty)" : "", when, f->failures, f->failures == 1 ? "" : "s",
+			(unsigned long long)f->pseq, (unsigned long long)f->jseq,
+			(unsigned long long)f->dseq);
+	}
+	if (!n)
+		scs_log(SCS_LOG_INFO, "gdrive: state: nothing queued");
+	pthread_mutex_unlock(&g->lock);
+	return 0;
+}
+
 /* The next file to upload (g->lock held); NULL: none now, *next_due set. */
 static struct gd_file *pick(struct gd_be *g, time_t now, time_t *next_due)
 {
@@ -5385,6 +5566,8 @@ static void journal_compact(struct gd_be *g)
 static int run_upload(struct gd_be *g, struct gd_file *f)
 {
 	f->inflight = 1;
+	f->up_since = time(NULL);
+	f->up_tid = gettid();
 	pthread_mutex_unlock(&g->lock);
 	int r = upload_one(g, f);
 	pthread_mutex_lock(&g->lock);
@@ -5749,7 +5932,7 @@ static int rmdir_pending(struct gd_be *g, struct gd_file *f, uint64_t seq, const
  * filled it meanwhile): this mount shows it again. */
 static void delete_kept(struct gd_be *g, struct gd_file *f, const char *path)
 {
-	own_drop(g, f->id);
+	own_drop(g, f->id, NULL, NULL);
 	if (path) {
 		memo_drop(g, path);
 		notify(g, path, SCS_BE_CHANGED_ENTRY);
@@ -6992,8 +7175,6 @@ static int gd_readlink(scs_backend *be, const char *path, char *buf, size_t size
 
 /* ---- the changes feed ---- */
 
-static void gd_close(scs_backend *be);
-
 #define CHANGE_FIELDS "nextPageToken,newStartPageToken,changes(fileId,removed,file(" FIELDS \
 	",parents,trashed))"
 
@@ -7278,6 +7459,7 @@ static void gd_close(scs_backend *be)
 	mines_free(g);
 	scs_oauth_close(g->oauth);
 	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->rlock);
 	pthread_mutex_destroy(&g->wlock);
 	pthread_cond_destroy(&g->wcv);
 	free(g);
@@ -7323,6 +7505,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	if (!g)
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->rlock, NULL);
 	pthread_mutex_init(&g->wlock, NULL);
 	pthread_cond_init(&g->wcv, NULL);
 	pthread_mutex_init(&g->jlock, NULL);

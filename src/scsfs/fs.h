@@ -9,9 +9,14 @@
  * and never touches its children.  Regular files usually have one link;
  * hard links add more; directories have exactly one.
  *
- * Locking (in this order; none held across back-end I/O except node->mu):
+ * Locking (in this order; none held across back-end I/O except node->mu
+ * and node->tmu):
  *   fs->tl    the table: hash, nlookup, refs, links, cached attributes
  *   node->mu  open/release of the node's shared scs_file, dir id loading
+ *   node->tmu setting the node's times on the back end (utimens, the
+ *             re-apply of pending times): one at a time, so they land in
+ *             the order they were made (taken alone or under node->mu;
+ *             fs->tl and node->frw briefly inside it)
  *   node->frw shared while an operation uses node->file, exclusive while
  *             node->file is replaced (taken with node->mu held). */
 #ifndef SCSFS_FS_H
@@ -66,9 +71,12 @@ struct node {
 	/* Times set by utimens on an open file: applied again after the
 	 * header is rewritten (flush, fsync, close), which moves the mtime;
 	 * cleared by the next write or truncate.  pend read without tl in
-	 * the write path (atomic). */
+	 * the write path (atomic).  tmu orders a re-apply and a utimens made
+	 * meanwhile (the release runs beside the next operations): the later
+	 * one's times are the ones left on the object. */
 	int pend;
 	struct timespec pend_ts[2];
+	pthread_mutex_t tmu;
 	/* node->mu: */
 	pthread_mutex_t mu;
 	int have_id;

@@ -10,6 +10,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
@@ -211,6 +212,64 @@ static int parse_size(const char *s, uint64_t *out)
 		return -1;
 	*out = (uint64_t)(v * mul);
 	return 0;
+}
+
+/* kill -USR1 asks for the back end's state in the log (gdrive: the
+ * requests on their way, the upload queue): for a mount that seems stuck.
+ * The handler only wakes a thread, which logs it. */
+static int dump_pipe[2] = { -1, -1 };
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	int e = errno;
+	char c = 1;
+	ssize_t w = write(dump_pipe[1], &c, 1);
+	(void)w;
+	errno = e;
+}
+
+static void *dumper(void *arg)
+{
+	struct fs *fs = arg;
+	char c;
+	while (read(dump_pipe[0], &c, 1) == 1 && c) {
+		scs_log(SCS_LOG_INFO, "state (SIGUSR1):");
+		if (scs_gdrive_dump(fs->be) == -ENOTSUP)
+			scs_log(SCS_LOG_INFO, "state: a local: folder, nothing queued");
+		scs_log(SCS_LOG_INFO, "state (SIGUSR1): end");
+	}
+	return NULL;
+}
+
+/* 0 if started (dumper_stop ends it). */
+static int dumper_start(struct fs *fs, pthread_t *th)
+{
+	if (pipe2(dump_pipe, O_CLOEXEC) < 0)
+		return -1;
+	if (pthread_create(th, NULL, dumper, fs) != 0) {
+		close(dump_pipe[0]);
+		close(dump_pipe[1]);
+		return -1;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	return 0;
+}
+
+static void dumper_stop(pthread_t th)
+{
+	signal(SIGUSR1, SIG_IGN);
+	char c = 0;
+	ssize_t w = write(dump_pipe[1], &c, 1);
+	(void)w;
+	pthread_join(th, NULL);
+	close(dump_pipe[0]);
+	close(dump_pipe[1]);
 }
 
 /* Until the mount is up, libfuse's messages are collected and shown as
@@ -559,6 +618,10 @@ int main(int argc, char *argv[])
 	fuse_set_log_func(fuse_log_adapter);
 	if (o.debug)
 		scs_log_set_level(SCS_LOG_DEBUG);
+	const char *dlog = getenv("SCSFS_DEBUG_LOG");
+	if (dlog && *dlog && scs_log_debug_file(dlog) < 0)
+		scs_log(SCS_LOG_WARN, "SCSFS_DEBUG_LOG=%s: cannot open it (%s); no debug log",
+			dlog, strerror(errno));
 
 	/* Mount options of our own: the folder as the source, type fuse.scsfs. */
 	char defremote[SCS_CONFIG_VALUE_MAX];
@@ -664,6 +727,8 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	}
 	scs_log(SCS_LOG_INFO, "mounted %s on %s", rname, mnt);
+	pthread_t dump_th;
+	int dumping = dumper_start(&fs, &dump_th) == 0;
 
 	r = scs_gdrive_watch(fs.be, o.poll, &err);
 	if (r < 0 && r != -ENOTSUP)
@@ -687,6 +752,8 @@ int main(int argc, char *argv[])
 		}
 	}
 	refresher_stop(&rf, rf_started);
+	if (dumping)
+		dumper_stop(dump_th);
 	scs_gdrive_unwatch(fs.be);
 	fs.be->hooks.changed = NULL;
 	ret = (r == 0 || is_stop_signal(r)) ? 0 : 1;

@@ -74,6 +74,7 @@ static struct node *hash_find(struct fs *fs, uint64_t bino)
 static void node_init_locks(struct node *n)
 {
 	pthread_mutex_init(&n->mu, NULL);
+	pthread_mutex_init(&n->tmu, NULL);
 	pthread_rwlock_init(&n->frw, NULL);
 }
 
@@ -127,6 +128,7 @@ static void link_remove_at(struct fs *fs, struct node *n, int i)
 static void node_free(struct node *n)
 {
 	pthread_mutex_destroy(&n->mu);
+	pthread_mutex_destroy(&n->tmu);
 	pthread_rwlock_destroy(&n->frw);
 	free(n);
 }

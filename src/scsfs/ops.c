@@ -425,13 +425,18 @@ static int do_truncate(struct fs *fs, struct node *n, uint64_t size)
 }
 
 /* Re-apply times set by utimens while the file was open: rewriting the
- * header (flush, fsync, close) moved the object's mtime. */
-static void reapply_times(struct fs *fs, struct node *n)
+ * header (flush, fsync, close) moved the object's mtime.  last: the last
+ * handle is closed, they are done with.  Under n->tmu, so that a utimens
+ * made meanwhile (a release runs beside the caller's next operations:
+ * `cp -p`, `touch -d` right after a close) is not undone by times read
+ * before it. */
+static void reapply_times(struct fs *fs, struct node *n, int last)
 {
 	if (!__atomic_load_n(&n->pend, __ATOMIC_RELAXED))
 		return;
 	struct timespec ts[2];
 	int pend;
+	pthread_mutex_lock(&n->tmu);
 	pthread_mutex_lock(&fs->tl);
 	pend = n->pend;
 	ts[0] = n->pend_ts[0];
@@ -440,6 +445,9 @@ static void reapply_times(struct fs *fs, struct node *n)
 	char rpath[SCS_RPATH_MAX];
 	if (pend && node_rpath(fs, n, rpath, sizeof rpath) == 0)
 		scs_be_utimens(fs->be, rpath, ts);
+	if (last)
+		__atomic_store_n(&n->pend, 0, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&n->tmu);
 }
 
 /* Before sealing: gdrive: the object may have been re-keyed away (rehome.c). */
@@ -466,7 +474,7 @@ static int flush_file(struct fs *fs, struct node *n)
 	}
 	pthread_rwlock_unlock(&n->frw);
 	if (w && !r)
-		reapply_times(fs, n);
+		reapply_times(fs, n, 0);
 	return r;
 }
 
@@ -513,6 +521,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = attr->st_mtim;
+		pthread_mutex_lock(&n->tmu);
 		r = have_path ? scs_be_utimens(fs->be, rpath, ts) : 0;
 		int open = 0;
 		if (S_ISREG(n->type)) {
@@ -524,15 +533,18 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		 * the times go with it, applied after its next seal. */
 		if (r == -ENOENT && open)
 			r = 0;
-		if (r)
-			return reply_err(req, r);
-		if (open) {
+		/* Pending times (still open, or its last close re-applies them
+		 * now, after its seal): these are the ones to re-apply. */
+		if (!r && (open || __atomic_load_n(&n->pend, __ATOMIC_RELAXED))) {
 			pthread_mutex_lock(&fs->tl);
 			n->pend_ts[0] = ts[0];
 			n->pend_ts[1] = ts[1];
 			__atomic_store_n(&n->pend, 1, __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&fs->tl);
 		}
+		pthread_mutex_unlock(&n->tmu);
+		if (r)
+			return reply_err(req, r);
 	}
 	struct scs_attr a;
 	r = node_stat(fs, n, &a);
@@ -848,8 +860,7 @@ static void drop_open(struct fs *fs, struct node *n)
 				scs_log(SCS_LOG_ERR, "%s: could not save on close: %s", disp, strerror(-r));
 			}
 		}
-		reapply_times(fs, n);
-		__atomic_store_n(&n->pend, 0, __ATOMIC_RELAXED);
+		reapply_times(fs, n, 1);
 		char rpath[SCS_RPATH_MAX];
 		struct scs_attr a;
 		if (node_rpath(fs, n, rpath, sizeof rpath) == 0 && scs_be_stat(fs->be, rpath, &a) == 0)
@@ -1066,7 +1077,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	}
 	pthread_rwlock_unlock(&n->frw);
 	if (w && !r)
-		reapply_times(fs, n);
+		reapply_times(fs, n, 0);
 	reply_err(req, r);
 }
 

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 
@@ -96,14 +97,27 @@ class Emulator:
 
     @classmethod
     def start(cls, root, port=0, extra_args=(), python=sys.executable):
+        # stderr (an emulator bug's traceback) goes to a file: a pipe that
+        # nobody reads until stop() would, once full, block the thread that
+        # writes to it, and the request it serves, for good.
+        err = tempfile.TemporaryFile(mode="w+", prefix="gdrive-emulator-", suffix=".err")
         proc = subprocess.Popen([python, EMULATOR, "--port", str(port), "--root", str(root)]
                                 + list(extra_args),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        proc.err_file = err
         line = proc.stdout.readline()
         if not line.startswith("listening on http://127.0.0.1:"):
             proc.kill()
-            raise RuntimeError("emulator did not start: %r %s" % (line, proc.stderr.read()))
+            proc.wait()
+            err.seek(0)
+            raise RuntimeError("emulator did not start: %r %s" % (line, err.read()))
         return cls(proc, int(line.rsplit(":", 1)[1]), root)
+
+    def errors(self):
+        """What the emulator wrote to stderr so far (an emulator bug's
+        traceback: a request it answered with 500)."""
+        self.proc.err_file.seek(0)
+        return self.proc.err_file.read()
 
     def stop(self):
         self.ctl.close()
@@ -114,9 +128,9 @@ class Emulator:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        err = self.proc.stderr.read()
+        err = self.errors()
         self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.proc.err_file.close()
         return err
 
     def client(self, token=None):

@@ -720,6 +720,32 @@ def test_stall_holds_one_request_and_it_sees_the_state_after(emu, c):
     assert_error(c.post("/__control", {"action": "stall", "ms": "soon"}), 400)
 
 
+def test_stall_of_the_reply_makes_the_change_at_once_and_answers_late(emu, c):
+    """With "reply": true a stall holds the answer, not the request: the
+    rename is seen by another connection while its own reply is held."""
+    import threading
+    fid = upload(c, "before", b"x")["id"]
+    emu.control(action="stall", method="PATCH", path_regex="/files/%s$" % fid, ms=1500,
+                reply=True)
+    out, cl = {}, emu.client(emu.token())
+
+    def rename():
+        t0 = time.time()
+        out["r"] = cl.request("PATCH", "/drive/v3/files/" + fid, {"name": "after"},
+                              query={"fields": "name"})
+        out["t"] = time.time() - t0
+        cl.close()
+    th = threading.Thread(target=rename)
+    th.start()
+    assert wait_for(lambda: not emu.state()["faults"])
+    assert wait_for(lambda: c.get("/drive/v3/files/" + fid,
+                                  query={"fields": "name"}).json()["name"] == "after")
+    assert "r" not in out                  # renamed, its reply still held
+    th.join(10)
+    assert out["t"] >= 1.4, out["t"]
+    assert out["r"].status == 200 and out["r"].json()["name"] == "after"
+
+
 # ------------------------------------------------------------------ ids, update, delete
 
 def test_pregenerated_ids(emu, c):

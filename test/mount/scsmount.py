@@ -447,6 +447,9 @@ class Vault:
         self._log_fh = None
         self.nlog = 0
         self.fingerprint = None
+        # Every mount's messages, debug ones too, with times and threads
+        # (SCSFS_DEBUG_LOG): read when a wait for it fails (diagnose).
+        self.debug_log = self.mnt.parent / f"{self.mnt.name}-debug.log"
 
     @property
     def remote(self):
@@ -479,9 +482,36 @@ class Vault:
                        interval=0.2)
         except pytest.fail.Exception as e:
             # what the status and the mount said, for the one who reads the failure
-            raise pytest.fail.Exception(f"{e}\nscsctl status:\n{st[0]}\nmount log (end):\n"
-                                        f"{self.log()[-3000:]}") from None
+            raise pytest.fail.Exception(f"{e}\nscsctl status:\n{st[0]}\n"
+                                        f"{self.diagnose()}") from None
         return self
+
+    def diagnose(self, lines=60):
+        """For a failure message: the mount's state (it logs it on SIGUSR1:
+        requests on their way, the upload queue) and the end of its debug
+        log."""
+        end = "state (SIGUSR1): end"
+        pids = [self.proc.pid] if self.proc is not None and self.proc.poll() is None \
+            else [p for p in self.pids if pid_alive(p)]
+        seen = self._debug_tail().count(end)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGUSR1)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline and self._debug_tail().count(end) <= seen:
+            time.sleep(0.1)
+        tail = "\n".join(self._debug_tail().splitlines()[-lines:])
+        return f"mount log (end):\n{self.log()[-2000:]}\ndebug log (end):\n{tail}"
+
+    def _debug_tail(self):
+        try:
+            with open(self.debug_log, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.debug_log) - 200000))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def make_folder(self):
         """Make the (empty) folder of the remote, as a user would before
@@ -507,6 +537,7 @@ class Vault:
             argv.append(self.remote)
         argv.append(self.mnt)
         e = self.user.env(passfile=passfile)
+        e["SCSFS_DEBUG_LOG"] = str(self.debug_log)
         if env:
             e.update(env)
         with _LIVE_LOCK:

@@ -52,7 +52,8 @@ def emu(tmp_path_factory):
     root = tmp_path_factory.mktemp("drive")
     e = Emulator.start(root, python="/usr/bin/python3")
     yield e
-    e.stop()
+    err = e.stop()
+    assert "Traceback" not in err, f"the Drive emulator failed (HTTP 500):\n{err}"
 
 
 @pytest.fixture(scope="module")

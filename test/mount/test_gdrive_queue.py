@@ -1046,6 +1046,110 @@ def test_own_delete_during_its_upload_keeps_no_conflict_copy(gv, emu, how):
     no_duplicates(emu)
 
 
+def stamped(v, emu, fid, name):
+    """Drive has STAMP as fid's modifiedTime, and a fresh mount shows it."""
+    assert emu.state()["files"][fid]["modifiedTime"] == "2017-07-14T02:40:00.250Z"
+    v.mount()
+    try:
+        assert (v.mnt / name).stat().st_mtime == STAMP
+    finally:
+        v.unmount()
+
+
+def test_times_set_while_the_upload_runs_are_kept(gv, emu):
+    """Times set right after a close (cp -p, tar x, rsync -t) go to Drive at
+    once, and with the upload, which gives Drive a new modifiedTime.  Here
+    Drive makes the times' PATCH at once but its reply comes after the
+    upload has landed and finished: the times must still be Drive's in the
+    end (CI: test_rekey's file showed the time of its upload, not the one
+    set).  (No writeback cache: the kernel sets no times of its own.)"""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=1,no_writeback_cache"])
+    try:
+        (v.mnt / "stamped.txt").write_bytes(b"times set after the close\n")
+        (fid,) = journal_pending(gv.user)
+        emu.control(action="stall", method="PATCH", path_regex=f"^/drive/v3/files/{fid}$",
+                    ms=4000, reply=True)
+        emu.clear_log()
+        os.utime(v.mnt / "stamped.txt", (STAMP, STAMP))
+        log = emu.log()
+        held = [r for r in log if r.get("fault") == "stall"]
+        ups = [r for r in uploads(log) if r["path"].endswith("/" + fid)]
+        assert held and ups and held[0]["time"] < ups[0]["time"], \
+            f"not staged (the upload ran after the times' reply): {log}"
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the queue drained")
+    finally:
+        v.unmount()
+    stamped(v, emu, fid, "stamped.txt")
+
+
+def test_times_set_while_the_last_close_reapplies_older_ones_are_kept(gv, emu):
+    """Times set on an open file are set again once it is sealed, at its
+    last close (the release, which the kernel sends after close returns
+    and which runs beside what comes next).  A utimens made while that
+    release re-applies the older times must win: here the release's PATCH
+    is held while the content uploads and the new times are set (CI: a
+    file given a time right after its close kept the time of its write)."""
+    old = STAMP - 86400
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2,no_writeback_cache"])
+    try:
+        fd = os.open(v.mnt / "reset.txt", os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, b"times set while open, then after the close\n")
+            os.utime(v.mnt / "reset.txt", (old, old))        # pending: re-applied at seals
+            (fid,) = [k for k, m in emu.state()["files"].items()    # (new: marked so)
+                      if m and (m.get("appProperties") or {}).get("p") == "1"]
+            # the close's flush re-applies them at once, its release late
+            emu.clear_log()
+            emu.control(actions=[
+                {"action": "stall", "method": "PATCH", "path_regex": f"^/drive/v3/files/{fid}$",
+                 "ms": 0},
+                {"action": "stall", "method": "PATCH", "path_regex": f"^/drive/v3/files/{fid}$",
+                 "ms": 6000}])
+        finally:
+            os.close(fd)
+        eventually(lambda: not emu.state()["faults"], timeout=30,
+                   what="the release re-applying the older times")
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the content uploaded")
+        assert len([r for r in emu.log() if r.get("fault") == "stall"]) == 1, \
+            "not staged: the release's PATCH was over before the new times were set"
+        os.utime(v.mnt / "reset.txt", (STAMP, STAMP))
+        eventually(lambda: len([r for r in emu.log() if r.get("fault") == "stall"]) == 2,
+                   timeout=30, what="the release's PATCH answered")
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the queue drained")
+    finally:
+        v.unmount()
+    stamped(v, emu, fid, "reset.txt")
+
+
+def test_sigusr1_logs_the_queue_and_the_requests_on_their_way(gv, emu):
+    """kill -USR1 makes a mount log what it is doing, for one that seems
+    stuck (the tests' waits for the queue do it when they time out): each
+    queued file with what waits of it and since when, and each request on
+    its way, for how long; the debug log ($SCSFS_DEBUG_LOG) has every
+    request with how long it took."""
+    emu.control(action="stall", method="PATCH", path="/upload/", ms=6000)
+    v = gv.mount(args=["-o", "upload_delay=0.2"])          # daemonized
+    try:
+        (v.mnt / "held.txt").write_bytes(b"its upload is held\n")
+        (fid,) = journal_pending(gv.user)
+        eventually(lambda: not emu.state()["faults"], timeout=30, what="the upload on its way")
+        out = v.diagnose()
+        up = re.search(rf"state: {fid} \([^)]*\): content[^;]*; uploading for \d+ s "
+                       r"\(thread (\d+)\); 0 failures", out)
+        rq = re.search(r"state: a request for [\d.]+ s \(thread (\d+)\): "
+                       rf"PATCH /upload/drive/v3/files/{fid}: try 1, waiting for the reply "
+                       r"for [\d.]+ s$", out, re.M)
+        assert up and rq and up.group(1) == rq.group(1), out
+        assert re.search(r"state: online, 0 network failures in a row; 3 upload threads; "
+                         r"last sync (none|[\d:]+); last error: none", out), out
+        eventually(lambda: not journal_pending(gv.user), timeout=30, what="the queue drained")
+        assert "state: nothing queued" in v.diagnose()
+    finally:
+        v.unmount()
+    assert re.search(rf"PATCH /upload/drive/v3/files/{fid}: 200 in [6-9]\.\d+ s",
+                     v.debug_log.read_text()), v.debug_log.read_text()[-3000:]
+
+
 def test_verify_while_a_file_is_replaced_reports_it_changed_not_damaged(gv, emu):
     """A file removed from Drive between verify's listing and its read (a
     member's edit, a re-key pass) is reported CHANGED, not REPLAYED nor
