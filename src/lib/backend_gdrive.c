@@ -3371,8 +3371,9 @@ static json_t *meta_json(unsigned flags, const struct scs_gdrive_meta *v)
 }
 
 /* Set flags' fields of v (mode, times) on the entry m at path: on Drive
- * now, or queued (M) while Drive is unreachable or behind a change of m
- * that waits.  Times given to a file whose content waits to upload go with
+ * now (with its mtime as it is, which a PATCH naming none may move), or
+ * queued (M) while Drive is unreachable or behind a change of m that
+ * waits.  Times given to a file whose content waits to upload go with
  * that upload too (it gives Drive a new modifiedTime: rsync sets times
  * after close); they are noted for it before they are sent: noted after,
  * an upload that landed and finished while the PATCH was on its way (it
@@ -3387,7 +3388,7 @@ static int meta_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char
 		if (r < 0)
 			return r;
 		queueable = g->wb;
-		r = patch_meta(g, m->id, meta_json(flags, v), NULL);
+		r = patch_meta(g, m->id, meta_json(flags | SCS_GDRIVE_WANT_MTIME, v), NULL);
 		queueable = 0;
 		if (!(g->wb && offline_now(g, r)))
 			return r;
@@ -6337,12 +6338,14 @@ static int meta_apply(struct gd_be *g, struct gd_file *f)
 	} else if (!r) {
 		json_t *body = meta_json(want, v);
 		char extra[2 * SCS_GDRIVE_ID_MAX + 64] = "", ts[96];
+		if (!(want & SCS_GDRIVE_WANT_MTIME)) {
+			/* a rename or chmod keeps the mtime (a PATCH naming none may
+			 * set it to now) */
+			drive_time(cur->mtime, ts);
+			json_object_set_new(body, "modifiedTime", json_string(ts));
+		}
 		if (want & SCS_GDRIVE_WANT_MOVE) {
 			json_object_set_new(body, "name", json_string(v->name));
-			if (!(want & SCS_GDRIVE_WANT_MTIME)) {
-				drive_time(cur->mtime, ts);    /* a rename keeps the mtime */
-				json_object_set_new(body, "modifiedTime", json_string(ts));
-			}
 			if (strcmp(cur->parent, v->parent))
 				snprintf(extra, sizeof extra, "&addParents=%s&removeParents=%s",
 					 v->parent, cur->parent);

@@ -824,6 +824,32 @@ def test_offline_rename_of_a_file_deleted_on_drive_meanwhile_loses_nothing(gv, e
     assert "it was deleted on Drive meanwhile" in v.log(), v.log()
 
 
+def test_chmod_keeps_the_mtime_online_and_offline(gv, emu):
+    """A mode change is a metadata change on Drive, which moves a file's
+    modifiedTime to now unless the request names one: the file's mtime
+    stays what it was, whether the change goes at once or waits for Drive."""
+    v = gv.mount(foreground=True, args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "modes"
+    stamp = 1400000000.5
+    try:
+        top.mkdir()
+        for n in ("on.txt", "off.txt"):
+            (top / n).write_bytes(n.encode())
+            os.utime(top / n, (stamp, stamp))
+        eventually(lambda: not journal_pending(gv.user), timeout=30)
+        os.chmod(top / "on.txt", 0o600)
+        go_offline(v, emu, top)
+        os.chmod(top / "off.txt", 0o640)
+        drive_back(v, emu)
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    with fresh_machine(v):
+        for n, mode in (("on.txt", 0o600), ("off.txt", 0o640)):
+            st = (top / n).stat()
+            assert (st.st_mode & 0o777, st.st_mtime) == (mode, stamp), n
+
+
 def test_mount_while_offline_from_what_this_machine_saw(gv, emu):
     """A machine that mounted the folder before can mount it again while
     Drive is unreachable (a laptop started on a plane): from the snapshot
