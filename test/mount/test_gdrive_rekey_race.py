@@ -195,6 +195,33 @@ def test_file_and_folder_made_offline_land_in_the_new_epoch(group):
            "re-encrypted under the current one" in log, log
 
 
+def test_new_file_held_open_through_the_pass_moves_at_its_next_close(group):
+    """A new file held open for writing (nothing of it on Drive yet: its
+    uploads wait, upload_delay) while the pass runs and retires its epoch:
+    its key is refused from then on, so its next seal could not be made in
+    it; instead what it holds moves to epoch 2 in place, and the close
+    succeeds with nothing lost."""
+    alice, bob, vb = share(group)
+    vb.mount(foreground=True,
+             args=["-o", "keyring_refresh=1,upload_delay=30," + ",".join(FAST)])
+    first = marker() + os.urandom(RACE_FILE - 50)
+    more = marker() + b" written after the pass"
+    try:
+        with open(vb.path("held.txt"), "wb", buffering=0) as f:
+            f.write(first)
+            remove_and_rekey(alice)
+            eventually(lambda: "epochs below 2 are retired" in vb.log(), 30,
+                       "bob's mount to see the retirement")
+            f.write(more)
+        vb.uploaded(timeout=90)
+        assert vb.path("held.txt").read_bytes() == first + more
+    finally:
+        vb.unmount()
+    converged(group, {"held.txt": first + more})
+    assert "epoch 1 was retired while this file was open here; what it holds moved to " \
+           "epoch 2" in vb.log(), vb.log()
+
+
 def dead(v):
     """The foreground daemon of v has died (or is killed now): reap it and
     clean up its mount."""
