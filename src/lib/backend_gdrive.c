@@ -4977,9 +4977,25 @@ static void kernel_changed(struct gd_be *g, const char *path)
 		g->be.hooks.changed(g->be.hooks.arg, path, SCS_BE_CHANGED_CONTENT);
 }
 
+/* The path of the entry name in folder pid into out, following folders
+ * made offline up to one whose path is known.  g->lock held. */
+static int pend_path_locked(struct gd_be *g, const char *pid, const char *name, char *out,
+			    size_t cap, int depth)
+{
+	struct gd_file *pf;
+	if (!dir_path_locked(g, pid, out, cap) &&
+	    (depth > 256 || !(pf = pend_locked(g, pid)) ||
+	     !pend_path_locked(g, pf->meta.parent, pf->meta.name, out, cap, depth + 1)))
+		return 0;
+	size_t l = strlen(out);
+	return snprintf(out + l, cap - l, "%s%s", l ? "/" : "", name) < (int)(cap - l);
+}
+
 /* f's path as it is now (malloc'd; NULL if unknown), f->path updated: what
  * Drive has may have moved under it (a re-key pass elsewhere renames every
- * folder), what was made offline is where f->path says. */
+ * folder), and what was made offline is where its folder and name say (the
+ * path its last record gave is behind after a folder above it was renamed
+ * offline, then the mount restarted). */
 static char *where_now(struct gd_be *g, struct gd_file *f)
 {
 	pthread_mutex_lock(&g->lock);
@@ -5001,8 +5017,10 @@ static char *where_now(struct gd_be *g, struct gd_file *f)
 	p = malloc(SCS_PATH_MAX);
 	pthread_mutex_lock(&g->lock);
 	struct gd_ent *e = local_only(f) ? NULL : ent_find(g, f->id);
-	if (p && e && ent_path_locked(g, e->pid, e->name, e->dup, f->id, p, SCS_PATH_MAX) &&
-	    (!f->path || strcmp(f->path, p)) && (np = strdup(p))) {
+	int got = p && (local_only(f) ? pend_path_locked(g, f->meta.parent, f->meta.name, p,
+							 SCS_PATH_MAX, 0)
+			: e && ent_path_locked(g, e->pid, e->name, e->dup, f->id, p, SCS_PATH_MAX));
+	if (got && (!f->path || strcmp(f->path, p)) && (np = strdup(p))) {
 		free(f->path);
 		f->path = np;
 	}
