@@ -144,6 +144,17 @@ int scs_rekey_name(scs_backend *be, const scs_keyctx *k, scs_dirctx *d, const ch
 int scs_rekey_own(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
 		  const uint8_t expect[SCS_HEADER_SIZE], struct scs_attr *na, scs_err *err);
 
+/* The symbolic link at rpath (in the directory whose id is parent_id),
+ * whose target as stored is `stored` (what this member wrote: a link made
+ * while the remote was unreachable, before its creation there), with its
+ * target re-encrypted under the current epoch of k (k: scs_vault_keyctx_own
+ * reads a retired epoch): a new link beside, renamed over it while it is
+ * there.  1 moved, 0 nothing to do (in the current epoch already, gone,
+ * changed meanwhile), or <0 (-EBADMSG: the target does not authenticate,
+ * -EACCES: no key for it). */
+int scs_rekey_link(scs_backend *be, const scs_keyctx *k, const char *rpath,
+		   const uint8_t parent_id[SCS_DIR_ID_LEN], const char *stored);
+
 /* After a pass returned 0: append the keyring entry that retires epochs
  * below `below` (signed by self, who must be an admin), unless already
  * retired.  The vault is refreshed to it.  One retry if another admin

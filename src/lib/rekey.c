@@ -811,56 +811,85 @@ int scs_rekey_name(scs_backend *be, const scs_keyctx *k, scs_dirctx *d, const ch
 	return 1;
 }
 
-/* Step 1 for a symlink: its target under the current epoch. */
-static int move_link(struct pass *ps, struct item *it, scs_err *err)
+/* The symbolic link at rpath (in the directory of id parent_id) whose
+ * stored target is old, of epoch ep: a new link beside with the target
+ * under epoch `epoch` of k, renamed over it if it is still there (check:
+ * still holding old).  0 done, 1 changed meanwhile (left as it is), or <0
+ * (-ENOENT: gone; -EBADMSG: the target does not authenticate; -EACCES: no
+ * key for it). */
+static int relink(scs_backend *be, const scs_keyctx *k, uint32_t epoch, const char *rpath,
+		  const uint8_t parent_id[SCS_DIR_ID_LEN], const char *old, uint32_t ep, int check)
 {
-	char *old = malloc(SCS_SYMLINK_ENC_BUF), *cur = malloc(SCS_SYMLINK_ENC_BUF);
-	char *enc = malloc(SCS_SYMLINK_ENC_BUF), *target = malloc(SCS_SYMLINK_MAX + 1);
-	char tmp[SCS_RPATH_MAX + 32];
+	char *cur = malloc(SCS_SYMLINK_ENC_BUF), *enc = malloc(SCS_SYMLINK_ENC_BUF);
+	char *target = malloc(SCS_SYMLINK_MAX + 1), tmp[SCS_RPATH_MAX + 32];
 	uint8_t ek[SCS_KEY_LEN];
-	uint32_t ep = 0;
-	int r = old && cur && enc && target ? 0 : -ENOMEM;
-	if (!r)
-		r = scs_be_readlink(ps->be, it->rpath, old, SCS_SYMLINK_ENC_BUF);
+	struct scs_attr a;
+	int r = cur && enc && target ? k->epoch_key(k->arg, ep, ek) : -ENOMEM;
 	if (r >= 0)
-		r = scs_symlink_epoch(old, &ep) < 0 ? -EBADMSG : 0;
-	if (r < 0 || ep >= ps->epoch)
-		goto out;
-	r = scs_dir_readlink(ps->d, it->rpath, it->parent_id, target);
+		r = scs_symlink_decrypt(ek, parent_id, old, target);
 	if (r >= 0)
-		r = ps->k->epoch_key(ps->k->arg, ps->epoch, ek);
+		r = k->epoch_key(k->arg, epoch, ek);
 	if (r >= 0)
-		r = scs_symlink_encrypt(ek, ps->epoch, it->parent_id, target, enc);
+		r = scs_symlink_encrypt(ek, epoch, parent_id, target, enc);
 	scs_cleanse(ek, sizeof ek);
+	if (r == -ENOKEY || r == -EKEYREVOKED)
+		r = -EACCES;
 	if (r >= 0)
-		r = tmp_name(it->rpath, tmp, sizeof tmp);
+		r = tmp_name(rpath, tmp, sizeof tmp);
 	if (r >= 0)
-		r = scs_be_symlink(ps->be, enc, tmp);
+		r = scs_be_symlink(be, enc, tmp);
 	if (r < 0)
 		goto out;
 	/* Unchanged meanwhile?  Then swap. */
-	r = scs_be_readlink(ps->be, it->rpath, cur, SCS_SYMLINK_ENC_BUF);
-	if (r < 0 || strcmp(cur, old) != 0) {
-		scs_be_unlink(ps->be, tmp);
-		r = r == -ENOENT ? 0 : 1;
+	r = check ? scs_be_readlink(be, rpath, cur, SCS_SYMLINK_ENC_BUF) : scs_be_stat(be, rpath, &a);
+	if (r < 0 || (check && strcmp(cur, old) != 0)) {
+		scs_be_unlink(be, tmp);
+		r = r == -ENOENT ? r : 1;
 		goto out;
 	}
-	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
+	r = scs_be_rename(be, tmp, rpath, 0);
 	if (r == -ENOENT)
 		r = 1;                   /* as for files */
 	else if (r < 0)
-		scs_be_unlink(ps->be, tmp);
-	else
-		ps->res->links++;
-	if (r == 0)
-		scs_rekey_stop("link");
+		scs_be_unlink(be, tmp);
 out:
 	if (target)
 		scs_cleanse(target, SCS_SYMLINK_MAX + 1);
-	free(old);
 	free(cur);
 	free(enc);
 	free(target);
+	return r;
+}
+
+int scs_rekey_link(scs_backend *be, const scs_keyctx *k, const char *rpath,
+		   const uint8_t parent_id[SCS_DIR_ID_LEN], const char *stored)
+{
+	uint32_t ep = 0, epoch = k->write_epoch(k->arg);
+	if (scs_symlink_epoch(stored, &ep) < 0)
+		return -EBADMSG;
+	if (ep >= epoch)
+		return 0;
+	int r = relink(be, k, epoch, rpath, parent_id, stored, ep, 0);
+	return r == 0 ? 1 : r == 1 || r == -ENOENT ? 0 : r;
+}
+
+/* Step 1 for a symlink: its target under the current epoch. */
+static int move_link(struct pass *ps, struct item *it, scs_err *err)
+{
+	char *old = malloc(SCS_SYMLINK_ENC_BUF);
+	uint32_t ep = 0;
+	int r = old ? scs_be_readlink(ps->be, it->rpath, old, SCS_SYMLINK_ENC_BUF) : -ENOMEM;
+	if (r >= 0)
+		r = scs_symlink_epoch(old, &ep) < 0 ? -EBADMSG : 0;
+	if (r >= 0 && ep < ps->epoch)
+		r = relink(ps->be, ps->k, ps->epoch, it->rpath, it->parent_id, old, ep, 1);
+	else if (r >= 0)
+		r = -ENOENT;             /* (nothing to do) */
+	free(old);
+	if (r == 0) {
+		ps->res->links++;
+		scs_rekey_stop("link");
+	}
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)

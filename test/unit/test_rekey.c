@@ -298,7 +298,7 @@ static int snapshot(const char *rp, uint64_t *size, uint8_t hb[SCS_HEADER_SIZE])
  * them, nobody else's; scs_rekey_open_fd reads the queued bytes (and
  * refuses damaged ones); scs_rekey_own moves exactly the queued version;
  * scs_rekey_name re-encrypts a name of an older epoch (never over an
- * existing entry). */
+ * existing entry); scs_rekey_link a link's target. */
 static void own_writes(const uint8_t *root, const scs_identity *me, const scs_identity *other)
 {
 	scs_err err = { 0 };
@@ -319,6 +319,9 @@ static void own_writes(const uint8_t *root, const scs_identity *me, const scs_id
 	CHECK_EQ(scs_dir_lookup(d, "", root, "taken", drp, sizeof drp, NULL), 0);
 	uint64_t size = 0;
 	int fd = snapshot(rp, &size, hb);
+	char lnk[SCS_RPATH_MAX], stored[SCS_SYMLINK_ENC_BUF], target[SCS_SYMLINK_MAX + 1];
+	CHECK_EQ(scs_dir_symlink(d, "", root, "lnk", "queued", lnk, sizeof lnk), 0);
+	CHECK(scs_be_readlink(be, lnk, stored, sizeof stored) > 0);
 	/* A new epoch, and the one they were written in retired. */
 	struct scs_kr_change rot = { .kind = SCS_KR_ROTATE };
 	struct scs_kr_change ret = { .kind = SCS_KR_RETIRE, .retire_below = was + 1 };
@@ -374,6 +377,20 @@ static void own_writes(const uint8_t *root, const scs_identity *me, const scs_id
 		CHECK_MEM(back, buf, sizeof buf);
 		scs_file_close(g);
 	}
+
+	/* A link's target: with this member's keys, and only if it is there. */
+	CHECK_EQ(scs_dir_readlink(d, lnk, root, target), -EACCES);
+	CHECK_EQ(scs_rekey_link(be, kc, lnk, root, stored), -EACCES);
+	char gone[SCS_RPATH_MAX + 8];
+	snprintf(gone, sizeof gone, "%s-gone", lnk);
+	CHECK_EQ(scs_rekey_link(be, own, gone, root, stored), 0);
+	CHECK_EQ(scs_be_stat(be, gone, &na), -ENOENT);
+	CHECK_EQ(scs_rekey_link(be, own, lnk, root, stored), 1);
+	CHECK_EQ(scs_dir_readlink(d, lnk, root, target), 6);
+	CHECK(strcmp(target, "queued") == 0);
+	char now_stored[SCS_SYMLINK_ENC_BUF];
+	CHECK(scs_be_readlink(be, lnk, now_stored, sizeof now_stored) > 0);
+	CHECK_EQ(scs_rekey_link(be, own, lnk, root, now_stored), 0);
 
 	/* Names: old ones re-encrypted, current and temporary ones left. */
 	scs_dirctx *od = NULL;
