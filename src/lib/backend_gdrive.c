@@ -4991,15 +4991,22 @@ static int pend_path_locked(struct gd_be *g, const char *pid, const char *name, 
 	return snprintf(out + l, cap - l, "%s%s", l ? "/" : "", name) < (int)(cap - l);
 }
 
+/* Where f is to be: its own folder and name (g->lock held), for what was
+ * made offline and what was moved offline (a queued move). */
+static int placed_here(const struct gd_file *f)
+{
+	return local_only(f) || moving(f);
+}
+
 /* f's path as it is now (malloc'd; NULL if unknown), f->path updated: what
  * Drive has may have moved under it (a re-key pass elsewhere renames every
- * folder), and what was made offline is where its folder and name say (the
- * path its last record gave is behind after a folder above it was renamed
- * offline, then the mount restarted). */
+ * folder), and what was made or moved offline is where its folder and name
+ * say (the path its last record gave is behind after a folder above it was
+ * renamed offline, then the mount restarted). */
 static char *where_now(struct gd_be *g, struct gd_file *f)
 {
 	pthread_mutex_lock(&g->lock);
-	int known = local_only(f) || f->deleted || ent_find(g, f->id);
+	int known = placed_here(f) || f->deleted || ent_find(g, f->id);
 	char *p = known || !f->path ? NULL : strdup(f->path), *np;
 	pthread_mutex_unlock(&g->lock);
 	struct scs_gdrive_meta *m = p ? malloc(sizeof *m) : NULL;
@@ -5016,9 +5023,9 @@ static char *where_now(struct gd_be *g, struct gd_file *f)
 	free(p);
 	p = malloc(SCS_PATH_MAX);
 	pthread_mutex_lock(&g->lock);
-	struct gd_ent *e = local_only(f) ? NULL : ent_find(g, f->id);
-	int got = p && (local_only(f) ? pend_path_locked(g, f->meta.parent, f->meta.name, p,
-							 SCS_PATH_MAX, 0)
+	struct gd_ent *e = placed_here(f) ? NULL : ent_find(g, f->id);
+	int got = p && (placed_here(f) ? pend_path_locked(g, f->meta.parent, f->meta.name, p,
+							  SCS_PATH_MAX, 0)
 			: e && ent_path_locked(g, e->pid, e->name, e->dup, f->id, p, SCS_PATH_MAX));
 	if (got && (!f->path || strcmp(f->path, p)) && (np = strdup(p))) {
 		free(f->path);
@@ -5184,7 +5191,7 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_lock(&g->lock);
 	int del = f->pend_delete, dir = f->meta.is_dir;
 	int link = local_only(f) && f->meta.is_link;
-	int move = (f->want & SCS_GDRIVE_WANT_MOVE) && !local_only(f);
+	int move = moving(f) && !local_only(f);
 	uint64_t seq = f->jseq;
 	int content = !dir && !f->nocontent && f->pseq > f->dseq;
 	int later = del && under_removal_locked(g, f);
