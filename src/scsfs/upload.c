@@ -8,15 +8,16 @@
  * epoch meanwhile and that pass retired the old one, whatever arrives in it
  * is refused by every member, its writer too.  So the back end asks before
  * it sends a file's content (SEND), before it makes on Drive an entry made
- * offline (CREATE), and again once a new file's first upload landed
- * (SENT):
+ * offline (CREATE) or gives one the name it got offline (MOVE), and again
+ * once a new file's first upload landed (SENT):
  *   - the view of the keyring is made fresh: before sending, from a look at
  *     most FS_FRESH_NS old; after landing, from one begun after it landed
  *     (a pass that missed the file listed its folder before that, and the
  *     epoch it moves to was written before it began);
- *   - the name of a new entry (nobody else's to move) in an older epoch is
- *     re-encrypted under the current name key: a rename in its folder, to
- *     a conflict name if someone made that name meanwhile;
+ *   - the name of a new entry, or one given offline (nobody else's to
+ *     move), in an older epoch is re-encrypted under the current name key:
+ *     a rename in its folder, to a conflict name if someone made that name
+ *     meanwhile; so is the target of a link made offline (a new link);
  *   - content in an older epoch moves as upgrade on write moves it (a
  *     fresh file key, re-encrypted beside, renamed over the old object,
  *     whose queued upload goes with it), read with the key of a retired
@@ -237,7 +238,7 @@ static int fix_name(struct fs *fs, char path[SCS_RPATH_MAX])
 			shown);
 	else
 		scs_log(SCS_LOG_INFO, "%s: its name, encrypted under an older epoch's key, is "
-			"re-encrypted under the current one before it is uploaded", disp);
+			"re-encrypted under the current one before Drive gets it", disp);
 	strcpy(path, to);
 	scs_rekey_stop("upload");
 	return 0;
@@ -301,6 +302,36 @@ static int keep_beside(struct fs *fs, const struct scs_be_upload *u, uint32_t wa
 	return SCS_BE_UP_MOVED;
 }
 
+/* A link made offline whose target (u->fd, as stored) is in an older
+ * epoch: a new link at path with the target under the current one. */
+static int link_target(struct fs *fs, const struct scs_be_upload *u, const char *path)
+{
+	char stored[SCS_SYMLINK_ENC_BUF], dpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
+	uint8_t id[SCS_DIR_ID_LEN];
+	if (u->size >= sizeof stored ||
+	    pread(u->fd, stored, (size_t)u->size, 0) != (ssize_t)u->size)
+		return -EIO;
+	stored[u->size] = '\0';
+	int r = dir_of(fs, path, dpath, id, 0);
+	if (r == 0)
+		r = scs_rekey_link(fs->be, fs->own_k, path, id, stored);
+	display_of(fs, path, disp, sizeof disp);
+	if (r < 0) {
+		scs_log(SCS_LOG_ERR, "%s: symbolic link made offline: its target cannot be moved to "
+			"the current epoch (%s); it waits", disp,
+			r == -EBADMSG ? "it does not authenticate" : strerror(-r));
+		return r == -EBADMSG ? -EIO : r;
+	}
+	if (r == 0)
+		return 0;
+	struct scs_attr a;
+	node_moved(fs, path, path, NULL, scs_be_stat(fs->be, path, &a) == 0 ? a.ino : 0);
+	scs_log(SCS_LOG_INFO, "%s: its target, encrypted under an older epoch's key, is "
+		"re-encrypted under the current one before Drive gets it", disp);
+	scs_rekey_stop("upload");
+	return SCS_BE_UP_MOVED;
+}
+
 /* Is the entry at path one of the group's named entries (not .scsdir, a
  * long name's side object, a temporary object)? */
 static int named(const char *path)
@@ -339,7 +370,7 @@ int fs_upload(void *arg, const struct scs_be_upload *u)
 	if (fs->readonly || !fs->k->sign_key || !fs->own_d || strlen(u->path) >= SCS_RPATH_MAX ||
 	    strncmp(u->path, SCS_META_DIR, sizeof SCS_META_DIR - 1) == 0 || !named(u->path))
 		return 0;
-	if (!file && (u->when != SCS_BE_UP_CREATE || u->fd >= 0))
+	if (!file && u->when != SCS_BE_UP_CREATE && u->when != SCS_BE_UP_MOVE)
 		return 0;                /* not a file object, nor an entry made offline */
 	if (u->when == SCS_BE_UP_SENT && (!is_new || (u->flags & SCS_BE_UP_OPEN)))
 		return 0;                /* (visible before: a pass sees it; open: see above) */
@@ -362,11 +393,17 @@ static int check(struct fs *fs, const struct scs_be_upload *u, const scs_header 
 {
 	char path[SCS_RPATH_MAX];
 	int r, is_new = (u->flags & SCS_BE_UP_NEW) != 0;
-	uint32_t cur = scs_vault_epoch(fs->vault);
-	int retired = file && h->epoch < scs_vault_keyring(fs->vault)->retired_below;
 	strcpy(path, u->path);
-	if (!file || h->epoch >= cur)
-		return is_new && u->when != SCS_BE_UP_SENT ? fix_name(fs, path) : 0;
+	if (u->when == SCS_BE_UP_CREATE || u->when == SCS_BE_UP_MOVE) {
+		/* made or moved offline: its name; a link's target too */
+		if ((r = fix_name(fs, path)) < 0 || !(u->flags & SCS_BE_UP_LINK))
+			return r;
+		return link_target(fs, u, path);
+	}
+	uint32_t cur = scs_vault_epoch(fs->vault);
+	int retired = h->epoch < scs_vault_keyring(fs->vault)->retired_below;
+	if (h->epoch >= cur)
+		return is_new && u->when == SCS_BE_UP_SEND ? fix_name(fs, path) : 0;
 	if (u->flags & SCS_BE_UP_OPEN)
 		return retired ? -EAGAIN : 0;
 	if (!is_new && !retired && held(fs, path))

@@ -17,6 +17,7 @@ the retired epoch and every member refuses it, bob too.
 The test is the server: it reads the header epoch of what Drive holds (the
 u32be after "SCSF" and the u16 version, scsfs-format(5))."""
 
+import base64
 import json
 import os
 import signal
@@ -44,15 +45,18 @@ def emu_state(bk):
 
 
 def epoch_of(data):
+    if data[:2] == b"S1":        # a symbolic link's target: "S1" + base64url(u32be(epoch)...)
+        raw = base64.urlsafe_b64decode(data[2:] + b"=" * (-len(data[2:]) % 4))
+        return struct.unpack(">I", raw[:4])[0]
     assert data[:4] == b"SCSF", data[:10]
     return struct.unpack(">I", data[6:10])[0]
 
 
 def stored_epochs(bk):
-    """{path: header epoch} of every file object of the group (not .scsdir,
-    not long-name side objects)."""
+    """{path: epoch} of every file object (header) and symbolic link
+    (target) of the group (not .scsdir, not long-name side objects)."""
     out = {}
-    for rel in bk.files():
+    for rel in bk.files() + bk.links():
         name = rel.rpartition("/")[2]
         if name == ".scsdir" or name.endswith(".name"):
             continue
@@ -95,8 +99,9 @@ def pending(user):
     return "uploads: none pending" not in status_text(user)
 
 
-def converged(group, files):
-    """Everything bob wrote reaches every member, in epoch 2, names too."""
+def converged(group, files, links=None):
+    """Everything bob wrote reaches every member, in epoch 2, names too
+    (links: {path: target} of symbolic links)."""
     alice = group.users["alice"]
     bk = group.backing
     epochs = stored_epochs(bk)
@@ -113,6 +118,8 @@ def converged(group, files):
         try:
             for rel, data in files.items():
                 assert v.path(rel).read_bytes() == data, f"{who} cannot read {rel}"
+            for rel, target in (links or {}).items():
+                assert os.readlink(v.path(rel)) == target, f"{who} cannot read {rel}"
         finally:
             v.unmount()
 
@@ -136,7 +143,7 @@ def test_new_file_uploaded_after_the_pass_goes_in_the_new_epoch(group):
     log = vb.log()
     assert "which is no longer the current one; moved to epoch 2 (a fresh key) before " \
            "its upload" in log, log
-    assert "re-encrypted under the current one before it is uploaded" in log, log
+    assert "re-encrypted under the current one before Drive gets it" in log, log
 
 
 def test_first_upload_in_flight_during_the_pass_is_moved_once_it_lands(group):
@@ -192,6 +199,49 @@ def test_file_and_folder_made_offline_land_in_the_new_epoch(group):
     converged(group, files)
     log = vb.log()
     assert "made-offline: its name, encrypted under an older epoch's key, is " \
+           "re-encrypted under the current one" in log, log
+
+
+def test_link_made_and_folder_renamed_offline_land_in_the_new_epoch(group):
+    """A symbolic link made while Drive was unreachable (its name and target
+    in epoch 1) and a folder Drive has renamed then (its new name in epoch
+    1, a queued move; its first try refused by the server, so that it is
+    tried again after the pass): before the link is made on Drive and
+    before the folder takes its new name there, both move to epoch 2."""
+    alice, bob, vb = share(group)
+    bk = group.backing
+    vb.mount(foreground=True, args=["-o", BOB + ",upload_delay=25"])
+    kept = marker() + os.urandom(OFF_INNER - 50)
+    try:
+        vb.path("old-dir").mkdir()
+        vb.path("old-dir/kept.txt").write_bytes(kept)
+        vb.uploaded()
+        os.listdir(vb.path())
+        os.listdir(vb.path("old-dir"))
+        bk._control(action="outage", on=True)
+        eventually(lambda: "offline since" in status_text(bob), 60,
+                   "bob's mount to know it is offline")
+        os.symlink("dir-renamed/kept.txt", vb.path("link-offline"))
+        os.rename(vb.path("old-dir"), vb.path("dir-renamed"))
+        (folder,) = [fid for rel, (fid, m) in bk._walk().items()
+                     if rel and "/" not in rel and rel != ".scsfs" and bk._is_dir(m)]
+        bk._control(action="fault", status=400, method="PATCH",
+                    path=f"/drive/v3/files/{folder}", count=1)
+        bk._control(action="outage", on=False)
+        eventually(lambda: not emu_state(bk)["faults"], 60, "bob's rename to be tried")
+        remove_and_rekey(alice)
+        assert pending(bob), "bob's changes went before the pass: nothing raced"
+        vb.uploaded(timeout=120)
+        assert vb.path("link-offline").read_bytes() == kept
+    finally:
+        bk._control(action="outage", on=False)
+        vb.unmount()
+    converged(group, {"dir-renamed/kept.txt": kept},
+              {"link-offline": "dir-renamed/kept.txt"})
+    log = vb.log()
+    assert "/link-offline: its target, encrypted under an older epoch's key, is " \
+           "re-encrypted under the current one" in log, log
+    assert "dir-renamed: its name, encrypted under an older epoch's key, is " \
            "re-encrypted under the current one" in log, log
 
 
