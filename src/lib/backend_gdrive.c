@@ -4998,42 +4998,53 @@ static int placed_here(const struct gd_file *f)
 	return local_only(f) || moving(f);
 }
 
-/* f's path as it is now (malloc'd; NULL if unknown), f->path updated: what
+/* f's path as it is now (malloc'd; NULL if unknown), for the hooks: what
  * Drive has may have moved under it (a re-key pass elsewhere renames every
- * folder), and what was made or moved offline is where its folder and name
- * say (the path its last record gave is behind after a folder above it was
- * renamed offline, then the mount restarted). */
+ * folder; after a restart the path its last record gave may be behind:
+ * then Drive is asked where it is, by its id), and what was made or moved
+ * offline is where its folder and name say.  Nothing of what this mount
+ * knows changes. */
 static char *where_now(struct gd_be *g, struct gd_file *f)
 {
-	pthread_mutex_lock(&g->lock);
-	int known = placed_here(f) || f->deleted || ent_find(g, f->id);
-	char *p = known || !f->path ? NULL : strdup(f->path), *np;
-	pthread_mutex_unlock(&g->lock);
-	struct scs_gdrive_meta *m = p ? malloc(sizeof *m) : NULL;
-	if (m && get_meta_fields(g, f->id, ",parents", m) == 0 && m->parent[0]) {
-		/* (after a restart: where Drive has it, by its id, in the folder
-		 * its path last led to as likely as not) */
-		char parent[SCS_PATH_MAX], pid[SCS_GDRIVE_ID_MAX + 1];
-		const char *base;
-		split(p, parent, sizeof parent, &base);
-		(void)resolve_dir(g, parent, pid);
-		ent_put(g, f->id, m->parent, m->name, 0, m->version, 0);
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	char *p = malloc(SCS_PATH_MAX);
+	if (!m || !p) {
+		free(m);
+		free(p);
+		return NULL;
 	}
-	free(m);
-	free(p);
-	p = malloc(SCS_PATH_MAX);
 	pthread_mutex_lock(&g->lock);
 	struct gd_ent *e = placed_here(f) ? NULL : ent_find(g, f->id);
-	int got = p && (placed_here(f) ? pend_path_locked(g, f->meta.parent, f->meta.name, p,
-							  SCS_PATH_MAX, 0)
-			: e && ent_path_locked(g, e->pid, e->name, e->dup, f->id, p, SCS_PATH_MAX));
-	if (got && (!f->path || strcmp(f->path, p)) && (np = strdup(p))) {
-		free(f->path);
-		f->path = np;
-	}
-	free(p);
-	p = f->path ? strdup(f->path) : NULL;
+	int got = placed_here(f) ? pend_path_locked(g, f->meta.parent, f->meta.name, p,
+						    SCS_PATH_MAX, 0)
+		: e && ent_path_locked(g, e->pid, e->name, e->dup, f->id, p, SCS_PATH_MAX);
+	int ask = !got && !placed_here(f) && !f->deleted && f->path;
+	if (!got && f->path && strlen(f->path) < SCS_PATH_MAX)
+		strcpy(p, f->path);
+	else if (!got)
+		p[0] = '\0';
 	pthread_mutex_unlock(&g->lock);
+	if (ask && get_meta_fields(g, f->id, ",parents", m) == 0 && m->parent[0] &&
+	    strlen(m->name) < SCS_GDRIVE_NAME_MAX) {
+		/* in the folder its path last led to, as likely as not */
+		char parent[SCS_PATH_MAX], *q = strdup(p);
+		const char *base;
+		if (q) {
+			split(q, parent, sizeof parent, &base);
+			pthread_mutex_lock(&g->lock);
+			if (!pend_path_locked(g, m->parent, m->name, p, SCS_PATH_MAX, 0) &&
+			    snprintf(p, SCS_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "",
+				     m->name) >= SCS_PATH_MAX)
+				strcpy(p, q);
+			pthread_mutex_unlock(&g->lock);
+			free(q);
+		}
+	}
+	free(m);
+	if (!p[0]) {
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -5220,12 +5231,6 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 			r = epoch_hook_here(g, f, SCS_BE_UP_MOVE, -1, 0, 0);
 		if (!r)
 			r = meta_apply(g, f);
-		/* (a folder made offline whose name moved before it was made:
-		 * up to that N record) */
-		pthread_mutex_lock(&f->lock);
-		if (!r && !content && f->cseq > seq)
-			seq = f->cseq;
-		pthread_mutex_unlock(&f->lock);
 		if (!r)
 			r = content ? upload_one_(g, f, seq) : job_done(g, f, seq);
 	}
@@ -5393,9 +5398,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 		pthread_mutex_unlock(&g->lock);
 		memset(&rec[0], 0, sizeof rec[0]);
 		rec[0].type = 'D';
-		/* (up to its last N too, when it was made offline and renamed
-		 * after its last close, its name's move among such renames) */
-		rec[0].seq = f->pseq <= seq && f->cseq > seq ? f->cseq : seq;
+		rec[0].seq = seq;
 		strcpy(rec[0].id, f->id);
 		rec[0].version = f->version;
 		strcpy(rec[0].rev, f->rev);
