@@ -121,12 +121,69 @@ void scs_backend_get_opts(struct scs_backend_opts *o);
  *   re-homed after a re-key), so nothing of the upload is to be kept.
  * changed: the object or directory at path changed remotely (what:
  *   SCS_BE_CHANGED_*); the core drops what it cached about it (and the
- *   kernel's cache).  path is NULL when the back end cannot say which. */
+ *   kernel's cache).  path is NULL when the back end cannot say which.
+ * upload: (optional) a back end that sends this mount's writes later (a
+ *   write-back queue) asks the core whether what it is about to send is in
+ *   the group's current epoch; the core's view of the keyring may be older
+ *   than the write, and a re-key pass run elsewhere cannot see what is not
+ *   sent yet (a new file before its first upload, an entry made while the
+ *   remote was unreachable), then retires the old epoch: what arrived in
+ *   it afterwards would be refused by every member.  See struct
+ *   scs_be_upload for when it is called and what it answers.  The back
+ *   end holds no lock while calling it: the core may call back into the
+ *   back end (stat, open, rename, unlink the entry or make new ones). */
 enum { SCS_BE_CHANGED_CONTENT = 1, SCS_BE_CHANGED_ENTRY = 2 };
+
+/* when: */
+enum {
+	SCS_BE_UP_CREATE = 1,  /* about to make an entry made while unreachable
+				* (a folder, a symbolic link, or a file before
+				* its content) */
+	SCS_BE_UP_SEND,        /* about to send a file's content */
+	SCS_BE_UP_SENT,        /* its content just landed (the keyring may have
+				* moved on while it was in flight) */
+	SCS_BE_UP_MOVE,        /* about to give an entry the others see the
+				* name (and folder) given to it while
+				* unreachable; path: that new place */
+};
+/* flags: */
+#define SCS_BE_UP_NEW     1u   /* nobody else sees the entry yet: a new file
+				* before its first upload landed (SENT: before
+				* this one), an entry made while unreachable */
+#define SCS_BE_UP_CHANGED 2u   /* SEND: the remote entry is no longer the
+				* version this edit was based on (changed or
+				* deleted by someone else): ours is to be kept
+				* beside it as a conflict copy */
+#define SCS_BE_UP_OPEN    4u   /* the object is open for writing in this
+				* process now */
+#define SCS_BE_UP_LINK    8u   /* CREATE of a symbolic link: fd holds its
+				* stored target */
+struct scs_be_upload {
+	int when;
+	const char *path;      /* the entry (as current as the back end knows) */
+	int fd;                /* SEND, SENT: a read-only copy of the content
+				* (size bytes); a link's target (LINK); else -1 */
+	uint64_t size;
+	uint32_t mode;         /* its permission bits */
+	unsigned flags;
+};
+/* What upload returns: 0 go on (send it as it is; SENT: nothing more to
+ * do; CREATE, MOVE: the core may have renamed the entry in its folder
+ * first, to its name under the current epoch); SCS_BE_UP_MOVED: the core
+ * moved the content itself, to the current epoch (SEND: the entry at path
+ * was replaced by a new object with its own queued upload, or, with
+ * SCS_BE_UP_CHANGED, ours now is a conflict copy of its own: nothing of
+ * this upload is to be sent; SENT: the entry that landed was replaced
+ * likewise; CREATE of a link: replaced by a new link); -EAGAIN: not now,
+ * soon again (the object is open for writing here); another negative
+ * errno: try later (SENT: the job stays queued, and the next SEND moves
+ * it). */
+#define SCS_BE_UP_MOVED 1
 struct scs_backend_hooks {
 	void *arg;
 	int (*conflict_name)(void *arg, const char *path, char *out, size_t cap);
 	void (*changed)(void *arg, const char *path, int what);
+	int (*upload)(void *arg, const struct scs_be_upload *u);
 };
 
 struct scs_backend {

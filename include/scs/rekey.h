@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 #include "scs/backend.h"
+#include "scs/dir.h"
 #include "scs/format.h"
 #include "scs/keyctx.h"
 #include "scs/names.h"
@@ -102,6 +103,58 @@ int scs_rekey_run(scs_backend *be, const scs_keyctx *k, const uint8_t root_id[SC
 int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
 		   int empty, struct scs_attr *na, scs_err *err);
 
+/* ---- a member's own writes that the others do not see yet ----
+ * (a gdrive: mount's queued uploads: scsfs moves them to the current epoch
+ * before they are sent, scs_backend_hooks.upload) */
+
+/* Copy the plaintext of src into dst (from offset 0; dst ends at least as
+ * long as src). */
+struct scs_file;
+int scs_rekey_copy(struct scs_file *src, struct scs_file *dst);
+
+/* Open the whole object whose ciphertext is the size bytes of fd (a
+ * read-only copy: what a queued upload is about to send) as a read-only
+ * file, with k, after authenticating it whole (as scs_file_verify: damage
+ * is never laundered into a valid file).  where: its back-end path (for the
+ * memory of file versions, seen.h); display: for log lines.  fd must stay
+ * open until the file is closed.  0, or <0 with err. */
+int scs_rekey_open_fd(int fd, uint64_t size, const char *where, const scs_keyctx *k,
+		      const char *display, struct scs_file **out, scs_err *err);
+
+/* The entry at rpath, in the directory dpath whose id is dir_id: if its
+ * stored name is not the encoding of its plaintext name under the name key
+ * of the current write epoch of k (it was encrypted with an older epoch's
+ * key, which d -- a dirctx over k -- still reads), it is renamed to that
+ * one, never over an existing entry.  plain gets the plaintext name, out
+ * (cap bytes) the entry's path afterwards.  Returns 1 renamed, 0 nothing
+ * to do (a current name; or not an encrypted name: temporary and reserved
+ * objects, sync-client decorations), -EEXIST the new name is taken (out:
+ * rpath), or another negative errno.  A Drive duplicate's suffix in rpath
+ * is dropped in the new name. */
+int scs_rekey_name(scs_backend *be, const scs_keyctx *k, scs_dirctx *d, const char *dpath,
+		   const uint8_t dir_id[SCS_DIR_ID_LEN], const char *rpath,
+		   char plain[SCS_NAME_MAX + 1], char *out, size_t cap);
+
+/* scs_rekey_file for this member's own write that the others do not see
+ * yet: k is scs_vault_keyctx_own (it reads a retired epoch written by this
+ * identity), and the object is moved only if its header is exactly expect
+ * (the version this member wrote, e.g. what its upload queue was about to
+ * send), so nothing the folder holds otherwise is ever moved this way.
+ * Returns as scs_rekey_file (0 also when the header differs). */
+int scs_rekey_own(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
+		  const uint8_t expect[SCS_HEADER_SIZE], struct scs_attr *na, scs_err *err);
+
+/* The symbolic link at rpath (in the directory whose id is parent_id),
+ * whose target as stored is `stored` (what this member wrote: a link made
+ * while the remote was unreachable, before its creation there), with its
+ * target re-encrypted under the current epoch of k (k: scs_vault_keyctx_own
+ * reads a retired epoch): a new link beside, renamed over it while it is
+ * there.  1 moved, 0 nothing to do (in the current epoch already, gone,
+ * changed meanwhile), or <0 (-EBADMSG: the target does not authenticate,
+ * -EACCES: no key for it). */
+int scs_rekey_link(scs_backend *be, const scs_keyctx *k, const char *rpath,
+		   const uint8_t parent_id[SCS_DIR_ID_LEN], const char *stored);
+
 /* After a pass returned 0: append the keyring entry that retires epochs
  * below `below` (signed by self, who must be an admin), unless already
  * retired.  The vault is refreshed to it.  One retry if another admin
@@ -161,7 +214,10 @@ int scs_rekey_record_read(const uint8_t root_id[SCS_DIR_ID_LEN], uint32_t epoch,
  * re-encrypted), dir (a directory's name was), retire (the pass finished,
  * the retire entry is not written yet).  Of `scsctl member remove`:
  * snapshot (the removal snapshot is stored, the entry not yet), entry (the
- * remove entry is stored; nothing else done). */
+ * remove entry is stored; nothing else done).  Of a mount's upload queue
+ * (scsfs): upload (a queued entry was moved to the current epoch before
+ * its upload: replaced by a new object, or its name re-encrypted; nothing
+ * after that done). */
 void scs_rekey_stop(const char *step);
 
 #endif

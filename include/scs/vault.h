@@ -31,6 +31,13 @@ void scs_vault_close(scs_vault *v);
 
 scs_backend *scs_vault_backend(scs_vault *v);
 const scs_keyctx *scs_vault_keyctx(scs_vault *v);
+/* The same, but it also gives the keys of retired epochs, and accepts a
+ * header of a retired epoch when this identity signed it (others' are
+ * refused as by scs_vault_keyctx).  Only for moving this member's own
+ * writes that never reached the others (a queued upload made before the
+ * mount saw the new keyring, then the old epoch was retired) to the
+ * current epoch; never to read or accept what someone else stored. */
+const scs_keyctx *scs_vault_keyctx_own(scs_vault *v);
 /* Root directory id (derived from the group id) and the name key of the
  * epoch new names are written in. */
 const uint8_t *scs_vault_root_dir_id(scs_vault *v);
@@ -53,6 +60,15 @@ const char *scs_vault_group_fpr(scs_vault *v);
  * retired, files of newer epochs are not; a keyring that adds it back
  * brings every epoch key again. */
 int scs_vault_refresh(scs_vault *v, scs_err *err);
+/* The same unless a look at the keyring that began at or after `since`
+ * (scs_vault_clock) succeeded already: then 0 at once.  Looks take turns
+ * (one thread looks, the others wait and use what it found), so any
+ * thread may call it.  since = scs_vault_clock() - 2e9: a view at most
+ * about 2 s old; since = scs_vault_clock(): one that includes every entry
+ * written before the call. */
+int scs_vault_refresh_since(scs_vault *v, uint64_t since, scs_err *err);
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t scs_vault_clock(void);
 /* 1 if this identity is a member in the keyring the vault holds, 0 if a
  * refresh found it removed.  seq, by (may be NULL): the keyring entry that
  * last added or removed it (0 and the founder: the genesis) and the name

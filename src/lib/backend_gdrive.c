@@ -1592,6 +1592,16 @@ static int not_yet(struct gd_be *g, const struct scs_gdrive_meta *m)
 	return !ours;
 }
 
+/* f is not seen by the others yet: made offline, or a new file of ours
+ * whose first upload has not landed.  g->lock held. */
+static int unseen_locked(struct gd_be *g, const struct gd_file *f)
+{
+	if (local_only(f))
+		return 1;
+	struct gd_mine *e = g->mine ? *mine_slot(g, f->id) : NULL;
+	return e && !e->landed;
+}
+
 static void mines_free(struct gd_be *g)
 {
 	for (size_t i = 0; g->mine && i < OWN_BUCKETS; i++)
@@ -5073,6 +5083,105 @@ static void kernel_changed(struct gd_be *g, const char *path)
 		g->be.hooks.changed(g->be.hooks.arg, path, SCS_BE_CHANGED_CONTENT);
 }
 
+/* The path of the entry name in folder pid into out, following folders
+ * made offline up to one whose path is known.  g->lock held. */
+static int pend_path_locked(struct gd_be *g, const char *pid, const char *name, char *out,
+			    size_t cap, int depth)
+{
+	struct gd_file *pf;
+	if (!dir_path_locked(g, pid, out, cap) &&
+	    (depth > 256 || !(pf = pend_locked(g, pid)) ||
+	     !pend_path_locked(g, pf->meta.parent, pf->meta.name, out, cap, depth + 1)))
+		return 0;
+	size_t l = strlen(out);
+	return snprintf(out + l, cap - l, "%s%s", l ? "/" : "", name) < (int)(cap - l);
+}
+
+/* Where f is to be: its own folder and name (g->lock held), for what was
+ * made offline and what was moved offline (a queued move). */
+static int placed_here(const struct gd_file *f)
+{
+	return local_only(f) || moving(f);
+}
+
+/* f's path as it is now (malloc'd; NULL if unknown), for the hooks: what
+ * Drive has may have moved under it (a re-key pass elsewhere renames every
+ * folder; after a restart the path its last record gave may be behind:
+ * then Drive is asked where it is, by its id), and what was made or moved
+ * offline is where its folder and name say.  Nothing of what this mount
+ * knows changes. */
+static char *where_now(struct gd_be *g, struct gd_file *f)
+{
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	char *p = malloc(SCS_PATH_MAX);
+	if (!m || !p) {
+		free(m);
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_lock(&g->lock);
+	struct gd_ent *e = placed_here(f) ? NULL : ent_find(g, f->id);
+	int got = placed_here(f) ? pend_path_locked(g, f->meta.parent, f->meta.name, p,
+						    SCS_PATH_MAX, 0)
+		: e && ent_path_locked(g, e->pid, e->name, e->dup, f->id, p, SCS_PATH_MAX);
+	int ask = !got && !placed_here(f) && !f->deleted && f->path;
+	if (!got && f->path && strlen(f->path) < SCS_PATH_MAX)
+		strcpy(p, f->path);
+	else if (!got)
+		p[0] = '\0';
+	pthread_mutex_unlock(&g->lock);
+	if (ask && get_meta_fields(g, f->id, ",parents", m) == 0 && m->parent[0] &&
+	    strlen(m->name) < SCS_GDRIVE_NAME_MAX) {
+		/* in the folder its path last led to, as likely as not */
+		char parent[SCS_PATH_MAX], *q = strdup(p);
+		const char *base;
+		if (q) {
+			split(q, parent, sizeof parent, &base);
+			pthread_mutex_lock(&g->lock);
+			if (!pend_path_locked(g, m->parent, m->name, p, SCS_PATH_MAX, 0) &&
+			    snprintf(p, SCS_PATH_MAX, "%s%s%s", parent, parent[0] ? "/" : "",
+				     m->name) >= SCS_PATH_MAX)
+				strcpy(p, q);
+			pthread_mutex_unlock(&g->lock);
+			free(q);
+		}
+	}
+	free(m);
+	if (!p[0]) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* Ask the core whether what is about to go out, or just went, is in the
+ * group's current epoch (backend.h, hooks.upload): f at path, its content
+ * the size bytes of fd (-1: none).  No lock held. */
+static int epoch_hook(struct gd_be *g, struct gd_file *f, int when, const char *path, int fd,
+		      uint64_t size, unsigned flags)
+{
+	if (!g->be.hooks.upload || !path)
+		return 0;
+	pthread_mutex_lock(&g->lock);
+	if (f->writers > 0)
+		flags |= SCS_BE_UP_OPEN;
+	uint32_t mode = f->meta.has_perm ? f->meta.perm : 0644;
+	pthread_mutex_unlock(&g->lock);
+	struct scs_be_upload u = { .when = when, .path = path, .fd = fd, .size = size,
+				   .mode = mode, .flags = flags };
+	return g->be.hooks.upload(g->be.hooks.arg, &u);
+}
+
+/* The same for f where it is now (fd: its cache file, a link's target). */
+static int epoch_hook_here(struct gd_be *g, struct gd_file *f, int when, int fd, uint64_t size,
+			   unsigned flags)
+{
+	char *path = where_now(g, f);
+	int h = epoch_hook(g, f, when, path, fd, size, flags);
+	free(path);
+	return h;
+}
+
 /* f was made while Drive was unreachable: create it there now, where it
  * is to be (metadata first, as for a file made online; the upload that
  * follows sends its content).  0 once Drive has it, and *v/rev: the
@@ -5107,6 +5216,14 @@ static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 			  char rev[SCS_GDRIVE_REV_MAX + 1])
 {
 	char pid[SCS_GDRIVE_ID_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	int ask = local_only(f) && !f->creating;
+	pthread_mutex_unlock(&g->lock);
+	/* made with the keyring of then: its name in the current epoch before
+	 * Drive (and a re-key pass elsewhere) sees it */
+	int h = ask ? epoch_hook_here(g, f, SCS_BE_UP_CREATE, -1, 0, SCS_BE_UP_NEW) : 0;
+	if (h < 0)
+		return h;
 	pthread_mutex_lock(&g->lock);
 	if (!local_only(f)) {
 		pthread_mutex_unlock(&g->lock);
@@ -5191,6 +5308,7 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 	pthread_mutex_lock(&g->lock);
 	int del = f->pend_delete, dir = f->meta.is_dir;
 	int link = local_only(f) && f->meta.is_link;
+	int move = moving(f) && !local_only(f);
 	uint64_t seq = f->jseq;
 	int content = !dir && !f->nocontent && f->pseq > f->dseq;
 	int later = del && under_removal_locked(g, f);
@@ -5201,12 +5319,22 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 	} else if (del) {
 		r = delete_pending(g, f);
 	} else if (link) {
-		r = link_pending(g, f, seq);
+		/* its name and target (the link's content) in the current epoch */
+		pthread_mutex_lock(&f->lock);
+		uint64_t size = f->size;
+		pthread_mutex_unlock(&f->lock);
+		r = epoch_hook_here(g, f, SCS_BE_UP_CREATE, f->fd, size,
+				    SCS_BE_UP_NEW | SCS_BE_UP_LINK);
+		if (r >= 0)
+			r = link_pending(g, f, seq);
 	} else {
 		uint64_t v;
 		char rev[SCS_GDRIVE_REV_MAX + 1];
 		if (dir)
 			r = create_pending(g, f, &v, rev);
+		/* a name given offline to what Drive has: in the current epoch */
+		if (!r && move)
+			r = epoch_hook_here(g, f, SCS_BE_UP_MOVE, -1, 0, 0);
 		if (!r)
 			r = meta_apply(g, f);
 		if (!r)
@@ -5218,12 +5346,10 @@ static int upload_one(struct gd_be *g, struct gd_file *f)
 
 static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 {
+	char *path = where_now(g, f);
 	pthread_mutex_lock(&f->lock);
 	uint64_t wseq = f->jwseq, size = f->size, base_v = f->version;
 	char base_rev[SCS_GDRIVE_REV_MAX + 1];
-	pthread_mutex_lock(&g->lock);
-	char *path = f->path ? strdup(f->path) : NULL;
-	pthread_mutex_unlock(&g->lock);
 	strcpy(base_rev, f->rev);
 	uint32_t perm = f->meta.has_perm ? f->meta.perm : 0644;
 	if (seq <= f->dseq || f->deleted) {
@@ -5247,6 +5373,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 	unsigned sent = f->want & (SCS_GDRIVE_WANT_MTIME | SCS_GDRIVE_WANT_ATIME);
 	uint64_t sent_mseq = f->mseq;
 	json_t *tj = sent ? meta_json(sent, &f->meta) : NULL;
+	unsigned fresh = unseen_locked(g, f) ? SCS_BE_UP_NEW : 0;
 	pthread_mutex_unlock(&g->lock);
 	char *pmeta = tj ? json_dumps(tj, JSON_COMPACT) : NULL;
 	json_decref(tj);
@@ -5262,8 +5389,19 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 	}
 	struct scs_gdrive_meta *cur = malloc(sizeof *cur), *m = malloc(sizeof *m);
 	char rmd5[33], md5[33];
-	int r = cur && m ? create_pending(g, f, &base_v, base_rev) : -ENOMEM;
-	if (r == 0)
+	int r = cur && m ? 0 : -ENOMEM, h = 0;
+	/* Nobody else sees it yet (nor would a re-key pass): its name and
+	 * content go to the current epoch before anything of it goes out. */
+	if (!r && fresh && (h = epoch_hook(g, f, SCS_BE_UP_SEND, path, sfd, size, fresh)) == 0) {
+		free(path);
+		path = where_now(g, f);      /* (renamed, if its name moved) */
+	}
+	int moved = h > 0;               /* the core moved it: nothing goes out */
+	if (h < 0)
+		r = h;
+	if (!r && !moved)
+		r = create_pending(g, f, &base_v, base_rev);
+	if (!r && !moved)
 		r = remote_state(g, f->id, cur, rmd5);
 	int conflict = 0, gone = r == -ENOENT, same = 0, ours = 0;
 	if (gone) {
@@ -5275,7 +5413,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 		if (ours)
 			r = 0;
 	}
-	if (r == 0 && cur->version != base_v && strcmp(cur->rev, base_rev)) {
+	if (r == 0 && !moved && cur->version != base_v && strcmp(cur->rev, base_rev)) {
 		/* Changed on Drive since our edit began: unless it is already ours
 		 * (an earlier attempt whose reply was lost), the other stays. */
 		md5_fd(sfd, size, md5);
@@ -5284,22 +5422,34 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 		else
 			conflict = 1;
 	}
+	if (!fresh && !moved && !ours && !same && (r == 0 || gone)) {
+		/* About to send (or keep as a conflict copy) an edit of what
+		 * others see: in the current epoch too, unless the core says
+		 * otherwise (a file held open across a new epoch, README). */
+		h = epoch_hook(g, f, SCS_BE_UP_SEND, path, sfd, size,
+			       conflict || gone ? SCS_BE_UP_CHANGED : 0);
+		moved = h > 0;
+		if (h != 0)
+			r = h < 0 ? h : 0;
+	}
 	if (ours) {
 		scs_log(SCS_LOG_DEBUG, "gdrive: %s was deleted here while its upload began",
 			f->id);
+	} else if (moved || h < 0) {
+		/* moved by the core (its log says where), or held back */
 	} else if (r == 0 && same) {
 		r = get_meta(g, f->id, m);
 	} else if ((r == 0 && conflict) || gone) {
 		char cpath[SCS_PATH_MAX];
-		int h = -ENOSYS;
+		int hc = -ENOSYS;
 		if (g->be.hooks.conflict_name && path)
-			h = g->be.hooks.conflict_name(g->be.hooks.arg, path, cpath, sizeof cpath);
-		if (h == -ECANCELED) {
+			hc = g->be.hooks.conflict_name(g->be.hooks.arg, path, cpath, sizeof cpath);
+		if (hc == -ECANCELED) {
 			scs_log(SCS_LOG_DEBUG, "gdrive: %s: its content went elsewhere; upload "
 				"dropped", f->id);
 			gone = 1;     /* (this cache no longer matches the id) */
 			r = 0;
-		} else if (h == 0) {
+		} else if (hc == 0) {
 			scs_log(SCS_LOG_WARN, "gdrive: %s was %s on Drive by someone else meanwhile; "
 				"keeping both: ours is stored as a conflict copy", path,
 				gone ? "deleted" : "changed");
@@ -5310,8 +5460,8 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 			scs_log(SCS_LOG_WARN, "gdrive: %s was deleted on Drive before its last changes "
 				"were uploaded; they are dropped", path ? path : f->id);
 			r = 0;
-		} else if (h != -ENOSYS) {
-			r = h;
+		} else if (hc != -ENOSYS) {
+			r = hc;
 		} else {
 			scs_log(SCS_LOG_WARN, "gdrive: %s changed on Drive since this edit began; "
 				"replacing it with ours (no conflict copy)", path ? path : f->id);
@@ -5320,17 +5470,28 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 	} else if (r == 0) {
 		r = upload_fd(g, f->id, sfd, size, pmeta, m);
 	}
+	/* A new file's first upload landed: if the group moved to a newer
+	 * epoch while it was in flight, a pass may have missed it.  keep: the
+	 * core could not move it now; the job stays, its next run moves it. */
+	int keep = 0;
+	if (r == 0 && fresh && !moved && !ours && !gone && conflict != 2) {
+		h = epoch_hook(g, f, SCS_BE_UP_SENT, path, sfd, size, fresh);
+		moved = h > 0;
+		keep = h < 0 ? h : 0;
+	}
 	close(sfd);
 	if (r == 0) {
 		struct scs_gdrive_jrec rec[2];
 		size_t nrec = 1;
 		pthread_mutex_lock(&f->lock);
-		if (conflict == 2 || gone) {
+		if (conflict == 2 || gone || moved) {
 			/* Ours is elsewhere now: this cache no longer matches id. */
 			f->version = 0;
 			f->rev[0] = '\0';
 			if (gone)
 				f->deleted = 1;
+			if (moved)
+				mine_done(g, f->id, 1);
 		} else {
 			uploaded(f, size, m);
 			mine_done(g, f->id, 0);
@@ -5338,7 +5499,7 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 				memo_put(g, path, m, NULL);
 		}
 		pthread_mutex_lock(&g->lock);
-		if (pmeta && f->mseq == sent_mseq)
+		if (pmeta && !moved && f->mseq == sent_mseq)
 			want_clear_locked(g, f, sent);
 		pthread_mutex_unlock(&g->lock);
 		memset(&rec[0], 0, sizeof rec[0]);
@@ -5353,7 +5514,8 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 			rec[1].seq = f->pseq;
 			nrec = 2;
 		}
-		r = journal_append(g, rec, nrec);   /* failing: uploaded again later */
+		/* failing: uploaded again later */
+		r = keep ? keep : journal_append(g, rec, nrec);
 		if (r == 0) {
 			pthread_mutex_lock(&g->lock);
 			f->dseq = seq;

@@ -426,6 +426,7 @@ struct move {
 	uint32_t epoch;              /* the current epoch */
 	const char *rpath, *path;
 	int empty;                   /* a fresh empty object, not a copy */
+	const uint8_t *expect;       /* only if its header is exactly this, or NULL */
 	struct pass *ps;             /* the pass (hard links, test hooks), or NULL */
 	struct scs_attr a0;          /* out: the object replaced */
 	struct hlink *h;             /* out: the pass's new object it was linked to */
@@ -470,6 +471,8 @@ static int move_object(struct move *m, scs_err *err)
 				   : strerror(-r));
 	if (ep >= m->epoch)
 		return 0;                /* a member rewrote it in the new epoch */
+	if (m->expect && memcmp(h0, m->expect, sizeof h0) != 0)
+		return 1;                /* not (any more) the version meant */
 	if (!m->ps && m->a0.nlink > 1)
 		return 1;                /* the pass keeps hard links together */
 	if ((r = tmp_name(m->rpath, tmp, sizeof tmp)) < 0)
@@ -565,8 +568,8 @@ static int move_file(struct pass *ps, struct item *it, scs_err *err)
 	return 0;
 }
 
-int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
-		   int empty, struct scs_attr *na, scs_err *err)
+static int rekey_one(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
+		     int empty, const uint8_t *expect, struct scs_attr *na, scs_err *err)
 {
 	scs_err_clear(err);
 	if (!k->sign_key)
@@ -576,7 +579,7 @@ int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, cons
 	if (sigaction(SIGIO, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
 		signal(SIGIO, SIG_IGN);
 	struct move m = { .be = be, .k = k, .epoch = k->write_epoch(k->arg), .rpath = rpath,
-			  .path = display ? display : rpath, .empty = empty };
+			  .path = display ? display : rpath, .empty = empty, .expect = expect };
 	int r = move_object(&m, err);
 	if (r < 0)
 		return r;
@@ -587,56 +590,306 @@ int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, cons
 	return 1;
 }
 
-/* Step 1 for a symlink: its target under the current epoch. */
-static int move_link(struct pass *ps, struct item *it, scs_err *err)
+int scs_rekey_file(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
+		   int empty, struct scs_attr *na, scs_err *err)
 {
-	char *old = malloc(SCS_SYMLINK_ENC_BUF), *cur = malloc(SCS_SYMLINK_ENC_BUF);
-	char *enc = malloc(SCS_SYMLINK_ENC_BUF), *target = malloc(SCS_SYMLINK_MAX + 1);
-	char tmp[SCS_RPATH_MAX + 32];
-	uint8_t ek[SCS_KEY_LEN];
-	uint32_t ep = 0;
-	int r = old && cur && enc && target ? 0 : -ENOMEM;
+	return rekey_one(be, k, rpath, display, empty, NULL, na, err);
+}
+
+int scs_rekey_own(scs_backend *be, const scs_keyctx *k, const char *rpath, const char *display,
+		  const uint8_t expect[SCS_HEADER_SIZE], struct scs_attr *na, scs_err *err)
+{
+	return rekey_one(be, k, rpath, display, 0, expect, na, err);
+}
+
+/* ---- this member's own writes, before the others see them ---- */
+
+/* Rename rpath to dst (from scs_dir_prepare_name), never over an existing
+ * entry: 0, -EEXIST (dst's long-name side object, if any, is that
+ * entry's), or another error; the long-name side objects follow.  A
+ * rename that failed otherwise leaves dst's side object if an entry is
+ * there now: another mover of the same entry (a pass, a mount's upload
+ * queue) got there first, and the name is the same. */
+static int rename_prepared(scs_backend *be, scs_dirctx *d, const char *rpath, const char *dst)
+{
+	struct scs_attr a;
+	int r = scs_be_rename(be, rpath, dst, RENAME_NOREPLACE);
+	if (r == 0)
+		scs_dir_drop_name(d, rpath);
+	else if (r != -EEXIST && scs_be_stat(be, dst, &a) == -ENOENT)
+		scs_dir_drop_name(d, dst);
+	return r;
+}
+
+
+int scs_rekey_copy(scs_file *src, scs_file *dst)
+{
+	enum { BUF = 256u << 10 };
+	uint8_t *buf = malloc(BUF);
+	if (!buf)
+		return -ENOMEM;
+	uint64_t size = scs_file_size(src);
+	int r = 0;
+	for (uint64_t off = 0; off < size && !r;) {
+		size_t want = size - off < BUF ? (size_t)(size - off) : BUF;
+		ssize_t k = scs_file_pread(src, buf, want, off);
+		if (k <= 0) {
+			r = k < 0 ? (int)k : -EIO;
+			break;
+		}
+		ssize_t w = scs_file_pwrite(dst, buf, (size_t)k, off);
+		if (w != k)
+			r = w < 0 ? (int)w : -EIO;
+		off += (uint64_t)k;
+	}
+	if (!r && scs_file_size(dst) < size)
+		r = scs_file_truncate(dst, size);
+	scs_cleanse(buf, BUF);
+	free(buf);
+	return r;
+}
+
+/* A read-only back end of one object: the bytes of a descriptor. */
+struct fd_be {
+	scs_backend be;
+	int fd;
+	uint64_t size;
+	int opens;
+};
+
+static void fdb_attr(const struct fd_be *b, struct scs_attr *a)
+{
+	memset(a, 0, sizeof *a);
+	a->ino = 2;
+	a->size = b->size;
+	a->blocks = (b->size + 511) / 512;
+	a->mode = S_IFREG | 0600;
+	a->nlink = 1;
+}
+
+static int fdb_stat(scs_backend *be, const char *path, struct scs_attr *a)
+{
+	(void)path;
+	fdb_attr((struct fd_be *)be, a);
+	return 0;
+}
+
+static int fdb_open(scs_backend *be, const char *path, int flags, uint32_t mode, scs_obj **out)
+{
+	(void)path;
+	(void)mode;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
+		return -EROFS;
+	scs_obj *o = calloc(1, sizeof *o);
+	if (!o)
+		return -ENOMEM;
+	o->be = be;
+	((struct fd_be *)be)->opens++;
+	*out = o;
+	return 0;
+}
+
+static ssize_t fdb_pread(scs_obj *o, void *buf, size_t n, uint64_t off)
+{
+	struct fd_be *b = (struct fd_be *)o->be;
+	if (off >= b->size)
+		return 0;
+	if (n > b->size - off)
+		n = (size_t)(b->size - off);
+	ssize_t k;
+	do                       /* (a regular file: short only at its end) */
+		k = pread(b->fd, buf, n, (off_t)off);
+	while (k < 0 && errno == EINTR);
+	return k < 0 ? -errno : k;
+}
+
+static ssize_t fdb_pwrite(scs_obj *o, const void *buf, size_t n, uint64_t off)
+{
+	(void)o;
+	(void)buf;
+	(void)n;
+	(void)off;
+	return -EROFS;
+}
+
+static int fdb_fstat(scs_obj *o, struct scs_attr *a)
+{
+	fdb_attr((struct fd_be *)o->be, a);
+	return 0;
+}
+
+/* The back end goes with its last object (scs_rekey_open_fd hands out one). */
+static int fdb_obj_close(scs_obj *o)
+{
+	struct fd_be *b = (struct fd_be *)o->be;
+	free(o);
+	if (--b->opens == 0)
+		free(b);
+	return 0;
+}
+
+static const struct scs_backend_ops fd_ops = {
+	.scheme = "snapshot",
+	.stat = fdb_stat,
+	.open = fdb_open,
+	.pread = fdb_pread,
+	.pwrite = fdb_pwrite,
+	.fstat = fdb_fstat,
+	.obj_close = fdb_obj_close,
+};
+
+int scs_rekey_open_fd(int fd, uint64_t size, const char *where, const scs_keyctx *k,
+		      const char *display, scs_file **out, scs_err *err)
+{
+	scs_err_clear(err);
+	struct fd_be *b = calloc(1, sizeof *b);
+	if (!b)
+		return scs_err_set(err, -ENOMEM, "out of memory");
+	b->be.ops = &fd_ops;
+	b->fd = fd;
+	b->size = size;
+	b->opens = 1;            /* (ours, while we open it) */
+	int r = scs_file_verify(&b->be, where, k, err);
+	if (r == 0) {
+		r = scs_file_open(&b->be, where, 0, k, display, out);
+		if (r < 0)
+			scs_err_set(err, r, "%s", strerror(-r));
+	}
+	if (--b->opens == 0)
+		free(b);         /* (not opened: nothing refers to it) */
+	return r;
+}
+
+int scs_rekey_name(scs_backend *be, const scs_keyctx *k, scs_dirctx *d, const char *dpath,
+		   const uint8_t dir_id[SCS_DIR_ID_LEN], const char *rpath,
+		   char plain[SCS_NAME_MAX + 1], char *out, size_t cap)
+{
+	const char *stored = strrchr(rpath, '/') ? strrchr(rpath, '/') + 1 : rpath;
+	char base[SCS_ENC_NAME_BUF], full[SCS_ENC_NAME_BUF], cur[SCS_ENC_NAME_BUF];
+	size_t bl = strlen(stored), el;
+	plain[0] = '\0';
+	if (strlen(rpath) >= cap)
+		return -ENAMETOOLONG;
+	strcpy(out, rpath);
+	if (scs_name_dup_split(stored, &bl, NULL) == 0)
+		bl = strlen(stored);
+	if (bl >= sizeof base)
+		return 0;
+	memcpy(base, stored, bl);          /* (a duplicate's suffix is Drive's, not stored) */
+	base[bl] = '\0';
+	int cls = scs_name_classify(base, &el);
+	if ((cls != SCS_NAME_PLAIN_ENC && cls != SCS_NAME_LONG) || el != bl)
+		return 0;                  /* temporary, reserved, decorated or not ours */
+	int r = scs_dir_shown_name(d, dpath, dir_id, base, plain);
+	if (r < 0)
+		return r;
+	uint8_t ek[SCS_KEY_LEN], nk[SCS_SIV_KEY_LEN];
+	int is_long;
+	r = k->epoch_key(k->arg, k->write_epoch(k->arg), ek);
 	if (!r)
-		r = scs_be_readlink(ps->be, it->rpath, old, SCS_SYMLINK_ENC_BUF);
-	if (r >= 0)
-		r = scs_symlink_epoch(old, &ep) < 0 ? -EBADMSG : 0;
-	if (r < 0 || ep >= ps->epoch)
-		goto out;
-	r = scs_dir_readlink(ps->d, it->rpath, it->parent_id, target);
-	if (r >= 0)
-		r = ps->k->epoch_key(ps->k->arg, ps->epoch, ek);
-	if (r >= 0)
-		r = scs_symlink_encrypt(ek, ps->epoch, it->parent_id, target, enc);
+		r = scs_name_key(ek, nk);
 	scs_cleanse(ek, sizeof ek);
+	if (!r)
+		r = scs_name_encrypt(nk, dir_id, plain, full, cur, &is_long);
+	scs_cleanse(nk, sizeof nk);
+	if (r < 0)
+		return r;
+	if (strcmp(cur, base) == 0)
+		return 0;                  /* in the current epoch already */
+	char dst[SCS_RPATH_MAX];
+	r = scs_dir_prepare_name(d, dpath, dir_id, plain, dst, sizeof dst);
+	if (r < 0)
+		return r;
+	if (strlen(dst) >= cap) {
+		scs_dir_drop_name(d, dst);
+		return -ENAMETOOLONG;
+	}
+	r = rename_prepared(be, d, rpath, dst);
+	if (r < 0)
+		return r;
+	strcpy(out, dst);
+	return 1;
+}
+
+/* The symbolic link at rpath (in the directory of id parent_id) whose
+ * stored target is old, of epoch ep: a new link beside with the target
+ * under epoch `epoch` of k, renamed over it if it is still there (check:
+ * still holding old).  0 done, 1 changed meanwhile (left as it is), or <0
+ * (-ENOENT: gone; -EBADMSG: the target does not authenticate; -EACCES: no
+ * key for it). */
+static int relink(scs_backend *be, const scs_keyctx *k, uint32_t epoch, const char *rpath,
+		  const uint8_t parent_id[SCS_DIR_ID_LEN], const char *old, uint32_t ep, int check)
+{
+	char *cur = malloc(SCS_SYMLINK_ENC_BUF), *enc = malloc(SCS_SYMLINK_ENC_BUF);
+	char *target = malloc(SCS_SYMLINK_MAX + 1), tmp[SCS_RPATH_MAX + 32];
+	uint8_t ek[SCS_KEY_LEN];
+	struct scs_attr a;
+	int r = cur && enc && target ? k->epoch_key(k->arg, ep, ek) : -ENOMEM;
 	if (r >= 0)
-		r = tmp_name(it->rpath, tmp, sizeof tmp);
+		r = scs_symlink_decrypt(ek, parent_id, old, target);
 	if (r >= 0)
-		r = scs_be_symlink(ps->be, enc, tmp);
+		r = k->epoch_key(k->arg, epoch, ek);
+	if (r >= 0)
+		r = scs_symlink_encrypt(ek, epoch, parent_id, target, enc);
+	scs_cleanse(ek, sizeof ek);
+	if (r == -ENOKEY || r == -EKEYREVOKED)
+		r = -EACCES;
+	if (r >= 0)
+		r = tmp_name(rpath, tmp, sizeof tmp);
+	if (r >= 0)
+		r = scs_be_symlink(be, enc, tmp);
 	if (r < 0)
 		goto out;
 	/* Unchanged meanwhile?  Then swap. */
-	r = scs_be_readlink(ps->be, it->rpath, cur, SCS_SYMLINK_ENC_BUF);
-	if (r < 0 || strcmp(cur, old) != 0) {
-		scs_be_unlink(ps->be, tmp);
-		r = r == -ENOENT ? 0 : 1;
+	r = check ? scs_be_readlink(be, rpath, cur, SCS_SYMLINK_ENC_BUF) : scs_be_stat(be, rpath, &a);
+	if (r < 0 || (check && strcmp(cur, old) != 0)) {
+		scs_be_unlink(be, tmp);
+		r = r == -ENOENT ? r : 1;
 		goto out;
 	}
-	r = scs_be_rename(ps->be, tmp, it->rpath, 0);
+	r = scs_be_rename(be, tmp, rpath, 0);
 	if (r == -ENOENT)
 		r = 1;                   /* as for files */
 	else if (r < 0)
-		scs_be_unlink(ps->be, tmp);
-	else
-		ps->res->links++;
-	if (r == 0)
-		scs_rekey_stop("link");
+		scs_be_unlink(be, tmp);
 out:
 	if (target)
 		scs_cleanse(target, SCS_SYMLINK_MAX + 1);
-	free(old);
 	free(cur);
 	free(enc);
 	free(target);
+	return r;
+}
+
+int scs_rekey_link(scs_backend *be, const scs_keyctx *k, const char *rpath,
+		   const uint8_t parent_id[SCS_DIR_ID_LEN], const char *stored)
+{
+	uint32_t ep = 0, epoch = k->write_epoch(k->arg);
+	if (scs_symlink_epoch(stored, &ep) < 0)
+		return -EBADMSG;
+	if (ep >= epoch)
+		return 0;
+	int r = relink(be, k, epoch, rpath, parent_id, stored, ep, 0);
+	return r == 0 ? 1 : r == 1 || r == -ENOENT ? 0 : r;
+}
+
+/* Step 1 for a symlink: its target under the current epoch. */
+static int move_link(struct pass *ps, struct item *it, scs_err *err)
+{
+	char *old = malloc(SCS_SYMLINK_ENC_BUF);
+	uint32_t ep = 0;
+	int r = old ? scs_be_readlink(ps->be, it->rpath, old, SCS_SYMLINK_ENC_BUF) : -ENOMEM;
+	if (r >= 0)
+		r = scs_symlink_epoch(old, &ep) < 0 ? -EBADMSG : 0;
+	if (r >= 0 && ep < ps->epoch)
+		r = relink(ps->be, ps->k, ps->epoch, it->rpath, it->parent_id, old, ep, 1);
+	else if (r >= 0)
+		r = -ENOENT;             /* (nothing to do) */
+	free(old);
+	if (r == 0) {
+		ps->res->links++;
+		scs_rekey_stop("link");
+	}
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -657,16 +910,13 @@ static int move_name(struct pass *ps, struct item *it, scs_err *err)
 		return scs_err_set(err, r, "%s: cannot encrypt its name: %s", it->path, strerror(-r));
 	if (strcmp(dst, it->rpath) == 0)
 		return 0;
-	r = scs_be_rename(ps->be, it->rpath, dst, RENAME_NOREPLACE);
+	r = rename_prepared(ps->be, ps->d, it->rpath, dst);
 	if (r == -EEXIST)
-		return 2;                /* the side object (if any) is that entry's */
-	if (r < 0) {
-		scs_dir_drop_name(ps->d, dst);
-		if (r == -ENOENT)
-			return 0;
+		return 2;
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
 		return scs_err_set(err, r, "%s: cannot rename: %s", it->path, strerror(-r));
-	}
-	scs_dir_drop_name(ps->d, it->rpath);
 	if (it->type == T_DIR)
 		hlink_moved_dir(ps, it->rpath, dst);
 	char *np = strdup(dst);

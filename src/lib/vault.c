@@ -4,7 +4,8 @@
  * Thread-safety: the keyctx callbacks run on every FUSE thread while
  * scs_vault_refresh may install a new keyring; state is swapped under a
  * rwlock, and arrays handed out by scs_vault_name_keys stay valid until
- * scs_vault_close (old generations are kept, they are small). */
+ * scs_vault_close (old generations are kept, they are small).  Refreshes
+ * (the mount's refresher thread, its upload hook, a re-home) take turns. */
 #include "scs/vault.h"
 #include "scs/config.h"
 #include "scs/identity.h"
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOT_MEMBER_MSG "you are not a member of this group; ask an admin to run " \
@@ -46,8 +48,13 @@ struct scs_vault {
 	uint8_t root_id[SCS_DIR_ID_LEN];
 	char group_fpr[SCS_FPR_TEXT_LEN];
 	scs_keyctx kc;
+	scs_keyctx kc_own;                      /* scs_vault_keyctx_own */
 	scs_seen *seen;                         /* NULL: no memory of versions */
 	pthread_rwlock_t lock;
+	/* Looks at the keyring, one at a time; the start of the last one that
+	 * succeeded (scs_vault_clock). */
+	pthread_mutex_t rmu;
+	uint64_t looked;
 };
 
 static void vstate_free(struct vstate *s)
@@ -92,15 +99,30 @@ static int kc_epoch_key(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
 	return rc;
 }
 
-static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
-			 uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why)
+/* The key of any epoch held, retired ones too (scs_vault_keyctx_own). */
+static int kc_epoch_key_held(void *arg, uint32_t epoch, uint8_t key[SCS_KEY_LEN])
 {
 	scs_vault *v = arg;
+	int rc = -ENOKEY;
+	pthread_rwlock_rdlock(&v->lock);
+	if (v->st->keys && epoch >= 1 && epoch <= v->st->nkeys) {
+		memcpy(key, v->st->keys[epoch - 1], SCS_KEY_LEN);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&v->lock);
+	return rc;
+}
+
+/* own: a header of a retired epoch is accepted if this identity signed it. */
+static int writer_pub(scs_vault *v, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
+		      uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why, int own)
+{
 	const struct scs_member *m;
 	const struct scs_kr_entry *removal;
 	int rc;
 	pthread_rwlock_rdlock(&v->lock);
-	if (h->epoch < v->st->kr->retired_below) {
+	if (h->epoch < v->st->kr->retired_below &&
+	    !(own && scs_ct_equal(fpr, v->id->fpr, SCS_FPR_LEN))) {
 		rc = -EKEYREVOKED;         /* nobody writes in a retired epoch */
 	} else {
 		rc = scs_keyring_header_writer(v->st->kr, fpr, h, &m, &removal);
@@ -112,6 +134,18 @@ static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_he
 	}
 	pthread_rwlock_unlock(&v->lock);
 	return rc;
+}
+
+static int kc_writer_pub(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
+			 uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why)
+{
+	return writer_pub(arg, fpr, h, pub, why, 0);
+}
+
+static int kc_writer_pub_own(void *arg, const uint8_t fpr[SCS_FPR_LEN], const scs_header *h,
+			     uint8_t pub[SCS_ED25519_PUB_LEN], scs_err *why)
+{
+	return writer_pub(arg, fpr, h, pub, why, 1);
 }
 
 static int kc_observe(void *arg, const scs_header *h, const char *where, int ours,
@@ -298,6 +332,7 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 	if (!v)
 		return scs_err_set(err, -ENOMEM, "out of memory");
 	pthread_rwlock_init(&v->lock, NULL);
+	pthread_mutex_init(&v->rmu, NULL);
 	v->public_only = o && o->public_only;
 
 	/* 1. the folder exists and is readable */
@@ -357,6 +392,10 @@ int scs_vault_open(const char *remote, const struct scs_vault_opts *o,
 		v->kc.observe = kc_observe;
 	v->kc.self_fpr = v->id->fpr;
 	v->kc.sign_key = v->public_only ? NULL : v->id->ed25519;
+	v->kc_own = v->kc;
+	v->kc_own.epoch_key = kc_epoch_key_held;
+	v->kc_own.writer_pub = kc_writer_pub_own;
+	v->looked = scs_vault_clock();
 	*out = v;
 	return 0;
 fail:
@@ -375,14 +414,43 @@ void scs_vault_close(scs_vault *v)
 	scs_seen_close(v->seen);
 	scs_identity_free(v->id);
 	pthread_rwlock_destroy(&v->lock);
+	pthread_mutex_destroy(&v->rmu);
 	free(v);
+}
+
+uint64_t scs_vault_clock(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int refresh_locked(scs_vault *v, scs_err *err);
+
+int scs_vault_refresh_since(scs_vault *v, uint64_t since, scs_err *err)
+{
+	scs_err_clear(err);
+	pthread_mutex_lock(&v->rmu);
+	int rc = 0;
+	if (v->looked < since) {
+		uint64_t start = scs_vault_clock();
+		rc = refresh_locked(v, err);
+		if (rc == 0)
+			v->looked = start;
+	}
+	pthread_mutex_unlock(&v->rmu);
+	return rc;
 }
 
 int scs_vault_refresh(scs_vault *v, scs_err *err)
 {
+	return scs_vault_refresh_since(v, UINT64_MAX, err);
+}
+
+static int refresh_locked(scs_vault *v, scs_err *err)
+{
 	char next[64];
 	struct scs_attr a;
-	scs_err_clear(err);
 	/* Cheap test first: is there an entry after the one we have? */
 	pthread_rwlock_rdlock(&v->lock);
 	uint32_t seq = v->st->kr->seq;
@@ -432,6 +500,11 @@ scs_backend *scs_vault_backend(scs_vault *v)
 const scs_keyctx *scs_vault_keyctx(scs_vault *v)
 {
 	return &v->kc;
+}
+
+const scs_keyctx *scs_vault_keyctx_own(scs_vault *v)
+{
+	return &v->kc_own;
 }
 
 const uint8_t *scs_vault_root_dir_id(scs_vault *v)

@@ -89,6 +89,7 @@ struct node {
 };
 
 #define FS_ABANDONED_MAX 16
+#define FS_HELD_MAX 64
 
 struct fs {
 	scs_vault *vault;
@@ -96,6 +97,10 @@ struct fs {
 	const scs_keyctx *k;
 	scs_dirctx *d;
 	struct fuse_session *se;
+	/* This member's own writes not sent yet (upload.c): k and d that also
+	 * open what this identity wrote in an epoch retired since. */
+	const scs_keyctx *own_k;
+	scs_dirctx *own_d;
 
 	double entry_timeout;
 	double attr_timeout;
@@ -113,6 +118,12 @@ struct fs {
 		char *rpath;
 		time_t at;
 	} abandoned[FS_ABANDONED_MAX];
+
+	/* Objects (back-end inodes) last sealed by a file open for writing
+	 * since before this mount learned of a newer epoch (upload.c). */
+	pthread_mutex_t held_mu;
+	uint64_t held[FS_HELD_MAX];
+	unsigned nheld;
 
 	pthread_mutex_t tl;
 	struct node **hash;
@@ -147,6 +158,18 @@ void node_renamed(struct fs *fs, uint64_t bino, struct node *op, const char *ost
 		  struct node *np, const char *nstored, const char *nplain);
 /* bino changed (a symlink re-created by a rename across directories). */
 void node_rehash(struct fs *fs, uint64_t old_bino, uint64_t new_bino);
+/* The entry at remote path from is now to, in the same directory (plain:
+ * its plaintext name now, NULL: unchanged), and its object's inode is bino
+ * (0: unchanged).  For changes the core made on its own (upload.c); a
+ * no-op for an entry the table does not know, or after the unmount. */
+void node_moved(struct fs *fs, const char *from, const char *to, const char *plain,
+		uint64_t bino);
+/* The id of the directory at remote path rpath, if the table has it
+ * loaded: 0, else -ENOENT. */
+int node_dir_id_at(struct fs *fs, const char *rpath, uint8_t id[SCS_DIR_ID_LEN]);
+/* Plaintext path ("/a/b") of the node at remote path rpath, if the table
+ * has it: 0, else -ENOENT. */
+int node_display_at(struct fs *fs, const char *rpath, char *out, size_t cap);
 /* The object of n is as the kernel last knew it (keep_cache at open). */
 int node_known(struct fs *fs, struct node *n, const struct scs_attr *a);
 /* Record a (may be NULL) as what the kernel knows now; open: whether files
@@ -182,10 +205,33 @@ struct fs_rehomed {
 	char name[SCS_NAME_MAX + 1];
 };
 int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out);
+/* A new object at dst (a path prepared by scs_dir_prepare_name or
+ * scs_dir_conflict_name, or replace: an existing object of ours) holding
+ * the plaintext of src, under the current epoch: written beside dst under
+ * a temporary name, then renamed to it (never over an existing entry
+ * unless replace).  keep: the new file stays open (*keep), else it is
+ * closed.  0 or a negative errno (nothing made). */
+int fs_copy_to(struct fs *fs, scs_file *src, const char *dst, uint32_t mode, const char *disp,
+	       int replace, scs_file **keep);
 void fs_rehome_notify(struct fs *fs, struct fs_rehomed *x);
 /* The object at rpath was re-homed: 1 (once), else 0. */
 int fs_abandoned(struct fs *fs, const char *rpath);
 void fs_abandoned_free(struct fs *fs);
+
+/* upload.c: a remote back end's queued uploads of this mount's writes go
+ * out in the group's current epoch (backend.h, hooks.upload).
+ * fs_keyring_fresh: the vault's view of the keyring from a look that began
+ * at or after since (scs_vault_clock), looking now if need be; the name-key
+ * caches follow a change.  0, or the look's error when it failed for want
+ * of the remote (then nothing is known); a refused keyring is logged and
+ * the view kept (0).
+ * fs_held: n's object was just sealed by a file open for writing since
+ * before the mount learned of a newer epoch (rehome.c): that file keeps its
+ * epoch until its next open (README), its queued upload too. */
+#define FS_FRESH_NS UINT64_C(2000000000)
+int fs_keyring_fresh(struct fs *fs, uint64_t since);
+void fs_held(struct fs *fs, uint64_t bino);
+int fs_upload(void *arg, const struct scs_be_upload *u);
 
 /* ops.c */
 extern const struct fuse_lowlevel_ops scsfs_ops;

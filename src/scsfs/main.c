@@ -683,7 +683,11 @@ int main(int argc, char *argv[])
 	fs.writeback = o.writeback && !o.ro;
 	fs.readonly = o.ro;
 	fs.foreground = o.foreground;
+	fs.own_k = scs_vault_keyctx_own(fs.vault);
+	pthread_mutex_init(&fs.held_mu, NULL);
 	r = scs_dir_new(fs.be, fs.k, scs_vault_root_dir_id(fs.vault), &fs.d);
+	if (!r)
+		r = scs_dir_new(fs.be, fs.own_k, scs_vault_root_dir_id(fs.vault), &fs.own_d);
 	if (r) {
 		fail("cannot set up the folder: %s", strerror(-r));
 		goto out_se;
@@ -697,12 +701,14 @@ int main(int argc, char *argv[])
 		goto out_se;
 	}
 	/* Remote back ends: name conflict copies after this member; drop what
-	 * others changed from our caches (the feed starts after the fork). */
+	 * others changed from our caches (the feed starts after the fork); what
+	 * the upload queue sends goes out in the current epoch (upload.c). */
 	const struct scs_member *me = scs_keyring_member(scs_vault_keyring(fs.vault), fs.k->self_fpr);
 	snprintf(fs.self_name, sizeof fs.self_name, "%s", me ? me->name : "");
 	fs.be->hooks.arg = &fs;
 	fs.be->hooks.conflict_name = fs_conflict_name;
 	fs.be->hooks.changed = fs_remote_changed;
+	fs.be->hooks.upload = fs_upload;
 
 	umask(0);    /* the kernel already applied the caller's umask */
 	if (fuse_set_signal_handlers(se) != 0) {
@@ -774,6 +780,8 @@ out_se:
 	fs_abandoned_free(&fs);
 	if (fs.d)
 		scs_dir_free(fs.d);
+	if (fs.own_d)
+		scs_dir_free(fs.own_d);
 	fuse_opt_free_args(&args);
 	for (int i = 0; i < o.npos && i < 3; i++)
 		free(o.pos[i]);

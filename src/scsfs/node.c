@@ -405,18 +405,23 @@ void node_renamed(struct fs *fs, uint64_t bino, struct node *op, const char *ost
 	pthread_mutex_unlock(&fs->tl);
 }
 
+/* n's object is now new_bino (another node of that number leaves).  tl held. */
+static void rehash_locked(struct fs *fs, struct node *n, uint64_t new_bino)
+{
+	hash_remove(fs, n);
+	struct node *other = hash_find(fs, new_bino);
+	if (other)
+		hash_remove(fs, other);
+	n->bino = new_bino;
+	hash_insert(fs, n);
+}
+
 void node_rehash(struct fs *fs, uint64_t old_bino, uint64_t new_bino)
 {
 	pthread_mutex_lock(&fs->tl);
 	struct node *n = hash_find(fs, old_bino);
-	if (n) {
-		hash_remove(fs, n);
-		struct node *other = hash_find(fs, new_bino);
-		if (other)
-			hash_remove(fs, other);
-		n->bino = new_bino;
-		hash_insert(fs, n);
-	}
+	if (n)
+		rehash_locked(fs, n, new_bino);
 	pthread_mutex_unlock(&fs->tl);
 }
 
@@ -597,6 +602,55 @@ static struct node *node_at(struct fs *fs, const char *p, size_t len, int *link)
 	return NULL;
 }
 
+void node_moved(struct fs *fs, const char *from, const char *to, const char *plain,
+		uint64_t bino)
+{
+	const char *stored = strrchr(to, '/') ? strrchr(to, '/') + 1 : to;
+	int link = -1;
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = fs->hash ? node_at(fs, from, strlen(from), &link) : NULL;
+	if (n && strcmp(from, to)) {
+		struct nlink nl;
+		struct nlink *l = &n->links[link];
+		if (link_set(&nl, l->parent, stored, plain ? plain : l->plain) == 0) {
+			struct nlink old = *l;
+			*l = nl;
+			link_clear(fs, &old);
+		}
+	}
+	if (n && bino && bino != n->bino)
+		rehash_locked(fs, n, bino);
+	pthread_mutex_unlock(&fs->tl);
+}
+
+int node_dir_id_at(struct fs *fs, const char *rpath, uint8_t id[SCS_DIR_ID_LEN])
+{
+	int link = -1, r = -ENOENT;
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = fs->hash ? node_at(fs, rpath, strlen(rpath), &link) : NULL;
+	/* (not waiting for n->mu under tl: whoever holds it may be reading it) */
+	if (n && S_ISDIR(n->type) && pthread_mutex_trylock(&n->mu) == 0) {
+		if (n->have_id) {
+			memcpy(id, n->dir_id, SCS_DIR_ID_LEN);
+			r = 0;
+		}
+		pthread_mutex_unlock(&n->mu);
+	}
+	pthread_mutex_unlock(&fs->tl);
+	return r;
+}
+
+int node_display_at(struct fs *fs, const char *rpath, char *out, size_t cap)
+{
+	int link = -1, r = -ENOENT;
+	pthread_mutex_lock(&fs->tl);
+	struct node *n = fs->hash ? node_at(fs, rpath, strlen(rpath), &link) : NULL;
+	if (n && link == 0)
+		r = build_path(fs, n, 1, out, cap);
+	pthread_mutex_unlock(&fs->tl);
+	return r;
+}
+
 /* Collect what path concerns: its node (if any) and its parent.  tl held. */
 static void collect_path(struct fs *fs, const char *path, struct inval_list *l)
 {
@@ -721,5 +775,6 @@ int fs_conflict_name(void *arg, const char *path, char *out, size_t cap)
 	struct fs *fs = arg;
 	if (fs_abandoned(fs, path))
 		return -ECANCELED;       /* its content lives on in another object */
-	return scs_dir_conflict_name(fs->d, path, fs->self_name, time(NULL), out, cap);
+	/* (fs->own_d: the name of an entry of ours may be in a retired epoch) */
+	return scs_dir_conflict_name(fs->own_d, path, fs->self_name, time(NULL), out, cap);
 }

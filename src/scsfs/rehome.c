@@ -10,23 +10,35 @@
  * both, as for any edit that crossed another change: the pass cannot tell
  * us whether the re-keyed file is still our base), and the open file goes
  * on there.  The old object's queued upload is dropped (fs_conflict_name
- * answers -ECANCELED for it). */
+ * answers -ECANCELED for it).
+ *
+ * Also gdrive: a file open for writing whose epoch was retired while it was
+ * open, and whose object no pass replaced (a new file: the pass cannot see
+ * it before its first upload) can no longer be sealed (its epoch key is
+ * refused).  Its content moves, before the seal, to a new object of the
+ * current epoch that replaces the old one (the same file: nobody else has
+ * it), and the open file goes on there.  A file open for writing in an
+ * older epoch that is not retired keeps its key until its next open
+ * (README); its seals are noted (fs_held) so that its queued upload goes
+ * out in that epoch too (upload.c). */
 #include "fs.h"
 
 #include "scs/b64.h"
 #include "scs/crypto.h"
 #include "scs/dir.h"
 #include "scs/file.h"
+#include "scs/keyring.h"
 #include "scs/log.h"
+#include "scs/rekey.h"
 #include "scs/vault.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#define COPY_BUF (256u << 10)
 #define ABANDONED_TTL 3600       /* s: an old object's upload runs long before */
 
 /* The current place of the plaintext path disp ("/docs/a.txt"): its
@@ -112,45 +124,68 @@ static int rekeyed_away(struct fs *fs, struct node *n, scs_file *f, const char *
 	if (r < 0 && r != -ENOENT)
 		return 0;
 	uint32_t ep = scs_file_epoch(f);
-	if (ep >= scs_vault_epoch(fs->vault)) {
-		/* The mount may not have seen the new epoch yet (keyring_refresh). */
-		scs_err err;
-		uint32_t before = scs_vault_epoch(fs->vault);
-		if (scs_vault_refresh(fs->vault, &err) < 0)
-			return 0;
-		if (scs_vault_epoch(fs->vault) != before)
-			scs_dir_forget_keys(fs->d);
-	}
+	/* The mount may not have seen the new epoch yet (keyring_refresh). */
+	if (ep >= scs_vault_epoch(fs->vault) && fs_keyring_fresh(fs, scs_vault_clock()) < 0)
+		return 0;
 	/* Not a re-key: removed or replaced by a member (the usual conflict
 	 * handling of the back end applies). */
 	return ep < scs_vault_epoch(fs->vault);
 }
 
-/* Copy f's plaintext into nf. */
-static int copy_plain(scs_file *f, scs_file *nf)
+int fs_copy_to(struct fs *fs, scs_file *src, const char *dst, uint32_t mode, const char *disp,
+	       int replace, scs_file **keep)
 {
-	uint8_t *buf = malloc(COPY_BUF);
-	if (!buf)
-		return -ENOMEM;
-	uint64_t size = scs_file_size(f);
-	int r = 0;
-	for (uint64_t off = 0; off < size && !r;) {
-		size_t want = size - off < COPY_BUF ? (size_t)(size - off) : COPY_BUF;
-		ssize_t k = scs_file_pread(f, buf, want, off);
-		if (k <= 0) {
-			r = k < 0 ? (int)k : -EIO;
-			break;
-		}
-		ssize_t w = scs_file_pwrite(nf, buf, (size_t)k, off);
-		if (w != k)
-			r = w < 0 ? (int)w : -EIO;
-		off += (uint64_t)k;
+	char tmp[SCS_RPATH_MAX + 32], hex[17];
+	uint8_t rnd[8];
+	scs_file *nf = NULL;
+	int r = scs_random(rnd, sizeof rnd);
+	if (r == 0) {
+		scs_hex_encode(rnd, sizeof rnd, hex);
+		if ((size_t)snprintf(tmp, sizeof tmp, "%s" SCS_TMP_INFIX "%s", dst, hex) >= sizeof tmp)
+			r = -ENAMETOOLONG;
 	}
-	if (!r && scs_file_size(nf) < size)
-		r = scs_file_truncate(nf, size);
-	scs_cleanse(buf, COPY_BUF);
-	free(buf);
+	if (r == 0)
+		r = scs_file_create(fs->be, tmp, mode & 07777, fs->k, disp, &nf);
+	if (r == 0 && (r = scs_rekey_copy(src, nf)) == 0 && (r = scs_file_flush(nf)) == 0)
+		r = scs_be_rename(fs->be, tmp, dst, replace ? 0 : RENAME_NOREPLACE);
+	if (r < 0) {
+		if (nf) {
+			scs_file_discard(nf);
+			scs_be_unlink(fs->be, tmp);
+		}
+		return r;
+	}
+	if (keep)
+		*keep = nf;
+	else
+		r = scs_file_close(nf);
 	return r;
+}
+
+/* The open file f of n, whose epoch was retired, moved to a new object of
+ * the current epoch in place of its own (rpath).  n->frw held (write). */
+static int move_retired(struct fs *fs, struct node *n, scs_file *f, const char *rpath,
+			const char *disp)
+{
+	scs_file *nf;
+	uint32_t ep = scs_file_epoch(f);
+	int r = fs_copy_to(fs, f, rpath, n->attr.mode, disp, 1, &nf);
+	if (r < 0) {
+		scs_log(SCS_LOG_ERR, "%s: its epoch %u was retired while it was open here, and what "
+			"it holds cannot be moved to the current epoch (%s); keep the program that "
+			"has it open running and save it again under another name", disp,
+			(unsigned)ep, strerror(-r));
+		return -EIO;
+	}
+	scs_file_discard(f);
+	n->file = nf;
+	struct scs_attr a;
+	if (scs_be_stat(fs->be, rpath, &a) == 0)
+		node_rehash(fs, n->bino, a.ino);
+	scs_log(SCS_LOG_WARN, "%s: epoch %u was retired while this file was open here; what it "
+		"holds moved to epoch %u (a fresh key) before it was written back", disp,
+		(unsigned)ep, (unsigned)scs_file_epoch(nf));
+	return 0;
 }
 
 int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out)
@@ -166,15 +201,30 @@ int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out)
 	char rpath[SCS_RPATH_MAX], disp[SCS_RPATH_MAX];
 	if (node_rpath(fs, n, rpath, sizeof rpath) < 0)
 		return 0;                /* unlinked here: nothing to keep it beside */
+	struct scs_backend_opts bo;
+	scs_backend_get_opts(&bo);
+	if (bo.sync_upload)          /* (the upload waits for Drive anyway) */
+		fs_keyring_fresh(fs, scs_vault_clock() - FS_FRESH_NS);
 	pthread_rwlock_wrlock(&n->frw);   /* no write goes on meanwhile */
 	scs_file *f = n->file, *nf = NULL;
 	int r = 0;
-	if (!f || !n->writable || !rekeyed_away(fs, n, f, rpath))
+	if (!f || !n->writable)
 		goto out;
+	uint32_t ep = scs_file_epoch(f);
+	int away = rekeyed_away(fs, n, f, rpath);
+	if (!away && ep >= scs_vault_keyring(fs->vault)->retired_below) {
+		if (ep < scs_vault_epoch(fs->vault))
+			fs_held(fs, n->bino);   /* sealed in its epoch (README) */
+		goto out;
+	}
 	node_display(fs, n, disp, sizeof disp);
+	if (!away) {
+		r = move_retired(fs, n, f, rpath, disp);
+		goto out;
+	}
 	char dpath[SCS_RPATH_MAX], name[SCS_NAME_MAX + 1], cur[SCS_RPATH_MAX];
-	char dst[SCS_RPATH_MAX], tmp[SCS_RPATH_MAX + 32], hex[17];
-	uint8_t id[SCS_DIR_ID_LEN], rnd[8];
+	char dst[SCS_RPATH_MAX];
+	uint8_t id[SCS_DIR_ID_LEN];
 	r = resolve_plain(fs, disp, dpath, sizeof dpath, id, name);
 	if (r == 0) {
 		/* beside the re-keyed file; if it is gone too, under its own name */
@@ -184,26 +234,11 @@ int fs_rehome(struct fs *fs, struct node *n, struct fs_rehomed *out)
 						  sizeof dst);
 		else if (r == -ENOENT)
 			r = scs_dir_prepare_name(fs->d, dpath, id, name, dst, sizeof dst);
+		if (r == 0 && (r = fs_copy_to(fs, f, dst, n->attr.mode, disp, 0, &nf)) < 0 &&
+		    r != -EEXIST)
+			scs_dir_drop_name(fs->d, dst);   /* (dst's side object was prepared) */
 	}
-	int named = r == 0;          /* dst prepared (a long name's side object written) */
-	if (r == 0)
-		r = scs_random(rnd, sizeof rnd);
-	if (r == 0) {
-		scs_hex_encode(rnd, sizeof rnd, hex);
-		if ((size_t)snprintf(tmp, sizeof tmp, "%s" SCS_TMP_INFIX "%s", dst, hex) >= sizeof tmp)
-			r = -ENAMETOOLONG;
-	}
-	if (r == 0)
-		r = scs_file_create(fs->be, tmp, n->attr.mode & 07777, fs->k, disp, &nf);
-	if (r == 0 && (r = copy_plain(f, nf)) == 0 && (r = scs_file_flush(nf)) == 0)
-		r = scs_be_rename(fs->be, tmp, dst, 1);          /* RENAME_NOREPLACE */
 	if (r < 0) {
-		if (nf) {
-			scs_file_discard(nf);
-			scs_be_unlink(fs->be, tmp);
-		}
-		if (named && r != -EEXIST)
-			scs_dir_drop_name(fs->d, dst);
 		scs_log(SCS_LOG_ERR, "%s: re-keyed by another pass while open here, and what was "
 			"written since cannot be moved to the current epoch (%s); keep the program "
 			"that has it open running and save it again under another name",

@@ -507,6 +507,7 @@ def test_admin_mount_pass_shows_progress(group):
     va.mount(foreground=True, args=["-o", "keyring_refresh=1"], env={"SCSFS_REKEY_PAUSE": "1"})
     try:
         fill(va)
+        va.uploaded()     # (gdrive: else the uploads move them, README "Re-key")
         alice.ctl("member", "remove", "bob")
         seen = []
         deadline = time.monotonic() + 60
@@ -794,6 +795,7 @@ def test_norekey_mount_does_not_rekey(group):
     va.mount(foreground=True, args=["-o", "keyring_refresh=1,norekey"])
     try:
         fill(va)
+        va.uploaded()     # (gdrive: else the uploads move them, README "Re-key")
         alice.ctl("member", "remove", "bob")
         time.sleep(3)
         assert "re-key" not in va.log()
@@ -813,6 +815,7 @@ def test_a_members_mount_never_rekeys(group):
     vb.mount(foreground=True, args=["-o", "keyring_refresh=1"])
     try:
         fill(vb)
+        vb.uploaded()     # (gdrive: else the uploads move them, README "Re-key")
         alice.ctl("member", "remove", "carol")
         eventually(lambda: "now at epoch 2" in vb.log(), 20, "bob's mount to see epoch 2")
         time.sleep(3)
@@ -832,6 +835,7 @@ def test_lazy_removal_starts_no_background_pass(group):
     va.mount(foreground=True, args=["-o", "keyring_refresh=1"])
     try:
         before = fill(va)
+        va.uploaded()     # (gdrive: else the uploads move them, README "Re-key")
         r = alice.ctl("member", "remove", "bob", "--lazy")
         assert "re-key is lazy" in r.stdout, r.stdout
         time.sleep(4)           # four refreshes of alice's mount

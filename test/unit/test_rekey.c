@@ -4,7 +4,8 @@
  * again until it converges; contents identical, everything in epoch 2,
  * stale temporaries removed; then the retire entry and its rules (admin
  * only, the bound only rises, never past the current epoch) and the vault
- * refusing the retired epoch. */
+ * refusing the retired epoch; and a member's own queued writes moved to
+ * the current epoch after theirs was retired. */
 #include "unit.h"
 
 #include "scs/config.h"
@@ -267,6 +268,165 @@ static void progress_record(const uint8_t *root)
 	unlink(path);
 }
 
+/* A copy of the object at rp in a file of its own (what an upload queue
+ * would send): its descriptor (unlinked), *size, and its header. */
+static int snapshot(const char *rp, uint64_t *size, uint8_t hb[SCS_HEADER_SIZE])
+{
+	char path[4200];
+	scs_obj *o = NULL;
+	struct scs_attr a;
+	snprintf(path, sizeof path, "%s/snapshot", tmp);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlink(path);
+	CHECK(fd >= 0);
+	CHECK_EQ(scs_be_open(be, rp, O_RDONLY, 0, &o), 0);
+	if (fd < 0 || !o)
+		return -1;
+	CHECK_EQ(scs_obj_fstat(o, &a), 0);
+	uint8_t *buf = malloc(a.size);
+	CHECK_EQ(scs_obj_pread(o, buf, a.size, 0), (long long)a.size);
+	CHECK_EQ(pwrite(fd, buf, a.size, 0), (long long)a.size);
+	memcpy(hb, buf, SCS_HEADER_SIZE);
+	*size = a.size;
+	free(buf);
+	scs_obj_close(o);
+	return fd;
+}
+
+/* This member's own writes after their epoch was retired (a gdrive: upload
+ * queued before the mount saw the new keyring): scs_vault_keyctx_own opens
+ * them, nobody else's; scs_rekey_open_fd reads the queued bytes (and
+ * refuses damaged ones); scs_rekey_own moves exactly the queued version;
+ * scs_rekey_name re-encrypts a name of an older epoch (never over an
+ * existing entry); scs_rekey_link a link's target. */
+static void own_writes(const uint8_t *root, const scs_identity *me, const scs_identity *other)
+{
+	scs_err err = { 0 };
+	const scs_keyctx *own = scs_vault_keyctx_own(v);
+	char rp[SCS_RPATH_MAX], lrp[SCS_RPATH_MAX], drp[SCS_RPATH_MAX], out[SCS_RPATH_MAX];
+	char plain[SCS_NAME_MAX + 1], lname[200];
+	uint8_t buf[40000], hb[SCS_HEADER_SIZE], key[SCS_KEY_LEN], pub[32];
+	for (size_t i = 0; i < sizeof buf; i++)
+		buf[i] = (uint8_t)(i * 13);
+	memset(lname, 'Q', 190);
+	snprintf(lname + 190, 10, ".txt");
+	uint32_t was = scs_vault_epoch(v);
+	write_file("", root, "queued", buf, sizeof buf);
+	write_file("", root, lname, buf, 100);
+	write_file("", root, "taken", buf, 10);
+	CHECK_EQ(scs_dir_lookup(d, "", root, "queued", rp, sizeof rp, NULL), 0);
+	CHECK_EQ(scs_dir_lookup(d, "", root, lname, lrp, sizeof lrp, NULL), 0);
+	CHECK_EQ(scs_dir_lookup(d, "", root, "taken", drp, sizeof drp, NULL), 0);
+	uint64_t size = 0;
+	int fd = snapshot(rp, &size, hb);
+	char lnk[SCS_RPATH_MAX], stored[SCS_SYMLINK_ENC_BUF], target[SCS_SYMLINK_MAX + 1];
+	CHECK_EQ(scs_dir_symlink(d, "", root, "lnk", "queued", lnk, sizeof lnk), 0);
+	CHECK(scs_be_readlink(be, lnk, stored, sizeof stored) > 0);
+	/* A new epoch, and the one they were written in retired. */
+	struct scs_kr_change rot = { .kind = SCS_KR_ROTATE };
+	struct scs_kr_change ret = { .kind = SCS_KR_RETIRE, .retire_below = was + 1 };
+	CHECK_EQ(change(me, &rot, &err), 0);
+	CHECK_EQ(change(me, &ret, &err), 0);
+	CHECK_EQ(scs_vault_refresh(v, &err), 0);
+	scs_dir_forget_keys(d);
+	CHECK_EQ(scs_vault_epoch(v), was + 1);
+	write_file("", root, "taken", buf, 20);    /* that name, in the new epoch */
+
+	CHECK_EQ(kc->epoch_key(kc->arg, was, key), -EKEYREVOKED);
+	CHECK_EQ(own->epoch_key(own->arg, was, key), 0);
+	scs_header h = { .epoch = was };
+	CHECK_EQ(own->writer_pub(own->arg, me->fpr, &h, pub, NULL), 0);
+	CHECK_EQ(own->writer_pub(own->arg, other->fpr, &h, pub, NULL), -EKEYREVOKED);
+	CHECK_EQ(kc->writer_pub(kc->arg, me->fpr, &h, pub, NULL), -EKEYREVOKED);
+
+	/* The queued bytes: read with this member's keys only, whole. */
+	scs_file *f = NULL;
+	CHECK_EQ(scs_rekey_open_fd(fd, size, rp, kc, "queued", &f, &err), -EACCES);
+	CHECK_EQ(scs_rekey_open_fd(fd, size, rp, own, "queued", &f, &err), 0);
+	if (f) {
+		uint8_t back[sizeof buf];
+		CHECK_EQ(scs_file_size(f), sizeof buf);
+		CHECK_EQ(scs_file_pread(f, back, sizeof back, 0), (long long)sizeof back);
+		CHECK_MEM(back, buf, sizeof buf);
+		scs_file_close(f);
+	}
+	uint8_t c;
+	CHECK_EQ(pread(fd, &c, 1, (off_t)size - 3), 1);
+	c ^= 1;
+	CHECK_EQ(pwrite(fd, &c, 1, (off_t)size - 3), 1);
+	f = NULL;
+	CHECK_EQ(scs_rekey_open_fd(fd, size, rp, own, "queued", &f, &err), -EBADMSG);
+	CHECK(f == NULL);
+	close(fd);
+
+	/* Moved only as the version queued. */
+	struct scs_attr na;
+	uint8_t other_hb[SCS_HEADER_SIZE];
+	memcpy(other_hb, hb, sizeof other_hb);
+	other_hb[100] ^= 1;
+	CHECK_EQ(scs_rekey_own(be, own, rp, "queued", other_hb, &na, &err), 0);
+	CHECK_EQ(scs_rekey_file(be, kc, rp, "queued", 0, &na, &err), -EACCES);
+	CHECK_EQ(scs_rekey_own(be, own, rp, "queued", hb, &na, &err), 1);
+	CHECK_EQ(scs_rekey_own(be, own, rp, "queued", hb, &na, &err), 0);   /* done */
+	scs_file *g = NULL;
+	CHECK_EQ(scs_file_open(be, rp, 0, kc, "queued", &g), 0);
+	if (g) {
+		uint8_t back[sizeof buf];
+		CHECK_EQ(scs_file_epoch(g), was + 1);
+		CHECK_EQ(scs_file_pread(g, back, sizeof back, 0), (long long)sizeof back);
+		CHECK_MEM(back, buf, sizeof buf);
+		scs_file_close(g);
+	}
+
+	/* A link's target: with this member's keys, and only if it is there. */
+	CHECK_EQ(scs_dir_readlink(d, lnk, root, target), -EACCES);
+	CHECK_EQ(scs_rekey_link(be, kc, lnk, root, stored), -EACCES);
+	char gone[SCS_RPATH_MAX + 8];
+	snprintf(gone, sizeof gone, "%s-gone", lnk);
+	CHECK_EQ(scs_rekey_link(be, own, gone, root, stored), 0);
+	CHECK_EQ(scs_be_stat(be, gone, &na), -ENOENT);
+	CHECK_EQ(scs_rekey_link(be, own, lnk, root, stored), 1);
+	CHECK_EQ(scs_dir_readlink(d, lnk, root, target), 6);
+	CHECK(strcmp(target, "queued") == 0);
+	char now_stored[SCS_SYMLINK_ENC_BUF];
+	CHECK(scs_be_readlink(be, lnk, now_stored, sizeof now_stored) > 0);
+	CHECK_EQ(scs_rekey_link(be, own, lnk, root, now_stored), 0);
+
+	/* Names: old ones re-encrypted, current and temporary ones left. */
+	scs_dirctx *od = NULL;
+	CHECK_EQ(scs_dir_new(be, own, root, &od), 0);
+	CHECK_EQ(scs_rekey_name(be, own, od, "", root, rp, plain, out, sizeof out), 1);
+	CHECK(strcmp(plain, "queued") == 0 && strcmp(out, rp) != 0);
+	char now[SCS_RPATH_MAX];
+	CHECK_EQ(scs_dir_lookup(d, "", root, "queued", now, sizeof now, NULL), 0);
+	CHECK(strcmp(now, out) == 0);
+	CHECK_EQ(scs_rekey_name(be, own, od, "", root, out, plain, now, sizeof now), 0);
+	CHECK(strcmp(now, out) == 0);
+	CHECK_EQ(scs_rekey_name(be, own, od, "", root, lrp, plain, out, sizeof out), 1);
+	CHECK(strcmp(plain, lname) == 0);
+	char side[SCS_RPATH_MAX + 8];
+	struct scs_attr a;
+	snprintf(side, sizeof side, "%s" SCS_LONG_SUFFIX, lrp);
+	CHECK_EQ(scs_be_stat(be, side, &a), -ENOENT);   /* the old one's side object went */
+	CHECK_EQ(scs_dir_lookup(d, "", root, lname, now, sizeof now, NULL), 0);
+	CHECK(strcmp(now, out) == 0);
+	CHECK_EQ(scs_rekey_name(be, own, od, "", root, drp, plain, out, sizeof out), -EEXIST);
+	CHECK(strcmp(out, drp) == 0);
+	CHECK_EQ(scs_be_stat(be, drp, &a), 0);          /* left where it was */
+	char tmpn[SCS_RPATH_MAX + 40];
+	snprintf(tmpn, sizeof tmpn, "%s" SCS_TMP_INFIX "0123456789abcdef", drp);
+	CHECK_EQ(scs_rekey_name(be, own, od, "", root, tmpn, plain, out, sizeof out), 0);
+	scs_dir_free(od);
+
+	/* A look at the keyring begun since a given moment is not repeated:
+	 * the entry written after the last look shows only with a later one. */
+	CHECK_EQ(change(me, &rot, &err), 0);
+	CHECK_EQ(scs_vault_refresh_since(v, 0, &err), 0);
+	CHECK_EQ(scs_vault_epoch(v), was + 1);
+	CHECK_EQ(scs_vault_refresh_since(v, scs_vault_clock(), &err), 0);
+	CHECK_EQ(scs_vault_epoch(v), was + 2);
+}
+
 int main(void)
 {
 	scs_err err = { 0 };
@@ -442,6 +602,7 @@ int main(void)
 	scs_dir_forget_keys(d);
 	forged_file_blocks_retirement(root);
 	progress_record(root);
+	own_writes(root, me, bob);
 
 	scs_dir_free(d);
 	scs_vault_close(v);
