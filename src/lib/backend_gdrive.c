@@ -236,6 +236,12 @@ struct gd_be {
 	int snapping;                  /* (lock) an uploader thread writes it now */
 	struct gd_owns *own;           /* our recent namespace changes, under lock */
 	struct gd_mines *mine;         /* our new files not uploaded yet, under lock */
+	/* The folders above what was made offline, kept (keep_lock) to make
+	 * them again if someone deletes them before Drive has it; keep_run:
+	 * one bringing back at a time. */
+	pthread_mutex_t keep_lock, keep_run;
+	struct gd_keep **keep;
+	size_t nkeep;
 };
 
 struct gd_obj {
@@ -290,6 +296,10 @@ static void want_clear_locked(struct gd_be *g, struct gd_file *f, unsigned flags
 }
 
 static void file_dropped(struct gd_be *g, const char *id);
+static void keep_chain(struct gd_be *g, const char *path, const char *pid);
+static void keep_free(struct gd_be *g);
+static void keep_load(struct gd_be *g);
+static void keep_done(struct gd_be *g);
 static void files_renamed(struct gd_be *g, const char *from, const char *to);
 static void notify(struct gd_be *g, const char *path, int what);
 
@@ -4512,6 +4522,7 @@ static int open_obj(scs_backend *be, const char *path, int flags, uint32_t mode,
 			own_put(g, m->id, pid, m->name, 0, 1);
 			memo_put(g, path, m, pid);
 			scs_log(SCS_LOG_DEBUG, "gdrive: %s made offline as %s", path, m->id);
+			keep_chain(g, path, pid);
 		}
 	}
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
@@ -4914,6 +4925,7 @@ static int dir_made_here(struct gd_be *g, const char *path, const char *id, cons
 	memo_put(g, path, &f->meta, pid);
 	memo_listed(g, path);       /* (empty, and known to be) */
 	scs_log(SCS_LOG_DEBUG, "gdrive: folder %s made offline as %s", path, id);
+	keep_chain(g, path, pid);
 	return 0;
 }
 
@@ -5173,13 +5185,413 @@ static int epoch_hook(struct gd_be *g, struct gd_file *f, int when, const char *
 }
 
 /* The same for f where it is now (fd: its cache file, a link's target). */
+static int folder_gone_back(struct gd_be *g, struct gd_file *f, int once);
+
 static int epoch_hook_here(struct gd_be *g, struct gd_file *f, int when, int fd, uint64_t size,
 			   unsigned flags)
 {
+	/* (the core cannot read the id of a folder deleted on Drive meanwhile:
+	 * looked at once before, and again if the core cannot) */
+	if (when == SCS_BE_UP_CREATE)
+		(void)folder_gone_back(g, f, 1);
 	char *path = where_now(g, f);
 	int h = epoch_hook(g, f, when, path, fd, size, flags);
 	free(path);
+	if (h == -EAGAIN && when == SCS_BE_UP_CREATE && folder_gone_back(g, f, 0) == 1) {
+		path = where_now(g, f);
+		h = epoch_hook(g, f, when, path, fd, size, flags);
+		free(path);
+	}
 	return h;
+}
+
+/* ---- folders brought back ----
+ * A file, folder or link made while Drive was unreachable goes in a folder
+ * Drive has (or in one made offline too, in one Drive has).  If another
+ * member deletes that folder (or one above it) before Drive is back, its
+ * creation finds no folder to go in.  Nothing of it is to be lost: the
+ * folders are made again, with their names and .scsdir objects (the
+ * directory id the names in them are encrypted with, scsfs-format(5)), and
+ * hold only what this mount made there.  So when the first entry is made
+ * offline below a folder, the folder and those above it (their names,
+ * modes and .scsdir content, as this mount saw them) are kept in
+ * cache_dir/keep (the snapshot format, written beside then renamed) until
+ * nothing made offline waits; bringing one back is done by path and is
+ * idempotent: a folder of that name holding the same .scsdir is taken for
+ * the one brought back before (a retry, the next mount). */
+struct gd_keep {
+	char *path;
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	struct scs_gdrive_meta m;        /* the folder as seen (m.id: on Drive then) */
+	char now[SCS_GDRIVE_ID_MAX + 1]; /* its id on Drive now, once known */
+	uint8_t dirid[64];               /* its .scsdir */
+	size_t len;
+	int looked;                      /* asked Drive whether it still has it */
+};
+
+#define KEEP_MAX 4096                   /* folders kept at once */
+static const struct gd_keep k0;         /* (sizes) */
+
+static void keep_free(struct gd_be *g)
+{
+	for (size_t i = 0; i < g->nkeep; i++) {
+		free(g->keep[i]->path);
+		free(g->keep[i]);
+	}
+	free(g->keep);
+	g->keep = NULL;
+	g->nkeep = 0;
+}
+
+static void keep_file(struct gd_be *g, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/keep", g->cache_dir);
+}
+
+/* keep_lock held. */
+static struct gd_keep *keep_find(struct gd_be *g, const char *path, const char *id)
+{
+	for (size_t i = 0; i < g->nkeep; i++)
+		if (path ? !strcmp(g->keep[i]->path, path) : !strcmp(g->keep[i]->m.id, id))
+			return g->keep[i];
+	return NULL;
+}
+
+static int keep_add(struct gd_be *g, const char *path, const char *pid,
+		    const struct scs_gdrive_meta *m, const uint8_t *dirid, size_t len)
+{
+	if (g->nkeep >= KEEP_MAX || len > sizeof k0.dirid || !m->id[0])
+		return -ENOSPC;
+	struct gd_keep **n = realloc(g->keep, (g->nkeep + 1) * sizeof *n);
+	if (!n)
+		return -ENOMEM;
+	g->keep = n;
+	struct gd_keep *k = calloc(1, sizeof *k);
+	if (!k || !(k->path = strdup(path))) {
+		free(k);
+		return -ENOMEM;
+	}
+	n[g->nkeep] = k;
+	snprintf(k->pid, sizeof k->pid, "%s", pid);
+	k->m = *m;
+	memcpy(k->dirid, dirid, len);
+	k->len = len;
+	g->nkeep++;
+	return 0;
+}
+
+/* cache_dir/keep from g->keep (keep_lock held). */
+static int keep_write(struct gd_be *g)
+{
+	char path[SCS_PATH_MAX + 16];
+	keep_file(g, path, sizeof path);
+	struct scs_gdrive_snap sn;
+	struct scs_gdrive_snap_ent *x = malloc(sizeof *x);
+	int r = x ? scs_gdrive_snap_begin(&sn, g->root_id, "") : -ENOMEM;
+	for (size_t i = 0; i < g->nkeep && !r; i++) {
+		const struct gd_keep *k = g->keep[i];
+		memset(x, 0, sizeof *x);
+		snprintf(x->path, sizeof x->path, "%s", k->path);
+		strcpy(x->pid, k->pid);
+		x->m = k->m;
+		x->flags = SCS_GDRIVE_SNAP_DIR | SCS_GDRIVE_SNAP_PERM | SCS_GDRIVE_SNAP_DATA;
+		x->data = k->dirid;
+		x->len = k->len;
+		r = scs_gdrive_snap_add(&sn, x);
+	}
+	free(x);
+	if (!r)
+		r = scs_gdrive_snap_end(&sn);
+	if (!r)
+		r = scs_local_write_atomic(path, sn.buf, sn.len, 0600);
+	if (x)
+		free(sn.buf);
+	return r;
+}
+
+static int keep_load_cb(void *arg, const struct scs_gdrive_snap_ent *x)
+{
+	struct gd_be *g = arg;
+	if (!(x->flags & SCS_GDRIVE_SNAP_DIR) || !(x->flags & SCS_GDRIVE_SNAP_DATA) ||
+	    !x->path[0] || x->len > sizeof k0.dirid)
+		return 0;       /* (never written so) */
+	return keep_find(g, x->path, NULL) ? 0 : keep_add(g, x->path, x->pid, &x->m, x->data, x->len);
+}
+
+/* At mount: what an earlier one kept (before any upload runs). */
+static void keep_load(struct gd_be *g)
+{
+	char path[SCS_PATH_MAX + 16];
+	keep_file(g, path, sizeof path);
+	uint8_t *data = NULL;
+	size_t len = 0;
+	char root[SCS_GDRIVE_ID_MAX + 1], token[SCS_GDRIVE_TOKEN_MAX + 1];
+	int r = scs_local_read(path, (size_t)KEEP_MAX * 9000 + 4096, &data, &len);
+	if (r == -ENOENT)
+		return;
+	pthread_mutex_lock(&g->keep_lock);
+	if (!r)
+		r = scs_gdrive_snap_parse(data, len, root, token, keep_load_cb, g);
+	if (r < 0) {
+		keep_free(g);
+		scs_log(SCS_LOG_WARN, "gdrive: %s cannot be read (%s): a folder deleted on Drive "
+			"while something made offline in it waits cannot be made again", path,
+			strerror(-r));
+	}
+	pthread_mutex_unlock(&g->keep_lock);
+	free(data);
+}
+
+/* Nothing made offline waits any more: nothing to keep. */
+static void keep_done(struct gd_be *g)
+{
+	pthread_mutex_lock(&g->keep_lock);
+	size_t n = g->nkeep;
+	pthread_mutex_unlock(&g->keep_lock);
+	if (!n && g->nworkers)
+		return;         /* (at mount: also a file that could not be read) */
+	char path[SCS_PATH_MAX + 16];
+	keep_file(g, path, sizeof path);
+	pthread_mutex_lock(&g->keep_run);     /* (entries stay while one is brought back) */
+	pthread_mutex_lock(&g->keep_lock);
+	/* (under keep_lock: an entry made offline counts before it is kept) */
+	pthread_mutex_lock(&g->lock);
+	int idle = g->nlocal == 0;
+	pthread_mutex_unlock(&g->lock);
+	if (idle && (g->nkeep || access(path, F_OK) == 0)) {
+		keep_free(g);
+		if (unlink(path) < 0 && errno != ENOENT)
+			scs_log(SCS_LOG_WARN, "gdrive: cannot remove %s: %s", path, strerror(errno));
+	}
+	pthread_mutex_unlock(&g->keep_lock);
+	pthread_mutex_unlock(&g->keep_run);
+}
+
+/* What this mount saw of the small object at path (no request). */
+static int seen_data(struct gd_be *g, const char *path, uint8_t **data, size_t *len)
+{
+	int r = memo_get_data(g, path, 64, data, len);
+	struct scs_gdrive_meta *m;
+	if (r == -EIO && (m = malloc(sizeof *m))) {
+		if (memo_get(g, path, m, NULL) == 0)
+			r = local_content(g, m->id, 64, data, len, 1);
+		free(m);
+	}
+	return r;
+}
+
+/* An entry was made offline at path, in folder pid: if Drive has that
+ * folder, it and those above it are kept (those not kept yet). */
+static void keep_chain(struct gd_be *g, const char *path, const char *pid_in)
+{
+	pthread_mutex_lock(&g->lock);
+	int local = pend_locked(g, pid_in) != NULL;
+	pthread_mutex_unlock(&g->lock);
+	if (local)
+		return;         /* (kept with the first entry made offline above it) */
+	char *dir = malloc(SCS_PATH_MAX), *p = malloc(SCS_PATH_MAX + 16);
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	char pid[SCS_GDRIVE_ID_MAX + 1];
+	const char *base;
+	int added = 0, r = dir && p && m ? 0 : -ENOMEM;
+	if (!r)
+		split(path, dir, SCS_PATH_MAX, &base);
+	while (!r && dir[0]) {
+		pthread_mutex_lock(&g->keep_lock);
+		int have = keep_find(g, dir, NULL) != NULL;
+		pthread_mutex_unlock(&g->keep_lock);
+		if (have)
+			break;
+		uint8_t *data = NULL;
+		size_t len = 0;
+		snprintf(p, SCS_PATH_MAX + 16, "%s/%s", dir, SCS_DIRID_FILE);
+		r = memo_get(g, dir, m, pid);
+		if (!r && !m->is_dir)
+			r = -ENOTDIR;
+		if (!r)
+			r = seen_data(g, p, &data, &len);
+		if (!r) {
+			pthread_mutex_lock(&g->keep_lock);
+			if (!keep_find(g, dir, NULL)) {
+				r = keep_add(g, dir, pid, m, data, len);
+				added += r == 0;
+			}
+			pthread_mutex_unlock(&g->keep_lock);
+		}
+		free(data);
+		strcpy(p, dir);
+		split(p, dir, SCS_PATH_MAX, &base);
+	}
+	if (added) {
+		pthread_mutex_lock(&g->keep_lock);
+		int w = keep_write(g);
+		pthread_mutex_unlock(&g->keep_lock);
+		if (w < 0)
+			r = w;
+	}
+	if (r < 0)
+		scs_log(SCS_LOG_WARN, "gdrive: %s: what it takes to make its folders again, were "
+			"they deleted on Drive before it is uploaded, cannot be kept (%s)", path,
+			strerror(-r));
+	free(dir);
+	free(p);
+	free(m);
+}
+
+static int object_create(struct gd_be *g, const char *id, const char *pid, const char *name,
+			 const void *data, size_t len, int link, struct scs_gdrive_meta *out);
+
+/* Folder k (keep_run held): its id on Drive now, made again if it is gone
+ * (and those above it first).  0 and id, else -errno (-ENOENT: it cannot
+ * be, its folder was not kept). */
+static int keep_ensure(struct gd_be *g, struct gd_keep *k, char id[SCS_GDRIVE_ID_MAX + 1], int *made)
+{
+	struct scs_gdrive_meta *m = malloc(sizeof *m);
+	char *parent = malloc(SCS_PATH_MAX);
+	char ppid[SCS_GDRIVE_ID_MAX + 1];
+	const char *base;
+	int r = m && parent ? 0 : -ENOMEM;
+	/* still there (wherever it is now) */
+	if (!r && (r = get_meta_fields(g, k->now[0] ? k->now : k->m.id, ",parents,trashed", m)) == 0 &&
+	    m->is_dir && !m->trashed) {
+		strcpy(id, m->id);
+		goto out;
+	}
+	if (r == 0 || r == -ENOENT) {
+		split(k->path, parent, SCS_PATH_MAX, &base);
+		r = 0;
+		if (!parent[0]) {
+			strcpy(ppid, g->root_id);
+		} else {
+			pthread_mutex_lock(&g->keep_lock);
+			struct gd_keep *up = keep_find(g, parent, NULL);
+			pthread_mutex_unlock(&g->keep_lock);
+			r = up ? keep_ensure(g, up, ppid, made) : -ENOENT;
+		}
+	}
+	if (r < 0)
+		goto out;
+	/* brought back before (a retry, an earlier mount)? */
+	uint8_t *data = NULL;
+	size_t len = 0;
+	r = lookup(g, ppid, k->m.name, m);
+	if (!r && m->is_dir) {
+		struct scs_gdrive_meta *sm = malloc(sizeof *sm);
+		int same = sm && lookup(g, m->id, SCS_DIRID_FILE, sm) == 0 &&
+			   download_mem(g, sm->id, 64, &data, &len) == 0 && len == k->len &&
+			   !memcmp(data, k->dirid, len);
+		free(sm);
+		free(data);
+		if (same) {
+			strcpy(id, m->id);
+			goto found;
+		}
+	} else if (r < 0 && r != -ENOENT) {
+		goto out;
+	}
+	/* made again: the folder, then its .scsdir */
+	char sid[SCS_GDRIVE_ID_MAX + 1];
+	uint64_t v;
+	r = next_id(g, id);
+	if (!r)
+		r = post_meta(g, id, ppid, k->m.name, FOLDER_MIME,
+			      k->m.has_perm ? k->m.perm : 0755, 0, &v);
+	if (!r)
+		r = next_id(g, sid);
+	if (!r)
+		r = object_create(g, sid, id, SCS_DIRID_FILE, k->dirid, k->len, 0, m);
+	if (r < 0)
+		goto out;
+	*made = 1;
+	scs_log(SCS_LOG_DEBUG, "gdrive: folder %s made again as %s", k->path, id);
+found:
+	strcpy(k->now, id);
+	dir_cache_put(g, k->path, id);
+	notify(g, k->path, SCS_BE_CHANGED_ENTRY);
+out:
+	free(m);
+	free(parent);
+	return r;
+}
+
+/* Folder pid, which what this mount made offline goes in, is gone from
+ * Drive: made again (keep_ensure); what was to go in it goes in the new
+ * one.  0 and to, or -errno. */
+static int keep_bring_back(struct gd_be *g, const char *pid, char to[SCS_GDRIVE_ID_MAX + 1])
+{
+	pthread_mutex_lock(&g->keep_run);
+	pthread_mutex_lock(&g->keep_lock);
+	struct gd_keep *k = keep_find(g, NULL, pid);
+	pthread_mutex_unlock(&g->keep_lock);
+	int made = 0;
+	int r = k ? keep_ensure(g, k, to, &made) : -ENOENT;
+	char *path = k ? strdup(k->path) : NULL;
+	pthread_mutex_unlock(&g->keep_run);
+	if (r == 0) {
+		/* what waits to go in the old one goes in this one */
+		pthread_mutex_lock(&g->lock);
+		for (struct gd_file *f = g->files; f; f = f->next)
+			if (local_only(f) && !strcmp(f->meta.parent, pid))
+				strcpy(f->meta.parent, to);
+		pthread_mutex_unlock(&g->lock);
+		if (made)
+			scs_log(SCS_LOG_WARN, "gdrive: folder %s was deleted on Drive meanwhile; it is "
+				"made again, holding what this mount made in it while Drive was "
+				"unreachable", path ? path : pid);
+	}
+	free(path);
+	return r;
+}
+
+/* f, made offline, is to go in a folder Drive has: if that folder was
+ * deleted on Drive meanwhile, it is made again (1), if it can be.  once:
+ * not if it was looked at before. */
+static int folder_gone_back(struct gd_be *g, struct gd_file *f, int once)
+{
+	char pid[SCS_GDRIVE_ID_MAX + 1], to[SCS_GDRIVE_ID_MAX + 1];
+	pthread_mutex_lock(&g->lock);
+	int ok = local_only(f);
+	struct gd_file *up = f;
+	/* (the folder Drive has that the folders made offline above it are in) */
+	for (int depth = 0; ok && depth < 1000; depth++) {
+		struct gd_file *pf = pend_locked(g, up->meta.parent);
+		if (!pf)
+			break;
+		up = pf;
+	}
+	strcpy(pid, up->meta.parent);
+	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_lock(&g->keep_lock);
+	struct gd_keep *k = ok ? keep_find(g, NULL, pid) : NULL;
+	int seen = k && once && k->looked;
+	ok = k && !seen;
+	if (ok)
+		k->looked = 1;
+	pthread_mutex_unlock(&g->keep_lock);
+	if (seen) {
+		/* (looked at, or being brought back by another thread now) */
+		pthread_mutex_lock(&g->keep_run);
+		pthread_mutex_unlock(&g->keep_run);
+	}
+	struct scs_gdrive_meta *m = ok ? malloc(sizeof *m) : NULL;
+	int r = m ? get_meta_fields(g, pid, ",parents,trashed", m) : -ENOMEM;
+	if ((r == 0 && m->trashed) || r == -ENOENT)
+		r = keep_bring_back(g, pid, to) == 0 ? 1 : 0;
+	else
+		r = 0;
+	free(m);
+	return r;
+}
+
+/* Making an entry made offline in folder pid found no such folder on
+ * Drive: it is made again if it can be, and pid is the new one (0). */
+static int folder_back(struct gd_be *g, char pid[SCS_GDRIVE_ID_MAX + 1])
+{
+	char to[SCS_GDRIVE_ID_MAX + 1];
+	int r = keep_bring_back(g, pid, to);
+	if (!r)
+		strcpy(pid, to);
+	return r;
 }
 
 /* f was made while Drive was unreachable: create it there now, where it
@@ -5239,6 +5651,10 @@ static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 	int r = name && m ? parent_ready(g, pid) : -ENOMEM;
 	if (!r)
 		r = post_meta(g, f->id, pid, name, is_dir ? FOLDER_MIME : NULL, perm, 0, v);
+	if (r == -ENOENT && !(r = folder_back(g, pid)))
+		r = post_meta(g, f->id, pid, name, is_dir ? FOLDER_MIME : NULL, perm, 0, v);
+	if (r == -ENOENT)
+		r = -ESTALE;    /* (not the entry gone: it stays queued) */
 	int fetched = r == 0 && !*v;
 	if (fetched) {
 		/* an earlier attempt made it (its reply was lost): as it is now */
@@ -5263,9 +5679,11 @@ static int create_pending(struct gd_be *g, struct gd_file *f, uint64_t *v,
 		strcpy(f->rev, rev);
 		pthread_mutex_unlock(&f->lock);
 		scs_log(SCS_LOG_DEBUG, "gdrive: %s, made offline, is on Drive now", f->id);
-	} else if (r == -ENOENT) {
+		keep_done(g);
+	} else if (r == -ESTALE) {
 		scs_log(SCS_LOG_ERR, "gdrive: %s, made while Drive was unreachable, cannot be "
-			"uploaded: its folder was deleted on Drive meanwhile; it stays in the cache %s",
+			"uploaded: its folder was deleted on Drive meanwhile and cannot be made again; "
+			"it stays queued in the cache %s",
 			name ? name : f->id, g->cache_dir);
 	}
 	free(m);
@@ -5293,6 +5711,7 @@ static int job_done(struct gd_be *g, struct gd_file *f, uint64_t seq)
 		g->last_sync = time(NULL);
 		g->status_gen++;
 		pthread_mutex_unlock(&g->lock);
+		keep_done(g);
 	}
 	return r;
 }
@@ -5392,6 +5811,10 @@ static int upload_one_(struct gd_be *g, struct gd_file *f, uint64_t seq)
 	int r = cur && m ? 0 : -ENOMEM, h = 0;
 	/* Nobody else sees it yet (nor would a re-key pass): its name and
 	 * content go to the current epoch before anything of it goes out. */
+	if (!r && fresh && folder_gone_back(g, f, 1) == 1) {
+		free(path);
+		path = where_now(g, f);      /* (in its folder made again) */
+	}
 	if (!r && fresh && (h = epoch_hook(g, f, SCS_BE_UP_SEND, path, sfd, size, fresh)) == 0) {
 		free(path);
 		path = where_now(g, f);      /* (renamed, if its name moved) */
@@ -7041,6 +7464,8 @@ static int cache_setup(struct gd_be *g, scs_err *err)
 		scs_log(SCS_LOG_INFO, "gdrive: %zu file%s from the last session wait%s to upload",
 			npend, npend == 1 ? "" : "s", npend == 1 ? "s" : "");
 	ids_take(g);
+	keep_load(g);
+	keep_done(g);
 	g->status_gen++;
 	return 0;
 }
@@ -7215,6 +7640,10 @@ static int link_pending(struct gd_be *g, struct gd_file *f, uint64_t seq)
 		r = parent_ready(g, pid);
 	if (!r)
 		r = object_create(g, f->id, pid, name, data, size, 1, NULL);
+	if (r == -ENOENT && !(r = folder_back(g, pid)))
+		r = object_create(g, f->id, pid, name, data, size, 1, NULL);
+	if (r == -ENOENT)
+		r = -ESTALE;
 	pthread_mutex_lock(&g->lock);
 	f->creating = 0;
 	if (!r && f->pend_create) {
@@ -7619,6 +8048,9 @@ static void gd_close(scs_backend *be)
 		free(g->dirs[i].path);
 	free(g->dirs);
 	free(g->ids);
+	keep_free(g);
+	pthread_mutex_destroy(&g->keep_lock);
+	pthread_mutex_destroy(&g->keep_run);
 	ents_free(g);
 	owns_free(g);
 	mines_free(g);
@@ -7677,6 +8109,8 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	pthread_cond_init(&g->cond, NULL);
 	pthread_mutex_init(&g->dl_lock, NULL);
 	pthread_cond_init(&g->dl_cv, NULL);
+	pthread_mutex_init(&g->keep_lock, NULL);
+	pthread_mutex_init(&g->keep_run, NULL);
 	g->lock_fd = g->obj_dfd = g->jfd = -1;
 	g->memo = calloc(1, sizeof *g->memo);
 	if (g->memo)

@@ -824,6 +824,58 @@ def test_offline_rename_of_a_file_deleted_on_drive_meanwhile_loses_nothing(gv, e
     assert "it was deleted on Drive meanwhile" in v.log(), v.log()
 
 
+@pytest.mark.parametrize("kill", [False, True], ids=["mounted", "kill9"])
+def test_offline_new_files_in_a_folder_deleted_on_drive_meanwhile_bring_it_back(gv, emu, kill):
+    """What this mount made while Drive was unreachable in a folder that
+    someone else deleted meanwhile (with everything Drive had in it) is not
+    lost: the folders it is in come back, with their names, holding only
+    what was made offline, for this mount and on a fresh machine; also
+    when the mount was killed before Drive was back (the next mount does
+    it, from what the first kept in its cache)."""
+    args = ["-o", "upload_delay=0.2,poll=1"]
+    v = gv.mount(foreground=True, args=args)
+    top = v.mnt / ("doomed-k" if kill else "doomed")
+    try:
+        before = drive_folders(emu)
+        (top / "deep").mkdir(parents=True)
+        (top / "deep" / "theirs.txt").write_bytes(b"from before")
+        (top / "kept").mkdir()
+        go_offline(v, emu, top)
+        new = drive_folders(emu) - before
+        files = emu.state()["files"]
+        doomed = [i for i in new if not set(files[i]["parents"]) & new]
+        assert len(doomed) == 1, new
+        (top / "deep" / "new.txt").write_bytes(b"made offline")
+        (top / "deep" / "sub").mkdir()
+        (top / "deep" / "sub" / "x.txt").write_bytes(b"in a folder made offline")
+        os.symlink("../new.txt", top / "deep" / "sub" / "ln")
+        if kill:
+            kill9(v)
+        # someone else deletes the whole folder meanwhile
+        emu.control(action="server_delete", id=doomed[0])
+        if kill:
+            emu.control(action="outage", on=False)
+            v.mount(foreground=True, args=args)
+        drive_back(v, emu, 60, "the new files, in their folders brought back")
+        eventually(lambda: not (top / "deep" / "theirs.txt").exists(), timeout=30,
+                   what="the deletion seen")
+        assert sorted(str(p.relative_to(top)) for p in top.rglob("*")) == \
+            ["deep", "deep/new.txt", "deep/sub", "deep/sub/ln", "deep/sub/x.txt"]
+        assert (top / "deep" / "sub" / "ln").read_bytes() == b"made offline"
+        assert not (cache_dir(gv.user) / "keep").exists()     # (nothing left to keep)
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert "was deleted on Drive meanwhile; it is made again" in v.log(), v.log()
+    no_duplicates(emu)
+    name = top.name
+    fresh_machine_reads(v, {f"{name}/deep/new.txt": b"made offline",
+                            f"{name}/deep/sub/x.txt": b"in a folder made offline",
+                            f"{name}/deep/sub/ln": b"made offline"})
+    with fresh_machine(v):
+        assert sorted(os.listdir(v.mnt / name)) == ["deep"]
+
+
 def test_chmod_keeps_the_mtime_online_and_offline(gv, emu):
     """A mode change is a metadata change on Drive, which moves a file's
     modifiedTime to now unless the request names one: the file's mtime
