@@ -5471,15 +5471,18 @@ static int keep_ensure(struct gd_be *g, struct gd_keep *k, char id[SCS_GDRIVE_ID
 	}
 	if (r < 0)
 		goto out;
-	/* brought back before (a retry, an earlier mount)? */
+	/* brought back before (a retry, an earlier mount)?  Also one whose
+	 * .scsdir did not go in yet (empty: nobody else's) */
 	uint8_t *data = NULL;
 	size_t len = 0;
+	int adopt = 0;
 	r = lookup(g, ppid, k->m.name, m);
 	if (!r && m->is_dir) {
 		struct scs_gdrive_meta *sm = malloc(sizeof *sm);
-		int same = sm && lookup(g, m->id, SCS_DIRID_FILE, sm) == 0 &&
-			   download_mem(g, sm->id, 64, &data, &len) == 0 && len == k->len &&
-			   !memcmp(data, k->dirid, len);
+		int has = sm ? lookup(g, m->id, SCS_DIRID_FILE, sm) : -ENOMEM;
+		int same = has == 0 && download_mem(g, sm->id, 64, &data, &len) == 0 &&
+			   len == k->len && !memcmp(data, k->dirid, len);
+		adopt = has == -ENOENT && dir_empty(g, m->id) == 0;
 		free(sm);
 		free(data);
 		if (same) {
@@ -5492,8 +5495,10 @@ static int keep_ensure(struct gd_be *g, struct gd_keep *k, char id[SCS_GDRIVE_ID
 	/* made again: the folder, then its .scsdir */
 	char sid[SCS_GDRIVE_ID_MAX + 1];
 	uint64_t v;
-	r = next_id(g, id);
-	if (!r)
+	if (adopt)
+		strcpy(id, m->id);
+	r = adopt ? 0 : next_id(g, id);
+	if (!r && !adopt)
 		r = post_meta(g, id, ppid, k->m.name, FOLDER_MIME,
 			      k->m.has_perm ? k->m.perm : 0755, 0, &v);
 	if (!r)

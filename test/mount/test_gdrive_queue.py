@@ -855,6 +855,10 @@ def test_offline_new_files_in_a_folder_deleted_on_drive_meanwhile_bring_it_back(
         emu.control(action="server_delete", id=doomed[0])
         if kill:
             emu.control(action="outage", on=False)
+            # the first folder made again gets no .scsdir at first (a crash
+            # in between does the same): it is taken, not made twice
+            emu.control(action="fault", method="POST", path="/upload/drive/v3/files",
+                        status=400)
             v.mount(foreground=True, args=args)
         drive_back(v, emu, 60, "the new files, in their folders brought back")
         eventually(lambda: not (top / "deep" / "theirs.txt").exists(), timeout=30,
