@@ -211,6 +211,7 @@ struct gd_be {
 	time_t last_sync;
 	char last_error[256];
 	unsigned status_gen, status_done;
+	pthread_mutex_t status_lock;   /* one write_status at a time */
 	/* The download pool: threads running the queued read-ahead GETs.
 	 * dl_lock is taken under f->lock, never the other way round. */
 	pthread_mutex_t dl_lock;
@@ -5998,12 +5999,21 @@ static void upload_failed(struct gd_be *g, struct gd_file *f, int r)
 
 /* ---- the uploader ---- */
 
-static void write_status(struct gd_be *g)
+/* The status file as of now.  One writer at a time (status_lock), so an
+ * older view never replaces a newer one; status_done only moves forward
+ * (a writer that raced with a change leaves the gen behind: written again). */
+static int write_status(struct gd_be *g, int force)
 {
 	struct scs_gdrive_status st;
 	memset(&st, 0, sizeof st);
+	pthread_mutex_lock(&g->status_lock);
 	pthread_mutex_lock(&g->lock);
 	unsigned gen = g->status_gen;
+	if (gen == g->status_done && !force) {
+		pthread_mutex_unlock(&g->lock);
+		pthread_mutex_unlock(&g->status_lock);
+		return 0;       /* (another thread wrote it meanwhile) */
+	}
 	for (struct gd_file *f = g->files; f; f = f->next) {
 		if (f->jseq <= f->dseq)
 			continue;
@@ -6030,11 +6040,14 @@ static void write_status(struct gd_be *g)
 	snprintf(st.error, sizeof st.error, "%s", g->last_error);
 	pthread_mutex_unlock(&g->lock);
 	st.updated = time(NULL);
-	if (scs_gdrive_status_write(g->cache_dir, &st) == 0) {
+	int r = scs_gdrive_status_write(g->cache_dir, &st);
+	if (r == 0) {
 		pthread_mutex_lock(&g->lock);
 		g->status_done = gen;
 		pthread_mutex_unlock(&g->lock);
 	}
+	pthread_mutex_unlock(&g->status_lock);
+	return r;
 }
 
 static void gd_close(scs_backend *be);
@@ -6184,9 +6197,10 @@ static void *uploader(void *arg)
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
 		time_t now = time(NULL), next_due;
+		int wrote = 1;
 		if (g->status_gen != g->status_done) {
 			pthread_mutex_unlock(&g->lock);
-			write_status(g);
+			wrote = write_status(g, 0) == 0;
 			pthread_mutex_lock(&g->lock);
 		}
 		if (now >= g->snap_due && !g->snapping && !g->stopping) {
@@ -6203,6 +6217,9 @@ static void *uploader(void *arg)
 		if (!f) {
 			if (g->stopping)
 				break;
+			if (wrote && g->status_gen != g->status_done)
+				continue;    /* (changed while it was written: not asleep on it;
+					      * a write that fails waits for the next turn) */
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_sec += next_due - now > 0 ? next_due - now : 1;
@@ -7520,7 +7537,7 @@ static void uploader_stop(struct gd_be *g)
 		scs_log(SCS_LOG_WARN, "gdrive: %zu file%s not uploaded yet (%s); they upload at "
 			"the next mount of this folder", left, left == 1 ? "" : "s",
 			g->last_error[0] ? g->last_error : "Drive unreachable");
-	write_status(g);
+	write_status(g, 1);
 }
 
 /* ---- whole small objects ---- */
@@ -8055,6 +8072,7 @@ static void gd_close(scs_backend *be)
 	free(g->ids);
 	keep_free(g);
 	pthread_mutex_destroy(&g->keep_lock);
+	pthread_mutex_destroy(&g->status_lock);
 	pthread_mutex_destroy(&g->keep_run);
 	ents_free(g);
 	owns_free(g);
@@ -8115,6 +8133,7 @@ static int gdrive_open(const char *spec, const char *remote, scs_backend **out, 
 	pthread_mutex_init(&g->dl_lock, NULL);
 	pthread_cond_init(&g->dl_cv, NULL);
 	pthread_mutex_init(&g->keep_lock, NULL);
+	pthread_mutex_init(&g->status_lock, NULL);
 	pthread_mutex_init(&g->keep_run, NULL);
 	g->lock_fd = g->obj_dfd = g->jfd = -1;
 	g->memo = calloc(1, sizeof *g->memo);
