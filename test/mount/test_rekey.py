@@ -738,6 +738,9 @@ def test_admin_mount_rekeys_in_the_background(group, opts):
     va.mount(foreground=True, args=["-o", opts])
     try:
         fill(va)
+        # (gdrive: the pass of this mount racing its own queued uploads can
+        # leave a conflict copy; README "Not done yet")
+        va.uploaded()
         before = tree(va.path())
         alice.ctl("member", "remove", "bob")
         deadline = time.monotonic() + 60
