@@ -28,6 +28,10 @@ int scs_mkdir_p(const char *path, mode_t mode);
 
 /* Write beside (path.tmp-XXXXXX, mode) then fsync + rename + fsync(dir). */
 int scs_local_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same without the fsyncs, for a file that is only ever a view of
+ * durable state (readers see the old or the new whole, never a part; a
+ * kill -9 keeps it, a power cut may leave the old one). */
+int scs_local_replace(const char *path, const void *data, size_t len, mode_t mode);
 /* Read a whole regular file of at most max bytes (-EFBIG beyond); *data is
  * NUL-terminated (not counted in *len); free with free(). */
 int scs_local_read(const char *path, size_t max, uint8_t **data, size_t *len);

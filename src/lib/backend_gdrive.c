@@ -4458,6 +4458,7 @@ static void file_unref(struct gd_be *g, struct gd_file *f)
 }
 
 static uint64_t journal_made(struct gd_be *g, const char *id);
+static void status_now(struct gd_be *g);
 
 /* The metadata of a new file made here while Drive is unreachable. */
 static void made_here(struct scs_gdrive_meta *m, const char *id, const char *pid,
@@ -4922,6 +4923,7 @@ static int dir_made_here(struct gd_be *g, const char *path, const char *id, cons
 	pthread_cond_broadcast(&g->cond);
 	pthread_mutex_unlock(&g->lock);
 	free(jr);
+	status_now(g);
 	own_put(g, id, pid, base, 0, 1);
 	memo_put(g, path, &f->meta, pid);
 	memo_listed(g, path);       /* (empty, and known to be) */
@@ -4967,6 +4969,7 @@ static int journal_locked(struct gd_be *g, struct gd_file *f)
 		g->status_gen++;
 		pthread_cond_broadcast(&g->cond);
 		pthread_mutex_unlock(&g->lock);
+		status_now(g);
 	}
 	free(rs);
 	return ret;
@@ -6050,6 +6053,16 @@ static int write_status(struct gd_be *g, int force)
 	return r;
 }
 
+/* After a change the journal now keeps (a close, a delete, a rename made
+ * offline): the status file says so before the call returns, so that
+ * `scsctl status` after a kill -9 right after it counts it (the uploader
+ * writes it too, but later).  No fsync: it is a view of the journal. */
+static void status_now(struct gd_be *g)
+{
+	if (g->wb)
+		(void)write_status(g, 0);
+}
+
 static void gd_close(scs_backend *be);
 
 static void clock_str(time_t t, char out[16])
@@ -6359,11 +6372,12 @@ static void file_dropped(struct gd_be *g, const char *id)
 			pthread_mutex_lock(&g->lock);
 			f->dseq = f->jseq;
 			g->status_gen++;
-			pthread_cond_broadcast(&g->cond);   /* (the status file says so soon) */
+			pthread_cond_broadcast(&g->cond);
 			pthread_mutex_unlock(&g->lock);
 		}
 	}
 	pthread_mutex_unlock(&f->lock);
+	status_now(g);
 }
 
 /* rename(2) of sid, a file made offline and not on Drive yet, over dst, a
@@ -6501,6 +6515,7 @@ static void delete_queued(struct gd_be *g, struct gd_file *f, struct scs_gdrive_
 	pthread_mutex_unlock(&f->lock);
 	free(jr);
 	if (!r) {
+		status_now(g);
 		own_put(g, f->id, NULL, NULL, 0, 0);
 		scs_log(SCS_LOG_DEBUG, "gdrive: %s deleted offline; its delete on Drive waits", f->id);
 	}
@@ -6715,6 +6730,7 @@ static int want_set(struct gd_be *g, const struct scs_gdrive_meta *m, const char
 		pthread_mutex_unlock(&g->lock);
 	}
 	pthread_mutex_unlock(&f->lock);
+	status_now(g);
 	free(jr);
 	free(old);
 	free(np);

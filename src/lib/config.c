@@ -71,7 +71,7 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int scs_local_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+static int write_atomic(const char *path, const void *data, size_t len, mode_t mode, int sync)
 {
 	char tmp[SCS_PATH_MAX], dir[SCS_PATH_MAX];
 	if (snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= (int)sizeof tmp)
@@ -84,7 +84,7 @@ int scs_local_write_atomic(const char *path, const void *data, size_t len, mode_
 		rc = -errno;
 	if (rc == 0)
 		rc = write_all(fd, data, len);
-	if (rc == 0 && fsync(fd) < 0)
+	if (rc == 0 && sync && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
@@ -94,6 +94,8 @@ int scs_local_write_atomic(const char *path, const void *data, size_t len, mode_
 		unlink(tmp);
 		return rc;
 	}
+	if (!sync)
+		return 0;
 	snprintf(dir, sizeof dir, "%s", path);
 	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
@@ -101,6 +103,16 @@ int scs_local_write_atomic(const char *path, const void *data, size_t len, mode_
 		close(dfd);
 	}
 	return 0;
+}
+
+int scs_local_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_atomic(path, data, len, mode, 1);
+}
+
+int scs_local_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_atomic(path, data, len, mode, 0);
 }
 
 int scs_local_read(const char *path, size_t max, uint8_t **data, size_t *len)

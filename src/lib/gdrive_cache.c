@@ -568,7 +568,7 @@ int scs_gdrive_status_write(const char *dir, const struct scs_gdrive_status *s)
 			 (long long)s->offline_since, (long long)s->last_sync, (long long)s->updated,
 			 (unsigned long long)s->files, (unsigned long long)s->bytes,
 			 (unsigned long long)s->deletes, (unsigned long long)s->changes, err);
-	return scs_local_write_atomic(path, buf, (size_t)n, 0600);
+	return scs_local_replace(path, buf, (size_t)n, 0600);
 }
 
 int scs_gdrive_status_parse(const void *data, size_t len, struct scs_gdrive_status *s)
