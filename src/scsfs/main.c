@@ -535,7 +535,6 @@ static int refresher_start(struct refresher *rf, struct fs *fs, double every, in
 		return 0;
 	if (pthread_create(&rf->th, NULL, refresh_main, rf) != 0)
 		return -1;
-	rf->stop = 0;
 	return 1;
 }
 
@@ -543,7 +542,7 @@ static void refresher_stop(struct refresher *rf, int started)
 {
 	if (started > 0) {
 		pthread_mutex_lock(&rf->mu);
-		rf->stop = 1;
+		__atomic_store_n(&rf->stop, 1, __ATOMIC_RELAXED);   /* (rekey_stop reads it unlocked) */
 		pthread_cond_signal(&rf->cv);
 		pthread_mutex_unlock(&rf->mu);
 		pthread_join(rf->th, NULL);
