@@ -5223,18 +5223,19 @@ static int epoch_hook_here(struct gd_be *g, struct gd_file *f, int when, int fd,
  * nothing made offline waits; bringing one back is done by path and is
  * idempotent: a folder of that name holding the same .scsdir is taken for
  * the one brought back before (a retry, the next mount). */
+#define KEEP_DIRID_MAX 64               /* a folder's .scsdir (smaller: scsfs-format(5)) */
+
 struct gd_keep {
 	char *path;
 	char pid[SCS_GDRIVE_ID_MAX + 1];
 	struct scs_gdrive_meta m;        /* the folder as seen (m.id: on Drive then) */
 	char now[SCS_GDRIVE_ID_MAX + 1]; /* its id on Drive now, once known */
-	uint8_t dirid[64];               /* its .scsdir */
+	uint8_t dirid[KEEP_DIRID_MAX];   /* its .scsdir */
 	size_t len;
 	int looked;                      /* asked Drive whether it still has it */
 };
 
 #define KEEP_MAX 4096                   /* folders kept at once */
-static const struct gd_keep k0;         /* (sizes) */
 
 static void keep_free(struct gd_be *g)
 {
@@ -5264,7 +5265,7 @@ static struct gd_keep *keep_find(struct gd_be *g, const char *path, const char *
 static int keep_add(struct gd_be *g, const char *path, const char *pid,
 		    const struct scs_gdrive_meta *m, const uint8_t *dirid, size_t len)
 {
-	if (g->nkeep >= KEEP_MAX || len > sizeof k0.dirid || !m->id[0])
+	if (g->nkeep >= KEEP_MAX || len > KEEP_DIRID_MAX || !m->id[0])
 		return -ENOSPC;
 	struct gd_keep **n = realloc(g->keep, (g->nkeep + 1) * sizeof *n);
 	if (!n)
@@ -5317,7 +5318,7 @@ static int keep_load_cb(void *arg, const struct scs_gdrive_snap_ent *x)
 {
 	struct gd_be *g = arg;
 	if (!(x->flags & SCS_GDRIVE_SNAP_DIR) || !(x->flags & SCS_GDRIVE_SNAP_DATA) ||
-	    !x->path[0] || x->len > sizeof k0.dirid)
+	    !x->path[0] || x->len > KEEP_DIRID_MAX)
 		return 0;       /* (never written so) */
 	return keep_find(g, x->path, NULL) ? 0 : keep_add(g, x->path, x->pid, &x->m, x->data, x->len);
 }
@@ -5374,11 +5375,11 @@ static void keep_done(struct gd_be *g)
 /* What this mount saw of the small object at path (no request). */
 static int seen_data(struct gd_be *g, const char *path, uint8_t **data, size_t *len)
 {
-	int r = memo_get_data(g, path, 64, data, len);
+	int r = memo_get_data(g, path, KEEP_DIRID_MAX, data, len);
 	struct scs_gdrive_meta *m;
 	if (r == -EIO && (m = malloc(sizeof *m))) {
 		if (memo_get(g, path, m, NULL) == 0)
-			r = local_content(g, m->id, 64, data, len, 1);
+			r = local_content(g, m->id, KEEP_DIRID_MAX, data, len, 1);
 		free(m);
 	}
 	return r;
@@ -5484,7 +5485,7 @@ static int keep_ensure(struct gd_be *g, struct gd_keep *k, char id[SCS_GDRIVE_ID
 	if (!r && m->is_dir) {
 		struct scs_gdrive_meta *sm = malloc(sizeof *sm);
 		int has = sm ? lookup(g, m->id, SCS_DIRID_FILE, sm) : -ENOMEM;
-		int same = has == 0 && download_mem(g, sm->id, 64, &data, &len) == 0 &&
+		int same = has == 0 && download_mem(g, sm->id, KEEP_DIRID_MAX, &data, &len) == 0 &&
 			   len == k->len && !memcmp(data, k->dirid, len);
 		adopt = has == -ENOENT && dir_empty(g, m->id) == 0;
 		free(sm);
