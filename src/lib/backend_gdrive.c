@@ -51,6 +51,7 @@
 #define MAX_TRIES      10
 #define MAX_RETRY_S    300               /* total backoff budget per request */
 #define MAX_CLOSED     32                /* closed objects kept with their cache */
+#define RELEASE_WAIT_S 1                 /* a rename waits this long for a close's release */
 #define FOLDER_MIME    "application/vnd.google-apps.folder"
 #define FIELDS         "id,name,mimeType,size,modifiedTime,version,headRevisionId,appProperties"
 #define LINK_KEY       "scsfs_link"
@@ -4452,7 +4453,8 @@ static void pool_stop(struct gd_be *g)
 static void file_unref(struct gd_be *g, struct gd_file *f)
 {
 	pthread_mutex_lock(&g->lock);
-	f->refs--;
+	if (!--f->refs && local_only(f))
+		pthread_cond_broadcast(&g->cond);    /* (pend_replace may wait for it) */
 	file_trim(g);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -6397,6 +6399,24 @@ static int pend_replace(struct gd_be *g, const char *sid, struct scs_gdrive_meta
 	struct gd_file *tf = pend_hold(g, sid), *xf = NULL;
 	if (!tf)
 		return 0;
+	/* close(2) returns after FUSE's flush, which journaled sid; the
+	 * release that lets go of its last handle comes on its own, and an
+	 * editor's rename right after the close can overtake it.  Give it a
+	 * moment rather than take the other way (dst deleted, sid made as a
+	 * new entry: dst's id and history on Drive lost).  A file that is
+	 * really still open is moved by the caller after the wait. */
+	if (tf->refs && tf->pseq && !tf->inflight) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += RELEASE_WAIT_S;
+		while (tf && (tf->refs || tf->inflight) &&   /* (an upload try: offline, brief) */
+		       pthread_cond_timedwait(&g->cond, &g->lock, &dl) == 0)
+			tf = pend_locked(g, sid);
+		if (!tf || tf->creating) {
+			pthread_mutex_unlock(&g->lock);
+			return 0;
+		}
+	}
 	int r = tf->refs || tf->inflight || !tf->pseq ? 1 : 0;
 	if (!r)
 		r = file_get(g, dst, to, &xf);

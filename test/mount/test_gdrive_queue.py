@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -494,6 +495,37 @@ def test_offline_new_files_queue_and_upload_when_back(gv, emu):
                             "offnew/d/over.txt": b"replaced while open"})
     with fresh_machine(v):
         check_offline_changes(top, big)     # names, modes, and nothing else
+
+
+def test_offline_save_through_a_temporary_name_whose_release_comes_late(gv, emu):
+    """close(2) returns at FUSE's flush; the release that lets go of the
+    file's last handle follows on its own, and an editor's rename right
+    after the close can overtake it.  The save (a temporary file renamed
+    over one Drive has) still keeps the original's Drive entry: here a
+    second handle, closed 0.3 s into the rename, stands for that release."""
+    v = gv.mount(args=["-o", "upload_delay=0.2"])
+    top = v.mnt / "late"
+    try:
+        make_drive_files(top)
+        go_offline(v, emu, top)
+        ids = sorted(f["id"] for fs in stored(emu).values() for f in fs)
+        tmp = top / "d" / ".keep.txt.swp"
+        tmp.write_bytes(b"saved, released late")
+        fd = os.open(tmp, os.O_RDONLY)
+        late = threading.Timer(0.3, os.close, (fd,))
+        late.start()
+        os.rename(tmp, top / "d" / "keep.txt")
+        late.join()
+        assert (top / "d" / "keep.txt").read_bytes() == b"saved, released late"
+        # one upload: keep.txt's new content; no delete, no new entry
+        assert len(journal_pending(gv.user, "PU")) == 1, \
+            (cache_dir(gv.user) / "journal").read_text()
+        drive_back(v, emu)
+    finally:
+        emu.control(action="outage", on=False)
+        v.unmount(check=False)
+    assert sorted(f["id"] for fs in stored(emu).values() for f in fs) == ids
+    fresh_machine_reads(v, {"late/d/keep.txt": b"saved, released late"})
 
 
 def test_offline_new_files_survive_kill9_and_upload_at_the_next_mount(gv, emu):
