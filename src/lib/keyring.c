@@ -949,7 +949,8 @@ int scs_keyring_pin_write(const scs_keyring *kr, scs_err *err)
 	return pin_store(kr->group_id, kr->seq, kr->head, err);
 }
 
-int scs_keyring_pin_check(const scs_keyring *kr, int update, scs_err *err)
+/* behind (may be NULL): set when the keyring ends before the pin. */
+static int pin_check(const scs_keyring *kr, int update, int *behind, scs_err *err)
 {
 	char path[SCS_PATH_MAX], fpr[SCS_FPR_TEXT_LEN];
 	if (pin_path(kr->group_id, path, NULL) < 0)
@@ -982,6 +983,8 @@ int scs_keyring_pin_check(const scs_keyring *kr, int update, scs_err *err)
 	if (memcmp(gid, kr->group_id, sizeof gid) != 0)
 		return scs_err_set(err, -EBADMSG, "the keyring's genesis does not match the pinned "
 				   "group %s; the folder may have been replaced", fpr);
+	if (kr->seq < seq && behind)
+		*behind = 1;
 	if (kr->seq < seq)
 		return scs_err_set(err, -EBADMSG, "the keyring was rolled back: it ends at entry %u but "
 				   "this machine has already seen entry %u; newer entries were removed "
@@ -992,6 +995,44 @@ int scs_keyring_pin_check(const scs_keyring *kr, int update, scs_err *err)
 	if (update && kr->seq > seq)
 		return pin_store(kr->group_id, kr->seq, kr->head, err);
 	return 0;
+}
+
+int scs_keyring_pin_check(const scs_keyring *kr, int update, scs_err *err)
+{
+	return pin_check(kr, update, NULL, err);
+}
+
+#define PIN_RELISTS 3
+
+int scs_keyring_load_pinned(scs_backend *be, const uint8_t *head, uint32_t head_seq, int update,
+			    scs_keyring **out, scs_err *err)
+{
+	*out = NULL;
+	for (int i = 0;; i++) {
+		scs_keyring *kr;
+		int behind = 0, rc = scs_keyring_load(be, &kr, err);
+		if (rc < 0)
+			return rc;
+		if (head && (kr->seq < head_seq ||
+			     memcmp(kr->entries[head_seq].hash, head, SCS_SHA256_LEN) != 0))
+			rc = scs_err_set(err, -EBADMSG, "the keyring changed under this mount in a "
+					 "way that rewrites history (entry %u differs); refused",
+					 head_seq);
+		if (rc == 0)
+			rc = pin_check(kr, update, &behind, err);
+		if (rc == 0) {
+			*out = kr;
+			return 0;
+		}
+		scs_keyring_free(kr);
+		/* Not a rollback yet: another process of this machine may have
+		 * added an entry and pinned it after our listing began.  The
+		 * pin is written once the entry is stored, so a listing begun
+		 * after the pin was read holds it. */
+		if (!behind || i + 1 == PIN_RELISTS)
+			return rc;
+		scs_err_clear(err);
+	}
 }
 
 /* ---- epoch keys ---- */

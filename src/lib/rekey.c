@@ -1233,13 +1233,9 @@ int scs_rekey_retire(scs_vault *v, uint32_t below, scs_err *err)
 		uint8_t (*keys)[SCS_KEY_LEN] = NULL, *entry = NULL;
 		uint32_t nkeys = 0;
 		size_t len = 0;
-		int r = scs_keyring_load(be, &kr, err);
-		if (r == 0)
-			r = scs_keyring_pin_check(kr, 1, err);
-		if (r < 0) {
-			scs_keyring_free(kr);
+		int r = scs_keyring_load_pinned(be, NULL, 0, 1, &kr, err);
+		if (r < 0)
 			return r;
-		}
 		const struct scs_member *me = scs_keyring_member(kr, self->fpr);
 		if (!me || me->role != SCS_ROLE_ADMIN) {
 			scs_keyring_free(kr);

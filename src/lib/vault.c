@@ -296,15 +296,10 @@ static int load_keyring(scs_backend *be, const scs_identity *id, const uint8_t *
 {
 	scs_keyring *kr;
 	const char *by;
-	int rc = scs_keyring_load(be, &kr, err);
+	int rc = scs_keyring_load_pinned(be, head, seq, 1, &kr, err);
 	if (rc < 0)
 		return rc;
-	if (head && (kr->seq < seq || memcmp(kr->entries[seq].hash, head, SCS_SHA256_LEN) != 0))
-		rc = scs_err_set(err, -EBADMSG, "the keyring changed under this mount in a way that "
-				 "rewrites history (entry %u differs); refused", seq);
-	if (rc == 0)
-		rc = scs_keyring_pin_check(kr, 1, err);
-	if (rc == 0 && !scs_keyring_member(kr, id->fpr)) {
+	if (!scs_keyring_member(kr, id->fpr)) {
 		const struct scs_kr_entry *e = membership_entry(kr, id->fpr, &by);
 		if (removed && e && e->kind == SCS_KR_REMOVE)
 			*removed = 1;

@@ -401,6 +401,64 @@ static void test_pin(void)
 
 /* Store chain[0..n) with entry i replaced by bad; expect load to fail with
  * a message containing want. */
+/* Another process of this machine (a mount's re-key pass, another scsctl)
+ * adds entry 5 and pins it just after a listing of the keyring. */
+static const struct scs_backend_ops *race_orig;
+static struct scs_backend_ops race_ops;
+static int race_armed;
+
+static int race_list(scs_backend *be, const char *dir, scs_list_cb cb, void *arg)
+{
+	int r = race_orig->list(be, dir, cb, arg);
+	if (race_armed && strcmp(dir, SCS_KEYRING_DIR) == 0) {
+		scs_err err = { 0 };
+		race_armed = 0;
+		put(be, 5, chain[5]);
+		CHECK_EQ(scs_keyring_pin_write(states[5], &err), 0);
+	}
+	return r;
+}
+
+static void test_pin_race(void)
+{
+	scs_err err = { 0 };
+	scs_keyring *kr = NULL;
+	char data[4096];
+	snprintf(data, sizeof data, "%s/pin-race-data", tmp);
+	setenv("XDG_DATA_HOME", data, 1);
+
+	scs_backend *be = remote_with("pin-race", chain, 5);
+	CHECK_EQ(scs_keyring_pin_write(states[4], &err), 0);
+	race_orig = be->ops;
+	race_ops = *be->ops;
+	race_ops.list = race_list;
+	be->ops = &race_ops;
+	race_armed = 1;
+	/* The listing ends at 4, the pin then says 5: listed again, not a rollback. */
+	CHECK_EQ(scs_keyring_load_pinned(be, NULL, 0, 1, &kr, &err), 0);
+	CHECK(!race_armed);
+	CHECK(kr && kr->seq == 5);
+	scs_keyring_free(kr);
+	kr = NULL;
+	be->ops = race_orig;
+
+	/* A refresh: the head it holds must still be in the keyring. */
+	CHECK_EQ(scs_keyring_load_pinned(be, states[3]->head, 3, 1, &kr, &err), 0);
+	scs_keyring_free(kr);
+	kr = NULL;
+	CHECK_EQ(scs_keyring_load_pinned(be, states[2]->head, 3, 1, &kr, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "rewrites history") != NULL);
+	CHECK(kr == NULL);
+
+	/* Entries really gone stay a rollback. */
+	scs_backend *rb = remote_with("pin-race-rollback", chain, 4);
+	CHECK_EQ(scs_keyring_load_pinned(rb, NULL, 0, 1, &kr, &err), -EBADMSG);
+	CHECK(strstr(err.msg, "the keyring was rolled back") != NULL);
+	CHECK(kr == NULL);
+	scs_backend_close(rb);
+	scs_backend_close(be);
+}
+
 static void expect_refused(const char *tag, int n, int i, struct blob bad, const char *want)
 {
 	scs_err err = { 0 };
@@ -976,6 +1034,7 @@ int main(void)
 	make_chain();
 	test_valid_chain();
 	test_pin();
+	test_pin_race();
 	test_tampering();
 	test_structure();
 	test_signers();
