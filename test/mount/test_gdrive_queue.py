@@ -502,7 +502,7 @@ def test_offline_save_through_a_temporary_name_whose_release_comes_late(gv, emu)
     file's last handle follows on its own, and an editor's rename right
     after the close can overtake it.  The save (a temporary file renamed
     over one Drive has) still keeps the original's Drive entry: here a
-    second handle, closed 0.3 s into the rename, stands for that release."""
+    second handle, closed 0.2 s into the rename, stands for that release."""
     v = gv.mount(args=["-o", "upload_delay=0.2"])
     top = v.mnt / "late"
     try:
@@ -512,7 +512,7 @@ def test_offline_save_through_a_temporary_name_whose_release_comes_late(gv, emu)
         tmp = top / "d" / ".keep.txt.swp"
         tmp.write_bytes(b"saved, released late")
         fd = os.open(tmp, os.O_RDONLY)
-        late = threading.Timer(0.3, os.close, (fd,))
+        late = threading.Timer(0.2, os.close, (fd,))
         late.start()
         os.rename(tmp, top / "d" / "keep.txt")
         late.join()
