@@ -155,14 +155,15 @@ void scs_group_fpr(const scs_keyring *kr, char out[SCS_FPR_TEXT_LEN]);
  * mark) or a fork (different hash at the marked seq); then, if update and
  * the keyring is newer, moves the mark forward.  write: pin kr as is. */
 int scs_keyring_pin_check(const scs_keyring *kr, int update, scs_err *err);
-/* scs_keyring_load, then scs_keyring_pin_check.  A keyring that ends
+/* scs_keyring_load, then scs_keyring_pin_check (the mark moves forward
+ * if the keyring grew).  A keyring that ends
  * before the pin is listed again (up to 3 times) before it is called
  * rolled back: another process of this machine (a mount's re-key pass,
  * another scsctl) may have added and pinned an entry meanwhile.  head
  * (may be NULL): the keyring must still hold it as entry head_seq (a
  * refresh), checked before the pin moves, so a rewritten history never
  * reaches the pin. */
-int scs_keyring_load_pinned(scs_backend *be, const uint8_t *head, uint32_t head_seq, int update,
+int scs_keyring_load_pinned(scs_backend *be, const uint8_t *head, uint32_t head_seq,
 			    scs_keyring **out, scs_err *err);
 int scs_keyring_pin_write(const scs_keyring *kr, scs_err *err);
 

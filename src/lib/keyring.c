@@ -983,12 +983,13 @@ static int pin_check(const scs_keyring *kr, int update, int *behind, scs_err *er
 	if (memcmp(gid, kr->group_id, sizeof gid) != 0)
 		return scs_err_set(err, -EBADMSG, "the keyring's genesis does not match the pinned "
 				   "group %s; the folder may have been replaced", fpr);
-	if (kr->seq < seq && behind)
-		*behind = 1;
-	if (kr->seq < seq)
+	if (kr->seq < seq) {
+		if (behind)
+			*behind = 1;
 		return scs_err_set(err, -EBADMSG, "the keyring was rolled back: it ends at entry %u but "
 				   "this machine has already seen entry %u; newer entries were removed "
 				   "from .scsfs/keyring (restore them, or ask an admin)", kr->seq, seq);
+	}
 	if (memcmp(kr->entries[seq].hash, head, sizeof head) != 0)
 		return scs_err_set(err, -EBADMSG, "the keyring was rewritten: entry %u differs from the "
 				   "one this machine saw before (a fork); ask an admin which is right", seq);
@@ -1004,7 +1005,7 @@ int scs_keyring_pin_check(const scs_keyring *kr, int update, scs_err *err)
 
 #define PIN_RELISTS 3
 
-int scs_keyring_load_pinned(scs_backend *be, const uint8_t *head, uint32_t head_seq, int update,
+int scs_keyring_load_pinned(scs_backend *be, const uint8_t *head, uint32_t head_seq,
 			    scs_keyring **out, scs_err *err)
 {
 	*out = NULL;
@@ -1019,7 +1020,7 @@ int scs_keyring_load_pinned(scs_backend *be, const uint8_t *head, uint32_t head_
 					 "way that rewrites history (entry %u differs); refused",
 					 head_seq);
 		if (rc == 0)
-			rc = pin_check(kr, update, &behind, err);
+			rc = pin_check(kr, 1, &behind, err);
 		if (rc == 0) {
 			*out = kr;
 			return 0;

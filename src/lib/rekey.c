@@ -1233,7 +1233,7 @@ int scs_rekey_retire(scs_vault *v, uint32_t below, scs_err *err)
 		uint8_t (*keys)[SCS_KEY_LEN] = NULL, *entry = NULL;
 		uint32_t nkeys = 0;
 		size_t len = 0;
-		int r = scs_keyring_load_pinned(be, NULL, 0, 1, &kr, err);
+		int r = scs_keyring_load_pinned(be, NULL, 0, &kr, err);
 		if (r < 0)
 			return r;
 		const struct scs_member *me = scs_keyring_member(kr, self->fpr);

@@ -296,7 +296,7 @@ static int load_keyring(scs_backend *be, const scs_identity *id, const uint8_t *
 {
 	scs_keyring *kr;
 	const char *by;
-	int rc = scs_keyring_load_pinned(be, head, seq, 1, &kr, err);
+	int rc = scs_keyring_load_pinned(be, head, seq, &kr, err);
 	if (rc < 0)
 		return rc;
 	if (!scs_keyring_member(kr, id->fpr)) {

@@ -192,7 +192,7 @@ static void free_kr(scs_keyring **kr)
 static int load_verified(scs_backend *be, scs_keyring **kr)
 {
 	scs_err err = { 0 };
-	if (scs_keyring_load_pinned(be, NULL, 0, 1, kr, &err) < 0) {
+	if (scs_keyring_load_pinned(be, NULL, 0, kr, &err) < 0) {
 		free_kr(kr);
 		return scsctl_fail(&err);
 	}

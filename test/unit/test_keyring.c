@@ -435,7 +435,7 @@ static void test_pin_race(void)
 	be->ops = &race_ops;
 	race_armed = 1;
 	/* The listing ends at 4, the pin then says 5: listed again, not a rollback. */
-	CHECK_EQ(scs_keyring_load_pinned(be, NULL, 0, 1, &kr, &err), 0);
+	CHECK_EQ(scs_keyring_load_pinned(be, NULL, 0, &kr, &err), 0);
 	CHECK(!race_armed);
 	CHECK(kr && kr->seq == 5);
 	scs_keyring_free(kr);
@@ -443,16 +443,16 @@ static void test_pin_race(void)
 	be->ops = race_orig;
 
 	/* A refresh: the head it holds must still be in the keyring. */
-	CHECK_EQ(scs_keyring_load_pinned(be, states[3]->head, 3, 1, &kr, &err), 0);
+	CHECK_EQ(scs_keyring_load_pinned(be, states[3]->head, 3, &kr, &err), 0);
 	scs_keyring_free(kr);
 	kr = NULL;
-	CHECK_EQ(scs_keyring_load_pinned(be, states[2]->head, 3, 1, &kr, &err), -EBADMSG);
+	CHECK_EQ(scs_keyring_load_pinned(be, states[2]->head, 3, &kr, &err), -EBADMSG);
 	CHECK(strstr(err.msg, "rewrites history") != NULL);
 	CHECK(kr == NULL);
 
 	/* Entries really gone stay a rollback. */
 	scs_backend *rb = remote_with("pin-race-rollback", chain, 4);
-	CHECK_EQ(scs_keyring_load_pinned(rb, NULL, 0, 1, &kr, &err), -EBADMSG);
+	CHECK_EQ(scs_keyring_load_pinned(rb, NULL, 0, &kr, &err), -EBADMSG);
 	CHECK(strstr(err.msg, "the keyring was rolled back") != NULL);
 	CHECK(kr == NULL);
 	scs_backend_close(rb);
